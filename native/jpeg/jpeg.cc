@@ -1,0 +1,205 @@
+// stcnet_jpeg: a small Node-API addon over libturbojpeg for the frame cache.
+// Context-aware (one TurboJPEG handle pair per environment), so it loads in worker threads.
+#include <napi.h>
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace {
+
+struct Handles {
+  tjhandle compressor = nullptr;
+  tjhandle decompressor = nullptr;
+  ~Handles() {
+    if (compressor) tjDestroy(compressor);
+    if (decompressor) tjDestroy(decompressor);
+  }
+};
+
+Handles* GetHandles(Napi::Env env) { return env.GetInstanceData<Handles>(); }
+
+bool GetBytes(const Napi::Value& value, uint8_t** data, size_t* length) {
+  if (!value.IsTypedArray()) return false;
+  Napi::TypedArray array = value.As<Napi::TypedArray>();
+  if (array.TypedArrayType() != napi_uint8_array) return false;
+  Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+  *data = bytes.Data();
+  *length = bytes.ByteLength();
+  return true;
+}
+
+Napi::Value Fail(Napi::Env env, const std::string& message) {
+  Napi::Error::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// encode(rgb: Uint8Array, width, height, quality, subsampling: 444|420) -> Buffer
+Napi::Value Encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* rgb;
+  size_t length;
+  if (info.Length() < 5 || !GetBytes(info[0], &rgb, &length)) {
+    return Fail(env, "jpeg.encode(rgb, width, height, quality, subsampling): rgb must be a Uint8Array");
+  }
+  int width = info[1].As<Napi::Number>().Int32Value();
+  int height = info[2].As<Napi::Number>().Int32Value();
+  int quality = info[3].As<Napi::Number>().Int32Value();
+  int subsampling = info[4].As<Napi::Number>().Int32Value();
+  if (width <= 0 || height <= 0 || static_cast<size_t>(width) * height * 3 != length) {
+    return Fail(env, "jpeg.encode: rgb has " + std::to_string(length) + " bytes, expected " +
+                         std::to_string(width) + "x" + std::to_string(height) + "x3");
+  }
+  Handles* handles = GetHandles(env);
+  if (!handles->compressor) handles->compressor = tjInitCompress();
+  unsigned char* out = nullptr;
+  unsigned long outSize = 0;
+  int samp = subsampling == 444 ? TJSAMP_444 : (subsampling == 422 ? TJSAMP_422 : TJSAMP_420);
+  if (tjCompress2(handles->compressor, rgb, width, 0, height, TJPF_RGB, &out, &outSize, samp, quality,
+                  TJFLAG_FASTDCT) != 0) {
+    std::string message = std::string("jpeg.encode: ") + tjGetErrorStr2(handles->compressor);
+    if (out) tjFree(out);
+    return Fail(env, message);
+  }
+  Napi::Buffer<uint8_t> result = Napi::Buffer<uint8_t>::Copy(env, out, outSize);
+  tjFree(out);
+  return result;
+}
+
+// header(jpeg: Uint8Array) -> [width, height]
+Napi::Value Header(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* jpeg;
+  size_t length;
+  if (info.Length() < 1 || !GetBytes(info[0], &jpeg, &length)) return Fail(env, "jpeg.header(jpeg): expected a Uint8Array");
+  Handles* handles = GetHandles(env);
+  if (!handles->decompressor) handles->decompressor = tjInitDecompress();
+  int width, height, subsamp, colorspace;
+  if (tjDecompressHeader3(handles->decompressor, jpeg, length, &width, &height, &subsamp, &colorspace) != 0) {
+    return Fail(env, std::string("jpeg.header: ") + tjGetErrorStr2(handles->decompressor));
+  }
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(uint32_t(0), width);
+  result.Set(uint32_t(1), height);
+  return result;
+}
+
+// decodeInto(jpeg: Uint8Array, out: Uint8Array, outOffset, width, height, fast: boolean) -> undefined
+// Decodes an RGB image of exactly width x height into out at outOffset (bytes).
+Napi::Value DecodeInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* jpeg;
+  size_t length;
+  uint8_t* out;
+  size_t outLength;
+  if (info.Length() < 6 || !GetBytes(info[0], &jpeg, &length) || !GetBytes(info[1], &out, &outLength)) {
+    return Fail(env, "jpeg.decodeInto(jpeg, out, outOffset, width, height, fast): expected Uint8Arrays");
+  }
+  size_t offset = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  int width = info[3].As<Napi::Number>().Int32Value();
+  int height = info[4].As<Napi::Number>().Int32Value();
+  bool fast = info[5].ToBoolean().Value();
+  Handles* handles = GetHandles(env);
+  if (!handles->decompressor) handles->decompressor = tjInitDecompress();
+  int w, h, subsamp, colorspace;
+  if (tjDecompressHeader3(handles->decompressor, jpeg, length, &w, &h, &subsamp, &colorspace) != 0) {
+    return Fail(env, std::string("jpeg.decodeInto: ") + tjGetErrorStr2(handles->decompressor));
+  }
+  if (w != width || h != height) {
+    return Fail(env, "jpeg.decodeInto: image is " + std::to_string(w) + "x" + std::to_string(h) + ", expected " +
+                         std::to_string(width) + "x" + std::to_string(height));
+  }
+  if (offset + static_cast<size_t>(w) * h * 3 > outLength) return Fail(env, "jpeg.decodeInto: output buffer too small");
+  int flags = fast ? (TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE) : 0;
+  if (tjDecompress2(handles->decompressor, jpeg, length, out + offset, w, 0, h, TJPF_RGB, flags) != 0) {
+    return Fail(env, std::string("jpeg.decodeInto: ") + tjGetErrorStr2(handles->decompressor));
+  }
+  return env.Undefined();
+}
+
+// cropResize(src, srcWidth, srcHeight, x, y, w, h, flip, dst, dstOffset, dstWidth, dstHeight, planeStride)
+// Bilinear resampling of the box (x, y, w, h) of an RGB (HWC) frame into three planes of dst
+// (channel c at dstOffset + c * planeStride), optionally mirrored horizontally. Pixel centres are
+// aligned as in PIL/OpenCV (half-pixel offsets). Output is uint8.
+Napi::Value CropResize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* src;
+  size_t srcLength;
+  uint8_t* dst;
+  size_t dstLength;
+  if (info.Length() < 13 || !GetBytes(info[0], &src, &srcLength) || !GetBytes(info[8], &dst, &dstLength)) {
+    return Fail(env, "jpeg.cropResize: expected Uint8Arrays for src and dst");
+  }
+  int sw = info[1].As<Napi::Number>().Int32Value();
+  int sh = info[2].As<Napi::Number>().Int32Value();
+  double bx = info[3].As<Napi::Number>().DoubleValue();
+  double by = info[4].As<Napi::Number>().DoubleValue();
+  double bw = info[5].As<Napi::Number>().DoubleValue();
+  double bh = info[6].As<Napi::Number>().DoubleValue();
+  bool flip = info[7].ToBoolean().Value();
+  size_t dstOffset = static_cast<size_t>(info[9].As<Napi::Number>().Int64Value());
+  int dw = info[10].As<Napi::Number>().Int32Value();
+  int dh = info[11].As<Napi::Number>().Int32Value();
+  size_t plane = static_cast<size_t>(info[12].As<Napi::Number>().Int64Value());
+  if (static_cast<size_t>(sw) * sh * 3 > srcLength) return Fail(env, "jpeg.cropResize: src too small");
+  if (dstOffset + 2 * plane + static_cast<size_t>(dw) * dh > dstLength) return Fail(env, "jpeg.cropResize: dst too small");
+  // Precompute horizontal taps.
+  std::unique_ptr<int[]> x0(new int[dw]);
+  std::unique_ptr<int[]> wx(new int[dw]);
+  double sx = bw / dw;
+  double sy = bh / dh;
+  for (int i = 0; i < dw; i++) {
+    double fx = bx + (i + 0.5) * sx - 0.5;
+    if (fx < 0) fx = 0;
+    if (fx > sw - 1) fx = sw - 1;
+    int ix = static_cast<int>(fx);
+    if (ix > sw - 2) ix = sw > 1 ? sw - 2 : 0;
+    double frac = fx - ix;
+    int k = flip ? dw - 1 - i : i;
+    x0[k] = ix * 3;
+    wx[k] = sw > 1 ? static_cast<int>(frac * 256 + 0.5) : 0;
+  }
+  uint8_t* r = dst + dstOffset;
+  uint8_t* g = r + plane;
+  uint8_t* b = g + plane;
+  for (int j = 0; j < dh; j++) {
+    double fy = by + (j + 0.5) * sy - 0.5;
+    if (fy < 0) fy = 0;
+    if (fy > sh - 1) fy = sh - 1;
+    int iy = static_cast<int>(fy);
+    if (iy > sh - 2) iy = sh > 1 ? sh - 2 : 0;
+    int wy = sh > 1 ? static_cast<int>((fy - iy) * 256 + 0.5) : 0;
+    const uint8_t* row0 = src + static_cast<size_t>(iy) * sw * 3;
+    const uint8_t* row1 = sh > 1 ? row0 + static_cast<size_t>(sw) * 3 : row0;
+    size_t o = static_cast<size_t>(j) * dw;
+    for (int i = 0; i < dw; i++, o++) {
+      const uint8_t* p0 = row0 + x0[i];
+      const uint8_t* p1 = row1 + x0[i];
+      int a = wx[i];
+      int na = 256 - a;
+      int step = sw > 1 ? 3 : 0;
+      for (int c = 0; c < 3; c++) {
+        int top = p0[c] * na + p0[c + step] * a;
+        int bottom = p1[c] * na + p1[c + step] * a;
+        int v = (top * (256 - wy) + bottom * wy + (1 << 15)) >> 16;
+        (c == 0 ? r : c == 1 ? g : b)[o] = static_cast<uint8_t>(v);
+      }
+    }
+  }
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<Handles>(new Handles());
+  exports.Set("encode", Napi::Function::New(env, Encode));
+  exports.Set("header", Napi::Function::New(env, Header));
+  exports.Set("decodeInto", Napi::Function::New(env, DecodeInto));
+  exports.Set("cropResize", Napi::Function::New(env, CropResize));
+  exports.Set("version", Napi::String::New(env, "stcnet_jpeg 1"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(stcnet_jpeg, Init)

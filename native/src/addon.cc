@@ -1,0 +1,277 @@
+// Module entry: handle lifetime, memory accounting, autograd, threads, seeds and devices.
+// Operator calls live in convert.cc, typed-array I/O in tensor_io.cc.
+#include "handle.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/GradMode.h>
+#include <sstream>
+#include <torch/version.h>
+
+namespace stcnet {
+
+MemoryCounters& counters() {
+  static MemoryCounters instance;
+  return instance;
+}
+
+static int64_t bytesOf(const at::Tensor& tensor) {
+  // A view shares its base's storage; counting it again would double-report.
+  if (!tensor.defined() || !tensor.has_storage() || tensor.is_view()) return 0;
+  return static_cast<int64_t>(tensor.storage().nbytes());
+}
+
+void releaseHolder(Napi::Env env, TensorHolder* holder) {
+  if (!holder->tensor.defined()) return;
+  counters().liveTensors--;
+  counters().liveBytes -= holder->reportedBytes;
+  if (holder->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -holder->reportedBytes);
+  holder->reportedBytes = 0;
+  holder->tensor.reset();
+}
+
+Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  auto* holder = new TensorHolder{std::move(tensor), 0};
+  holder->reportedBytes = bytesOf(holder->tensor);
+  counters().liveTensors++;
+  counters().liveBytes += holder->reportedBytes;
+  if (holder->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, holder->reportedBytes);
+  return Napi::External<TensorHolder>::New(env, holder, [](Napi::Env env, TensorHolder* owned) {
+    releaseHolder(env, owned);
+    delete owned;
+  });
+}
+
+at::Tensor& unwrapTensor(const Napi::Value& value, const char* what) {
+  if (!value.IsExternal()) {
+    throw Napi::TypeError::New(value.Env(), std::string(what) + ": expected a tensor");
+  }
+  auto* holder = value.As<Napi::External<TensorHolder>>().Data();
+  if (!holder->tensor.defined()) {
+    auto error = Napi::Error::New(value.Env(), std::string(what) + ": tensor used after dispose()");
+    error.Set("code", Napi::String::New(value.Env(), "ERR_DISPOSED"));
+    throw error;
+  }
+  return holder->tensor;
+}
+
+const char* dtypeName(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(type);
+  }
+}
+
+std::string describeTensor(const at::Tensor& tensor) {
+  if (!tensor.defined()) return "undefined";
+  std::ostringstream out;
+  out << dtypeName(tensor.scalar_type()) << "[";
+  auto sizes = tensor.sizes();
+  for (size_t i = 0; i < sizes.size(); i++) out << (i ? ", " : "") << sizes[i];
+  out << "]";
+  if (!tensor.device().is_cpu()) out << " " << tensor.device().str();
+  return out.str();
+}
+
+static Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) releaseHolder(info.Env(), info[0].As<Napi::External<TensorHolder>>().Data());
+  return info.Env().Undefined();
+}
+
+static Napi::Value IsLive(const Napi::CallbackInfo& info) {
+  bool live = info[0].IsExternal() && info[0].As<Napi::External<TensorHolder>>().Data()->tensor.defined();
+  return Napi::Boolean::New(info.Env(), live);
+}
+
+static Napi::Value Memory(const Napi::CallbackInfo& info) {
+  auto result = Napi::Object::New(info.Env());
+  result.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(counters().liveTensors.load())));
+  result.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(counters().liveBytes.load())));
+  return result;
+}
+
+static Napi::Value Shape(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "shape");
+  auto sizes = tensor.sizes();
+  auto result = Napi::Array::New(info.Env(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); i++) result.Set(i, Napi::Number::New(info.Env(), static_cast<double>(sizes[i])));
+  return result;
+}
+
+static Napi::Value Strides(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "strides");
+  auto strides = tensor.strides();
+  auto result = Napi::Array::New(info.Env(), strides.size());
+  for (size_t i = 0; i < strides.size(); i++) result.Set(i, Napi::Number::New(info.Env(), static_cast<double>(strides[i])));
+  return result;
+}
+
+static Napi::Value Dtype(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), dtypeName(unwrapTensor(info[0], "dtype").scalar_type()));
+}
+
+static Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), unwrapTensor(info[0], "device").device().str());
+}
+
+static Napi::Value Describe(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), describeTensor(unwrapTensor(info[0], "describe")));
+}
+
+static Napi::Value Item(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "item");
+  return guard(info.Env(), "item(" + describeTensor(tensor) + ")", [&]() -> Napi::Value {
+    auto scalar = tensor.item();
+    if (scalar.isBoolean()) return Napi::Boolean::New(info.Env(), scalar.toBool());
+    return Napi::Number::New(info.Env(), scalar.toDouble());
+  });
+}
+
+static Napi::Value SameStorage(const Napi::CallbackInfo& info) {
+  auto& a = unwrapTensor(info[0], "sameStorage");
+  auto& b = unwrapTensor(info[1], "sameStorage");
+  return Napi::Boolean::New(info.Env(), a.is_same(b) || (a.has_storage() && b.has_storage() && a.storage().is_alias_of(b.storage())));
+}
+
+// --- autograd ---
+
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrapTensor(info[0], "requiresGrad").requires_grad());
+}
+
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "setRequiresGrad");
+  guard(info.Env(), "setRequiresGrad(" + describeTensor(tensor) + ")", [&] { tensor.set_requires_grad(info[1].ToBoolean()); });
+  return info.Env().Undefined();
+}
+
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  return wrapTensor(info.Env(), unwrapTensor(info[0], "grad").grad());
+}
+
+static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "setGrad");
+  if (info[1].IsNull() || info[1].IsUndefined()) {
+    tensor.mutable_grad().reset();
+  } else {
+    tensor.mutable_grad() = unwrapTensor(info[1], "setGrad");
+  }
+  return info.Env().Undefined();
+}
+
+static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrapTensor(info[0], "isLeaf").is_leaf());
+}
+
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  auto& tensor = unwrapTensor(info[0], "backward");
+  at::Tensor gradient;
+  if (info.Length() > 1 && info[1].IsExternal()) gradient = unwrapTensor(info[1], "backward");
+  bool retainGraph = info.Length() > 2 && info[2].ToBoolean();
+  guard(info.Env(), "backward(" + describeTensor(tensor) + ")", [&] {
+    tensor.backward(gradient, retainGraph, false);
+  });
+  return info.Env().Undefined();
+}
+
+static Napi::Value GradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
+}
+
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  c10::GradMode::set_enabled(info[0].ToBoolean());
+  return info.Env().Undefined();
+}
+
+// --- threads, seeds, devices ---
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int threads = info[0].As<Napi::Number>().Int32Value();
+  if (threads < 1) throw Napi::RangeError::New(info.Env(), "setNumThreads: expected at least 1 thread");
+  at::set_num_threads(threads);
+  return info.Env().Undefined();
+}
+
+static Napi::Value NumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  auto generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(seed);
+  }
+  if (at::hasCUDA()) {
+    int devices = at::detail::getCUDAHooks().getNumGPUs();
+    for (int i = 0; i < devices; i++) {
+      auto cudaGenerator = at::detail::getCUDAHooks().getDefaultCUDAGenerator(i);
+      std::lock_guard<std::mutex> lock(cudaGenerator.mutex());
+      cudaGenerator.set_current_seed(seed);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  int devices = at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+  return Napi::Number::New(info.Env(), devices);
+}
+
+static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  auto result = Napi::Object::New(info.Env());
+  result.Set("torchVersion", Napi::String::New(info.Env(), TORCH_VERSION));
+  result.Set("mkldnn", Napi::Boolean::New(info.Env(), at::hasMKLDNN()));
+  result.Set("cuda", Napi::Boolean::New(info.Env(), at::hasCUDA()));
+  result.Set("parallelInfo", Napi::String::New(info.Env(), at::get_parallel_info()));
+  return result;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto fn = [&](const char* name, Napi::Value (*callback)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, callback, name));
+  };
+  fn("dispose", Dispose);
+  fn("isLive", IsLive);
+  fn("memory", Memory);
+  fn("shape", Shape);
+  fn("strides", Strides);
+  fn("dtype", Dtype);
+  fn("device", DeviceOf);
+  fn("describe", Describe);
+  fn("item", Item);
+  fn("sameStorage", SameStorage);
+  fn("requiresGrad", RequiresGrad);
+  fn("setRequiresGrad", SetRequiresGrad);
+  fn("grad", Grad);
+  fn("setGrad", SetGrad);
+  fn("isLeaf", IsLeaf);
+  fn("backward", Backward);
+  fn("gradEnabled", GradEnabled);
+  fn("setGradEnabled", SetGradEnabled);
+  fn("setNumThreads", SetNumThreads);
+  fn("numThreads", NumThreads);
+  fn("manualSeed", ManualSeed);
+  fn("cudaDeviceCount", CudaDeviceCount);
+  fn("buildInfo", BuildInfo);
+  initOperators(env, exports);
+  initTensorIO(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(stcnet_torch, Init)
+
+}  // namespace stcnet

@@ -1,0 +1,47 @@
+// Prints compiler or linker flags for the libtorch the addon builds against:
+// $LIBTORCH (a folder with include/ and lib/, as PyTorch's libtorch zip or a pip torch/ folder)
+// or else Debian's libtorch-dev in the system paths. CUDA libraries are linked when present,
+// so the same addon runs on the GPU wherever that libtorch has CUDA.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const mode = process.argv[2];
+const root = process.env.LIBTORCH;
+let includeDirs;
+let libDir;
+if (root) {
+  includeDirs = [path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include')];
+  libDir = path.join(root, 'lib');
+  if (!fs.existsSync(path.join(root, 'include/ATen/ATen.h'))) {
+    process.stderr.write(`LIBTORCH=${root}: expected include/ATen/ATen.h there\n`);
+    process.exit(1);
+  }
+} else {
+  includeDirs = ['/usr/include', '/usr/include/torch/csrc/api/include'];
+  libDir = fs.existsSync('/usr/lib/x86_64-linux-gnu/libtorch_cpu.so') ? '/usr/lib/x86_64-linux-gnu'
+    : fs.existsSync('/usr/lib/aarch64-linux-gnu/libtorch_cpu.so') ? '/usr/lib/aarch64-linux-gnu' : '/usr/lib';
+  if (!fs.existsSync('/usr/include/ATen/ATen.h')) {
+    process.stderr.write('libtorch not found: install Debian\'s libtorch-dev or set LIBTORCH to a libtorch folder\n');
+    process.exit(1);
+  }
+}
+
+if (mode === 'include') {
+  // /usr/include is already on the system path; repeating it with -I breaks #include_next.
+  process.stdout.write(includeDirs.filter((dir) => dir !== '/usr/include').join(' '));
+} else if (mode === 'libs') {
+  const libs = ['torch', 'torch_cpu', 'c10'];
+  for (const optional of ['torch_cuda', 'c10_cuda']) {
+    if (fs.existsSync(path.join(libDir, `lib${optional}.so`))) libs.push(optional);
+  }
+  // --no-as-needed keeps libtorch_cuda linked although no symbol of it is referenced: loading it
+  // is what registers the CUDA kernels with the dispatcher.
+  const flags = [`-L${libDir}`, `-Wl,-rpath,${libDir}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed'];
+  process.stdout.write(flags.join(' '));
+} else if (mode === 'libdir') {
+  process.stdout.write(libDir);
+} else {
+  process.stderr.write('usage: libtorch-config.cjs include|libs|libdir\n');
+  process.exit(1);
+}
