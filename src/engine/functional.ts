@@ -1,0 +1,182 @@
+import { callNative } from './ops.js';
+import { native } from './native.js';
+import { ArgumentError } from './errors.js';
+import { Tensor, t } from './tensor.js';
+
+/** A size given as one number for every dimension, or one per dimension. */
+export type SizeArg = number | readonly number[];
+
+export interface ConvOptions {
+  stride?: SizeArg;
+  padding?: SizeArg;
+  dilation?: SizeArg;
+  groups?: number;
+}
+
+/**
+ * Which kernel runs a CPU float32 convolution. 'auto' sends small batches to oneDNN
+ * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
+ * several times faster there (measured in bench/engine); larger batches take aten's own choice.
+ */
+export type ConvAlgorithm = 'auto' | 'aten' | 'mkldnn';
+let convAlgorithm: ConvAlgorithm = 'auto';
+const mkldnnAvailable = native.buildInfo().mkldnn;
+
+export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
+  if (!['auto', 'aten', 'mkldnn'].includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected auto, aten or mkldnn, got "${algorithm}"`);
+  convAlgorithm = algorithm;
+}
+
+export function getConvAlgorithm(): ConvAlgorithm {
+  return convAlgorithm;
+}
+
+function expand(value: SizeArg | undefined, spatialDims: number, fallback: number): number[] {
+  if (value === undefined) return new Array<number>(spatialDims).fill(fallback);
+  if (typeof value === 'number') return new Array<number>(spatialDims).fill(value);
+  if (value.length !== spatialDims) throw new ArgumentError(`expected ${spatialDims} sizes, got [${value.join(', ')}]`);
+  return [...value];
+}
+
+function useMkldnn(input: Tensor, spatialDims: number): boolean {
+  if (!mkldnnAvailable || convAlgorithm === 'aten') return false;
+  if (input.dtype !== 'float32' || input.device !== 'cpu') return false;
+  return convAlgorithm === 'mkldnn' || (spatialDims === 3 && input.size(0) < 8);
+}
+
+function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, options: ConvOptions, spatialDims: 2 | 3): Tensor {
+  const stride = expand(options.stride, spatialDims, 1);
+  const padding = expand(options.padding, spatialDims, 0);
+  const dilation = expand(options.dilation, spatialDims, 1);
+  const groups = options.groups ?? 1;
+  if (input.rank !== spatialDims + 2) {
+    throw new ArgumentError(`conv${spatialDims}d: expected a ${spatialDims + 2}-D input (N, C, ${spatialDims === 3 ? 'T, ' : ''}H, W), got shape [${input.shape.join(', ')}]`);
+  }
+  if (useMkldnn(input, spatialDims)) {
+    return t(callNative('aten::mkldnn_convolution', [input.handle, weight.handle, bias?.handle ?? null, padding, stride, dilation, groups]));
+  }
+  return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
+}
+
+export function conv3d(input: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions = {}): Tensor {
+  return convolution(input, weight, bias, options, 3);
+}
+
+export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions = {}): Tensor {
+  return convolution(input, weight, bias, options, 2);
+}
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Batch normalisation over dim 1; in training, running statistics are updated in place. */
+export function batchNorm(input: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null,
+  runningVar: Tensor | null, options: BatchNormOptions): Tensor {
+  return t(callNative('aten::batch_norm', [input.handle, weight?.handle ?? null, bias?.handle ?? null,
+    runningMean?.handle ?? null, runningVar?.handle ?? null, options.training, options.momentum ?? 0.1, options.eps ?? 1e-5, true]));
+}
+
+export interface PoolOptions {
+  stride?: SizeArg;
+  padding?: SizeArg;
+  dilation?: SizeArg;
+  ceilMode?: boolean;
+}
+
+export function maxPool3d(input: Tensor, kernelSize: SizeArg, options: PoolOptions = {}): Tensor {
+  return t(callNative('aten::max_pool3d', [input.handle, expand(kernelSize, 3, 1), options.stride === undefined ? [] : expand(options.stride, 3, 1),
+    expand(options.padding, 3, 0), expand(options.dilation, 3, 1), options.ceilMode ?? false]));
+}
+
+export function maxPool2d(input: Tensor, kernelSize: SizeArg, options: PoolOptions = {}): Tensor {
+  return t(callNative('aten::max_pool2d', [input.handle, expand(kernelSize, 2, 1), options.stride === undefined ? [] : expand(options.stride, 2, 1),
+    expand(options.padding, 2, 0), expand(options.dilation, 2, 1), options.ceilMode ?? false]));
+}
+
+export function avgPool3d(input: Tensor, kernelSize: SizeArg, options: Omit<PoolOptions, 'dilation'> = {}): Tensor {
+  return t(callNative('aten::avg_pool3d', [input.handle, expand(kernelSize, 3, 1), options.stride === undefined ? [] : expand(options.stride, 3, 1),
+    expand(options.padding, 3, 0), options.ceilMode ?? false]));
+}
+
+export function avgPool2d(input: Tensor, kernelSize: SizeArg, options: Omit<PoolOptions, 'dilation'> = {}): Tensor {
+  return t(callNative('aten::avg_pool2d', [input.handle, expand(kernelSize, 2, 1), options.stride === undefined ? [] : expand(options.stride, 2, 1),
+    expand(options.padding, 2, 0), options.ceilMode ?? false]));
+}
+
+export function adaptiveAvgPool3d(input: Tensor, outputSize: SizeArg): Tensor {
+  return t(callNative('aten::adaptive_avg_pool3d', [input.handle, expand(outputSize, 3, 1)]));
+}
+
+export function adaptiveAvgPool2d(input: Tensor, outputSize: SizeArg): Tensor {
+  return t(callNative('aten::adaptive_avg_pool2d', [input.handle, expand(outputSize, 2, 1)]));
+}
+
+/** y = x·Wᵀ + b */
+export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return t(callNative('aten::linear', [input.handle, weight.handle, bias?.handle ?? null]));
+}
+
+export function relu(input: Tensor): Tensor {
+  return input.relu();
+}
+
+export function sigmoid(input: Tensor): Tensor {
+  return input.sigmoid();
+}
+
+export function softmax(input: Tensor, dim: number): Tensor {
+  return input.softmax(dim);
+}
+
+export function logSoftmax(input: Tensor, dim: number): Tensor {
+  return input.logSoftmax(dim);
+}
+
+/** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
+export function dropout(input: Tensor, p: number, training: boolean): Tensor {
+  if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${p}`);
+  return t(callNative('aten::dropout', [input.handle, p, training]));
+}
+
+export type Reduction = 'none' | 'mean' | 'sum';
+const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
+
+export interface CrossEntropyOptions {
+  reduction?: Reduction;
+  labelSmoothing?: number;
+  ignoreIndex?: number;
+  weight?: Tensor;
+}
+
+/** Cross-entropy between logits [N, C] and class indices [N] (int64). */
+export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  return t(callNative('aten::cross_entropy_loss', [logits.handle, target.handle, options.weight?.handle ?? null,
+    REDUCTION[options.reduction ?? 'mean'], options.ignoreIndex ?? -100, options.labelSmoothing ?? 0]));
+}
+
+export function nllLoss(logProbabilities: Tensor, target: Tensor, options: { reduction?: Reduction; ignoreIndex?: number } = {}): Tensor {
+  return t(callNative('aten::nll_loss', [logProbabilities.handle, target.handle, null, REDUCTION[options.reduction ?? 'mean'], options.ignoreIndex ?? -100]));
+}
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return t(callNative('aten::mse_loss', [input.handle, target.handle, REDUCTION[reduction]]));
+}
+
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return t(callNative('aten::binary_cross_entropy_with_logits', [logits.handle, target.handle, null, null, REDUCTION[reduction]]));
+}
+
+/** Constant padding; `pad` lists (before, after) pairs from the last dimension backwards, as torch.nn.functional.pad. */
+export function pad(input: Tensor, padding: readonly number[], value = 0): Tensor {
+  return t(callNative('aten::constant_pad_nd', [input.handle, padding, value]));
+}
+
+/** Resizes the trailing spatial dimensions (2-D: bilinear, 3-D: trilinear). */
+export function interpolate(input: Tensor, size: readonly number[], alignCorners = false): Tensor {
+  if (size.length === 2) return t(callNative('aten::upsample_bilinear2d', [input.handle, size, alignCorners]));
+  if (size.length === 3) return t(callNative('aten::upsample_trilinear3d', [input.handle, size, alignCorners]));
+  throw new ArgumentError(`interpolate: expected 2 or 3 output sizes, got [${size.join(', ')}]`);
+}

@@ -1,0 +1,107 @@
+/**
+ * Memory scopes. Every tensor made inside `tidy(fn)` is freed when fn returns, except the
+ * tensors it returns (found in arrays, maps and plain objects) and those passed to `keep()`.
+ * Returned tensors move to the enclosing scope, so nested tidies compose.
+ */
+export interface ScopedTensor {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+export const TENSOR_BRAND: unique symbol = Symbol('stcnet.tensor');
+
+interface Scope {
+  tensors: ScopedTensor[];
+}
+
+const scopes: Scope[] = [];
+const kept = new WeakSet<ScopedTensor>();
+
+/** Called by the Tensor constructor. */
+export function track(tensor: ScopedTensor): void {
+  const scope = scopes[scopes.length - 1];
+  if (scope) scope.tensors.push(tensor);
+}
+
+/** Exempts a tensor from every enclosing tidy() scope; the caller owns it. */
+export function keep<T extends ScopedTensor>(tensor: T): T {
+  kept.add(tensor);
+  return tensor;
+}
+
+export function scopeDepth(): number {
+  return scopes.length;
+}
+
+function isTensor(value: unknown): value is ScopedTensor {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TENSOR_BRAND] === true;
+}
+
+function collectReturned(value: unknown, into: Set<ScopedTensor>, depth = 0): void {
+  if (depth > 8 || value === null || typeof value !== 'object') return;
+  if (isTensor(value)) {
+    into.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) collectReturned(item, into, depth + 1);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) collectReturned(item, into, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const item of Object.values(value)) collectReturned(item, into, depth + 1);
+  }
+}
+
+function closeScope(scope: Scope, result: unknown): void {
+  const returned = new Set<ScopedTensor>();
+  collectReturned(result, returned);
+  const parent = scopes[scopes.length - 1];
+  for (const tensor of scope.tensors) {
+    if (returned.has(tensor)) {
+      if (parent) parent.tensors.push(tensor);
+    } else if (!kept.has(tensor) && !tensor.isDisposed) {
+      tensor.dispose();
+    }
+  }
+}
+
+/**
+ * Runs fn and frees every tensor it made that it does not return. For an async fn the scope
+ * stays open until the promise settles; do not interleave two async tidies.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Scope = { tensors: [] };
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    scopes.splice(scopes.lastIndexOf(scope), 1);
+    closeScope(scope, undefined);
+    throw error;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (value) => {
+        scopes.splice(scopes.lastIndexOf(scope), 1);
+        closeScope(scope, value);
+        return value;
+      },
+      (error: unknown) => {
+        scopes.splice(scopes.lastIndexOf(scope), 1);
+        closeScope(scope, undefined);
+        throw error;
+      },
+    ) as T;
+  }
+  scopes.splice(scopes.lastIndexOf(scope), 1);
+  closeScope(scope, result);
+  return result;
+}
+
+/** Disposes every tensor found in `value` (a tensor, or arrays/objects of them). */
+export function dispose(value: unknown): void {
+  const found = new Set<ScopedTensor>();
+  collectReturned(value, found);
+  for (const tensor of found) tensor.dispose();
+}
