@@ -8,6 +8,7 @@ import { isUserError } from '../util/errors.js';
  */
 const commands: Record<string, () => Promise<CommandSpec>> = {
   selfcheck: async () => (await import('./selfcheck.js')).command,
+  synth: async () => (await import('./synth.js')).command,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,465 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Progress } from '../util/progress.js';
+import { UserError } from '../util/errors.js';
+import { encodeVideoBatch } from '../video/encode.js';
+import { Rng } from './random.js';
+
+/**
+ * Synthetic action classes that differ only by motion. Every class draws its shapes, colours,
+ * textures, sizes, positions, angles and background from the same distributions; only the
+ * trajectory differs. Classes come in time-reversal pairs (`reverse`): playing a clip backwards
+ * turns one class of a pair into the other. Periodic and one-shot are their own reverses.
+ */
+export interface SynthClass {
+  name: string;
+  /** The class this one becomes when the clip is played backwards. */
+  reverse: string;
+  description: string;
+}
+
+export const SYNTH_CLASSES: readonly SynthClass[] = [
+  { name: 'MoveRight', reverse: 'MoveLeft', description: 'travels to the right (wrapping at the edge)' },
+  { name: 'MoveLeft', reverse: 'MoveRight', description: 'travels to the left' },
+  { name: 'MoveUp', reverse: 'MoveDown', description: 'travels upwards' },
+  { name: 'MoveDown', reverse: 'MoveUp', description: 'travels downwards' },
+  { name: 'RotateClockwise', reverse: 'RotateAnticlockwise', description: 'spins clockwise in place' },
+  { name: 'RotateAnticlockwise', reverse: 'RotateClockwise', description: 'spins anticlockwise in place' },
+  { name: 'Approach', reverse: 'Recede', description: 'grows (comes closer)' },
+  { name: 'Recede', reverse: 'Approach', description: 'shrinks (moves away)' },
+  { name: 'SpeedUp', reverse: 'SlowDown', description: 'travels in any direction, accelerating' },
+  { name: 'SlowDown', reverse: 'SpeedUp', description: 'travels in any direction, decelerating' },
+  { name: 'Oscillate', reverse: 'Oscillate', description: 'swings back and forth, periodically' },
+  { name: 'SingleSwing', reverse: 'SingleSwing', description: 'rests, swings out and back once, rests' },
+];
+
+export interface SynthRenderOptions {
+  width: number;
+  height: number;
+  fps: number;
+  /** Gaussian pixel noise, standard deviation in 0–255 units. */
+  noise: number;
+  /** Camera shake: maximum per-frame offset in pixels. */
+  shake: number;
+}
+
+export interface SynthOptions extends SynthRenderOptions {
+  out: string;
+  /** Number of classes (the first N of SYNTH_CLASSES). */
+  classes: number;
+  videosPerClass: number;
+  /** Duration range in seconds. */
+  minDuration: number;
+  maxDuration: number;
+  seed: number;
+  /** Parallel ffmpeg encoders. */
+  jobs?: number;
+  /** Videos per group (groups share appearance; splits never divide a group). */
+  clipsPerGroup?: number;
+  quiet?: boolean;
+}
+
+const SHAPES = ['rectangle', 'ellipse', 'triangle', 'cross', 'ell'] as const;
+const TEXTURES = ['solid', 'stripes', 'checker'] as const;
+const BACKGROUNDS = ['gradient', 'blobs', 'stripes'] as const;
+
+/** Appearance shared by a group (as UCF101's groups share actor and scene). */
+interface Appearance {
+  shape: (typeof SHAPES)[number];
+  texture: (typeof TEXTURES)[number];
+  colourA: [number, number, number];
+  colourB: [number, number, number];
+  aspect: number;
+  textureFreq: number;
+  background: (typeof BACKGROUNDS)[number];
+  bgA: [number, number, number];
+  bgB: [number, number, number];
+  bgAngle: number;
+  bgBlobs: { x: number; y: number; r: number; w: number }[];
+  bgFreq: number;
+  distractors: { shape: (typeof SHAPES)[number]; colour: [number, number, number]; x: number; y: number; size: number; angle: number; aspect: number }[];
+}
+
+function hsv(h: number, s: number, v: number): [number, number, number] {
+  const i = Math.floor(h * 6);
+  const f = h * 6 - i;
+  const p = v * (1 - s);
+  const q = v * (1 - f * s);
+  const t = v * (1 - (1 - f) * s);
+  const [r, g, b] = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][((i % 6) + 6) % 6]!;
+  return [Math.round(r! * 255), Math.round(g! * 255), Math.round(b! * 255)];
+}
+
+function drawAppearance(rng: Rng): Appearance {
+  const hue = rng.next();
+  const bgHue = rng.next();
+  const distractors: Appearance['distractors'] = [];
+  const count = rng.int(3);
+  for (let i = 0; i < count; i++) {
+    distractors.push({
+      shape: rng.pick(SHAPES), colour: hsv(rng.next(), rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.9)),
+      x: rng.next(), y: rng.next(), size: rng.uniform(0.05, 0.1), angle: rng.uniform(0, 2 * Math.PI), aspect: rng.uniform(0.45, 0.8),
+    });
+  }
+  const blobs: Appearance['bgBlobs'] = [];
+  for (let i = 0; i < 4; i++) blobs.push({ x: rng.next(), y: rng.next(), r: rng.uniform(0.15, 0.45), w: rng.uniform(-1, 1) });
+  return {
+    shape: rng.pick(SHAPES),
+    texture: rng.pick(TEXTURES),
+    colourA: hsv(hue, rng.uniform(0.55, 1), rng.uniform(0.6, 1)),
+    colourB: hsv((hue + rng.uniform(0.25, 0.75)) % 1, rng.uniform(0.4, 1), rng.uniform(0.35, 0.9)),
+    aspect: rng.uniform(0.45, 0.75),
+    textureFreq: rng.uniform(2, 4),
+    background: rng.pick(BACKGROUNDS),
+    bgA: hsv(bgHue, rng.uniform(0, 0.4), rng.uniform(0.15, 0.6)),
+    bgB: hsv((bgHue + rng.uniform(-0.15, 0.15) + 1) % 1, rng.uniform(0, 0.4), rng.uniform(0.15, 0.6)),
+    bgAngle: rng.uniform(0, 2 * Math.PI),
+    bgBlobs: blobs,
+    bgFreq: rng.uniform(3, 9),
+    distractors,
+  };
+}
+
+/** Is the point (local, unit-scaled coordinates) inside the shape? */
+function inside(shape: Appearance['shape'], x: number, y: number, aspect: number): boolean {
+  switch (shape) {
+    case 'rectangle':
+      return x >= -1 && x <= 1 && y >= -aspect && y <= aspect;
+    case 'ellipse':
+      return x * x + (y * y) / (aspect * aspect) <= 1;
+    case 'triangle': {
+      // Pointing along +x: apex at (1, 0), base at x = -1 with half-height 0.9.
+      if (x < -1 || x > 1) return false;
+      return Math.abs(y) <= 0.45 * (1 - x);
+    }
+    case 'cross':
+      return (x >= -1 && x <= 1 && y >= -0.28 && y <= 0.28) || (y >= -aspect && y <= aspect && x >= -0.28 && x <= 0.28) ||
+        (x >= 0.45 && x <= 1 && y >= -0.5 && y <= 0.5 && x + y > 0.9);
+    case 'ell':
+      return (x >= -1 && x <= 1 && y >= 0.45 && y <= 1) || (x >= -1 && x <= -0.45 && y >= -1 && y <= 1);
+  }
+}
+
+/** Per-video trajectory: object centre (pixels, unwrapped), half-size (pixels) and angle per frame. */
+interface Pose {
+  x: number;
+  y: number;
+  size: number;
+  angle: number;
+}
+
+/**
+ * Draws the trajectory of a video of class `name`. Every class draws the same random variables
+ * (centre, angle, size position u, speeds) in the same order from the same distributions; the class
+ * only decides how they evolve in time.
+ */
+function trajectory(name: string, frames: number, opts: SynthRenderOptions, rng: Rng): Pose[] {
+  const { width: W, height: H, fps } = opts;
+  const short = Math.min(W, H);
+  const cx = rng.uniform(0, W);
+  const cy = rng.uniform(0, H);
+  const angle0 = rng.uniform(0, 2 * Math.PI);
+  const logMid = rng.uniform(Math.log(0.11), Math.log(0.2));
+  const logRange = Math.log(3);
+  const uStatic = rng.next();
+  const speed = rng.uniform(0.25, 0.5) * W; // pixels per second
+  const jitter = rng.uniform(-0.3, 0.3); // direction jitter, radians
+  const spin = rng.uniform(Math.PI / 3, (2 * Math.PI) / 3); // radians per second
+  const travelDir = rng.uniform(0, 2 * Math.PI);
+  const vLow = rng.uniform(0.06, 0.1) * W;
+  const vHigh = rng.uniform(0.6, 0.9) * W;
+  const freq = rng.uniform(1.5, 2.5); // Hz
+  const amp = rng.uniform(0.12, 0.22) * W;
+  const phase = rng.uniform(0, 2 * Math.PI);
+  const swingDur = rng.uniform(0.5, 0.8); // seconds
+  const duration = frames / fps;
+  const swingStart = rng.uniform(0, Math.max(0, duration - swingDur));
+
+  const poses: Pose[] = [];
+  const mid = (frames - 1) / 2;
+  for (let t = 0; t < frames; t++) {
+    const sec = (t - mid) / fps; // time from the middle of the clip
+    const u = frames > 1 ? t / (frames - 1) : 0.5;
+    let x = cx;
+    let y = cy;
+    let a = angle0;
+    let uSize = uStatic;
+    switch (name) {
+      case 'MoveRight': x += speed * Math.cos(jitter) * sec; y += speed * Math.sin(jitter) * sec; break;
+      case 'MoveLeft': x -= speed * Math.cos(jitter) * sec; y += speed * Math.sin(jitter) * sec; break;
+      case 'MoveUp': y -= speed * Math.cos(jitter) * sec; x += speed * Math.sin(jitter) * sec; break;
+      case 'MoveDown': y += speed * Math.cos(jitter) * sec; x += speed * Math.sin(jitter) * sec; break;
+      // Image y points down, so a growing angle in image coordinates turns clockwise on screen.
+      case 'RotateClockwise': a += spin * sec; break;
+      case 'RotateAnticlockwise': a -= spin * sec; break;
+      case 'Approach': uSize = u; break;
+      case 'Recede': uSize = 1 - u; break;
+      case 'SpeedUp':
+      case 'SlowDown': {
+        // Exponential speed ramp v(s) = vLow·r^(s/D); distance is its integral. SlowDown is the
+        // exact time reverse (a travel direction drawn from the same uniform distribution).
+        const r = vHigh / vLow;
+        const k = Math.log(r) / duration;
+        const s = name === 'SpeedUp' ? t / fps : (frames - 1 - t) / fps;
+        const total = (vLow / k) * (Math.exp(k * ((frames - 1) / fps)) - 1);
+        const dist = (vLow / k) * (Math.exp(k * s) - 1) - total / 2;
+        x += Math.cos(travelDir) * dist;
+        y += Math.sin(travelDir) * dist;
+        break;
+      }
+      case 'Oscillate': {
+        const d = amp * Math.sin(2 * Math.PI * freq * (t / fps) + phase);
+        x += Math.cos(travelDir) * d;
+        y += Math.sin(travelDir) * d;
+        break;
+      }
+      case 'SingleSwing': {
+        const s = (t / fps - swingStart) / swingDur;
+        const d = s > 0 && s < 1 ? amp * Math.sin(2 * Math.PI * s) : 0;
+        x += Math.cos(travelDir) * d;
+        y += Math.sin(travelDir) * d;
+        break;
+      }
+      default:
+        throw new Error(`synth: unknown class ${name}`);
+    }
+    poses.push({ x, y, size: short * Math.exp(logMid + logRange * (uSize - 0.5)), angle: a });
+  }
+  return poses;
+}
+
+function renderBackground(app: Appearance, W: number, H: number): Uint8Array {
+  const bg = new Uint8Array(W * H * 3);
+  const ca = Math.cos(app.bgAngle);
+  const sa = Math.sin(app.bgAngle);
+  const diag = Math.hypot(W, H);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      let w: number;
+      const px = x / diag;
+      const py = y / diag;
+      if (app.background === 'gradient') {
+        w = 0.5 + (px - 0.5 * W / diag) * ca + (py - 0.5 * H / diag) * sa;
+      } else if (app.background === 'blobs') {
+        w = 0.5;
+        for (const b of app.bgBlobs) {
+          const dx = x / W - b.x;
+          const dy = y / H - b.y;
+          w += 0.5 * b.w * Math.exp(-(dx * dx + dy * dy) / (b.r * b.r));
+        }
+      } else {
+        w = 0.5 + 0.25 * Math.sin(2 * Math.PI * app.bgFreq * (px * ca + py * sa));
+      }
+      w = Math.min(1, Math.max(0, w));
+      const o = (y * W + x) * 3;
+      bg[o] = app.bgA[0] + (app.bgB[0] - app.bgA[0]) * w;
+      bg[o + 1] = app.bgA[1] + (app.bgB[1] - app.bgA[1]) * w;
+      bg[o + 2] = app.bgA[2] + (app.bgB[2] - app.bgA[2]) * w;
+    }
+  }
+  return bg;
+}
+
+/** Paints a shape (wrapping around the frame edges) into an RGB frame. */
+function paintShape(frame: Uint8Array, W: number, H: number, cxRaw: number, cyRaw: number, size: number, angle: number,
+  shape: Appearance['shape'], aspect: number, colour: (lx: number, ly: number) => [number, number, number]): void {
+  const cos = Math.cos(angle);
+  const sin = Math.sin(angle);
+  const reach = Math.ceil(size * 1.45) + 1;
+  const cx0 = ((cxRaw % W) + W) % W;
+  const cy0 = ((cyRaw % H) + H) % H;
+  const inv = 1 / size;
+  for (const ox of [-W, 0, W]) {
+    for (const oy of [-H, 0, H]) {
+      const cx = cx0 + ox;
+      const cy = cy0 + oy;
+      const x0 = Math.max(0, Math.floor(cx - reach));
+      const x1 = Math.min(W - 1, Math.ceil(cx + reach));
+      const y0 = Math.max(0, Math.floor(cy - reach));
+      const y1 = Math.min(H - 1, Math.ceil(cy + reach));
+      if (x0 > x1 || y0 > y1) continue;
+      for (let y = y0; y <= y1; y++) {
+        const dy = y + 0.5 - cy;
+        for (let x = x0; x <= x1; x++) {
+          const dx = x + 0.5 - cx;
+          const lx = (dx * cos + dy * sin) * inv;
+          const ly = (-dx * sin + dy * cos) * inv;
+          if (!inside(shape, lx, ly, aspect)) continue;
+          const c = colour(lx, ly);
+          const o = (y * W + x) * 3;
+          frame[o] = c[0];
+          frame[o + 1] = c[1];
+          frame[o + 2] = c[2];
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Yields the frames of one synthetic video. Deterministic: the same (seed, class, group, index)
+ * gives byte-identical frames. Each yielded buffer is reused for the next frame: copy to keep it.
+ */
+export function* synthFrames(
+  className: string,
+  frames: number,
+  opts: SynthRenderOptions,
+  keys: { seed: number; group: number; index: number },
+): Generator<Uint8Array> {
+  const { width: W, height: H } = opts;
+  const groupRng = new Rng('synth-group', keys.seed, className, keys.group);
+  const videoRng = new Rng('synth-video', keys.seed, className, keys.group, keys.index);
+  const app = drawAppearance(groupRng);
+  const poses = trajectory(className, frames, opts, videoRng);
+  const margin = Math.ceil(opts.shake);
+  const BW = W + 2 * margin;
+  const BH = H + 2 * margin;
+  const bg = renderBackground(app, BW, BH);
+  // Distractors are part of the scene (they shake with it), painted once into the background.
+  for (const d of app.distractors) {
+    paintShape(bg, BW, BH, d.x * BW, d.y * BH, d.size * Math.min(W, H), d.angle, d.shape, d.aspect, () => d.colour);
+  }
+  const noiseTable = new Int16Array(1 << 16);
+  for (let i = 0; i < noiseTable.length; i++) noiseTable[i] = Math.round(videoRng.normal() * opts.noise);
+  const frame = new Uint8Array(W * H * 3);
+  const stripes = (lx: number): boolean => (Math.floor((lx + 1) * app.textureFreq) & 1) === 0;
+  const colour = (lx: number, ly: number): [number, number, number] => {
+    if (app.texture === 'solid') return app.colourA;
+    if (app.texture === 'stripes') return stripes(lx) ? app.colourA : app.colourB;
+    return ((Math.floor((lx + 1) * app.textureFreq) + Math.floor((ly + 1) * app.textureFreq)) & 1) === 0 ? app.colourA : app.colourB;
+  };
+  for (let t = 0; t < frames; t++) {
+    const sx = margin > 0 ? Math.round(videoRng.uniform(-opts.shake, opts.shake)) : 0;
+    const sy = margin > 0 ? Math.round(videoRng.uniform(-opts.shake, opts.shake)) : 0;
+    for (let y = 0; y < H; y++) {
+      const src = ((y + margin + sy) * BW + margin + sx) * 3;
+      frame.set(bg.subarray(src, src + W * 3), y * W * 3);
+    }
+    const pose = poses[t]!;
+    paintShape(frame, W, H, pose.x - sx, pose.y - sy, pose.size, pose.angle, app.shape, app.aspect, colour);
+    if (opts.noise > 0) {
+      let k = videoRng.u32() & 0xffff;
+      const step = (videoRng.u32() & 0xfff) * 2 + 1;
+      for (let i = 0; i < frame.length; i++) {
+        const v = frame[i]! + noiseTable[k]!;
+        frame[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+        k = (k + step) & 0xffff;
+      }
+    }
+    yield frame;
+  }
+}
+
+/** Calls `onFrame` with each frame of a synthetic video (see synthFrames). */
+export function renderSynthVideo(className: string, frames: number, opts: SynthRenderOptions,
+  keys: { seed: number; group: number; index: number }, onFrame: (frame: Uint8Array, t: number) => void): void {
+  let t = 0;
+  for (const frame of synthFrames(className, frames, opts, keys)) onFrame(frame, t++);
+}
+
+export interface SynthVideoEntry {
+  className: string;
+  label: number;
+  group: number;
+  clip: number;
+  /** Path relative to the dataset root, `Class/v_Class_gGG_cCC.mp4`. */
+  relPath: string;
+  frames: number;
+}
+
+/** The videos a synth run makes, in a fixed order (class-major). */
+export function planSynth(options: SynthOptions): { classes: SynthClass[]; videos: SynthVideoEntry[]; groups: number } {
+  if (!Number.isInteger(options.classes) || options.classes < 2 || options.classes > SYNTH_CLASSES.length) {
+    throw new UserError(`synth: --classes must be between 2 and ${SYNTH_CLASSES.length}, got ${options.classes}`);
+  }
+  if (options.videosPerClass < 1) throw new UserError(`synth: --videos must be at least 1, got ${options.videosPerClass}`);
+  if (options.width % 2 !== 0 || options.height % 2 !== 0 || options.width < 16 || options.height < 16) {
+    throw new UserError(`synth: --width and --height must be even and at least 16, got ${options.width}x${options.height}`);
+  }
+  if (!(options.minDuration > 0) || options.maxDuration < options.minDuration) {
+    throw new UserError(`synth: duration range must satisfy 0 < min <= max, got ${options.minDuration}..${options.maxDuration}`);
+  }
+  const classes = SYNTH_CLASSES.slice(0, options.classes);
+  const n = options.videosPerClass;
+  const perGroup = options.clipsPerGroup ?? 4;
+  const groups = Math.min(n, Math.max(3, Math.ceil(n / perGroup)));
+  const videos: SynthVideoEntry[] = [];
+  classes.forEach((cls, label) => {
+    for (let i = 0; i < n; i++) {
+      const group = i % groups;
+      const clip = Math.floor(i / groups);
+      const rng = new Rng('synth-length', options.seed, cls.name, group, clip);
+      const frames = Math.max(2, Math.round(rng.uniform(options.minDuration, options.maxDuration) * options.fps));
+      const name = `v_${cls.name}_g${String(group + 1).padStart(2, '0')}_c${String(clip + 1).padStart(2, '0')}.mp4`;
+      videos.push({ className: cls.name, label, group, clip, relPath: `${cls.name}/${name}`, frames });
+    }
+  });
+  return { classes, videos, groups };
+}
+
+/** Split s (0, 1, 2) tests the groups g with g mod 3 == s: no group is in both train and test. */
+export function synthSplitIsTest(group: number, split: number): boolean {
+  return group % 3 === split;
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+/**
+ * Generates a synthetic dataset in the UCF101 layout: class folders of H.264 MP4s, classInd.txt and
+ * three train/test split pairs (grouped), plus synth.json describing the run.
+ */
+export async function generateSynth(options: SynthOptions): Promise<{ videos: number; seconds: number }> {
+  const { classes, videos, groups } = planSynth(options);
+  await mkdir(options.out, { recursive: true });
+  for (const cls of classes) await mkdir(path.join(options.out, cls.name), { recursive: true });
+  const jobs = Math.max(1, options.jobs ?? os.availableParallelism());
+  const progress = new Progress({ total: videos.length, label: 'synth', unit: 'videos', quiet: options.quiet });
+  // One ffmpeg process per chunk of videos: starting ffmpeg costs more than encoding a 3 s clip.
+  const chunkSize = Math.max(1, Math.min(24, Math.ceil(videos.length / (jobs * 4))));
+  const chunks: SynthVideoEntry[][] = [];
+  for (let i = 0; i < videos.length; i += chunkSize) chunks.push(videos.slice(i, i + chunkSize));
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < chunks.length) {
+      const chunk = chunks[next++]!;
+      const frames = function* (): Generator<Uint8Array> {
+        for (const video of chunk) {
+          yield* synthFrames(video.className, video.frames, options, { seed: options.seed, group: video.group, index: video.clip });
+        }
+      };
+      try {
+        await encodeVideoBatch(chunk.map((v) => path.join(options.out, v.relPath)), chunk.map((v) => v.frames),
+          { width: options.width, height: options.height, fps: options.fps }, frames());
+      } catch (error) {
+        failure ??= error;
+      }
+      progress.tick(chunk.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, chunks.length) }, () => worker()));
+  if (failure !== undefined) throw failure;
+  progress.finish();
+
+  const root = options.out;
+  await writeAtomic(path.join(root, 'classInd.txt'), classes.map((c, i) => `${i + 1} ${c.name}\r\n`).join(''));
+  for (let s = 0; s < 3; s++) {
+    const train = videos.filter((v) => !synthSplitIsTest(v.group, s)).map((v) => `${v.relPath} ${v.label + 1}\r\n`);
+    const test = videos.filter((v) => synthSplitIsTest(v.group, s)).map((v) => `${v.relPath}\r\n`);
+    await writeAtomic(path.join(root, `trainlist0${s + 1}.txt`), train.join(''));
+    await writeAtomic(path.join(root, `testlist0${s + 1}.txt`), test.join(''));
+  }
+  const meta = {
+    generator: 'stcnet synth', seed: options.seed, width: options.width, height: options.height, fps: options.fps,
+    duration: [options.minDuration, options.maxDuration], noise: options.noise, shake: options.shake,
+    videosPerClass: options.videosPerClass, groupsPerClass: groups,
+    classes: classes.map((c) => ({ name: c.name, reverse: c.reverse, description: c.description })),
+  };
+  await writeAtomic(path.join(root, 'synth.json'), JSON.stringify(meta, null, 2) + '\n');
+  return { videos: videos.length, seconds: progress.elapsedSeconds };
+}

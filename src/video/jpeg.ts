@@ -1,0 +1,42 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The libturbojpeg addon (native/jpeg). Context-aware: each worker thread loads its own copy. */
+export interface JpegAddon {
+  /** Encodes a packed RGB (HWC) image; subsampling is 444, 422 or 420. */
+  encode(rgb: Uint8Array, width: number, height: number, quality: number, subsampling: number): Buffer;
+  /** [width, height] of a JPEG image. */
+  header(jpeg: Uint8Array): [number, number];
+  /** Decodes a JPEG of exactly width×height into `out` at byte offset `offset`, packed RGB. */
+  decodeInto(jpeg: Uint8Array, out: Uint8Array, offset: number, width: number, height: number, fast: boolean): void;
+  /**
+   * Bilinear resample of the box (x, y, w, h) of an RGB frame into three uint8 planes of `dst`
+   * (plane c at dstOffset + c·planeStride), mirrored horizontally when `flip`.
+   */
+  cropResize(src: Uint8Array, srcWidth: number, srcHeight: number, x: number, y: number, w: number, h: number,
+    flip: boolean, dst: Uint8Array, dstOffset: number, dstWidth: number, dstHeight: number, planeStride: number): void;
+  version: string;
+}
+
+let cached: JpegAddon | undefined;
+
+/** Loads native/jpeg/build/Release/stcnet_jpeg.node; the error says how to build it when it is missing. */
+export function jpeg(): JpegAddon {
+  if (cached) return cached;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // dist/src/video -> repository root; src/video (ts-node style) -> also two or three levels up.
+  const candidates = [
+    path.resolve(here, '../../../native/jpeg/build/Release/stcnet_jpeg.node'),
+    path.resolve(here, '../../native/jpeg/build/Release/stcnet_jpeg.node'),
+  ];
+  const file = candidates.find((candidate) => existsSync(candidate));
+  if (!file) {
+    throw new Error(`stcnet: the JPEG addon is not built (looked for ${candidates[0]}); ` +
+      'install libturbojpeg0-dev and run `npm run build:jpeg`');
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(file) as JpegAddon;
+  return cached;
+}

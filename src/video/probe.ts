@@ -1,0 +1,94 @@
+import { stat } from 'node:fs/promises';
+import { firstErrorLine, runTool, VideoError } from './process.js';
+
+export interface VideoInfo {
+  file: string;
+  /** Display size, after any rotation in the metadata. */
+  width: number;
+  height: number;
+  /** Average frame rate (frames per second). */
+  fps: number;
+  /** Seconds, from the stream or else the container. */
+  duration: number;
+  /** Frame count from the header, or duration × fps when the container does not say. */
+  frames: number;
+  /** True when `frames` is an estimate. */
+  framesEstimated: boolean;
+  codec: string;
+  bytes: number;
+}
+
+interface ProbeStream {
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  nb_frames?: string;
+  tags?: Record<string, string>;
+  side_data_list?: { rotation?: number }[];
+}
+
+function parseRate(rate: string | undefined): number {
+  if (!rate) return 0;
+  const [num, den] = rate.split('/').map(Number);
+  if (!Number.isFinite(num) || !num) return 0;
+  if (den === undefined) return num!;
+  return den ? num! / den : 0;
+}
+
+/**
+ * Reads a video's stream facts with ffprobe. Throws VideoError (file, reason) for a missing, empty,
+ * unreadable or audio-only file; never for a readable video with odd metadata.
+ */
+export async function probeVideo(file: string): Promise<VideoInfo> {
+  let bytes: number;
+  try {
+    bytes = (await stat(file)).size;
+  } catch {
+    throw new VideoError(file, 'file not found');
+  }
+  if (bytes === 0) throw new VideoError(file, 'zero-length file');
+  const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format',
+    '-select_streams', 'v:0', file]);
+  if (result.code !== 0) throw new VideoError(file, `unreadable: ${firstErrorLine(result.stderr, file)}`);
+  let parsed: { streams?: ProbeStream[]; format?: { duration?: string } };
+  try {
+    parsed = JSON.parse(result.stdout.toString('utf8')) as typeof parsed;
+  } catch {
+    throw new VideoError(file, 'unreadable: ffprobe gave no JSON');
+  }
+  const stream = parsed.streams?.find((s) => s.codec_type === 'video');
+  if (!stream || !stream.width || !stream.height) throw new VideoError(file, 'no video stream');
+  let fps = parseRate(stream.avg_frame_rate);
+  if (!(fps > 0 && fps < 1000)) fps = parseRate(stream.r_frame_rate);
+  if (!(fps > 0 && fps < 1000)) fps = 25;
+  const duration = Number(stream.duration ?? parsed.format?.duration ?? NaN);
+  const nb = Number(stream.nb_frames ?? NaN);
+  let frames: number;
+  let framesEstimated = false;
+  if (Number.isFinite(nb) && nb > 0) {
+    frames = nb;
+  } else if (Number.isFinite(duration) && duration > 0) {
+    frames = Math.max(1, Math.round(duration * fps));
+    framesEstimated = true;
+  } else {
+    frames = 0;
+    framesEstimated = true;
+  }
+  const rotation = Number(stream.side_data_list?.find((d) => d.rotation !== undefined)?.rotation ?? stream.tags?.rotate ?? 0);
+  const quarter = Math.abs(Math.round(rotation / 90)) % 2 === 1;
+  return {
+    file,
+    width: quarter ? stream.height : stream.width,
+    height: quarter ? stream.width : stream.height,
+    fps,
+    duration: Number.isFinite(duration) ? duration : frames / fps,
+    frames,
+    framesEstimated,
+    codec: stream.codec_name ?? 'unknown',
+    bytes,
+  };
+}
