@@ -1,0 +1,3 @@
+export { Module, StateDictError, formatLoadReport, type LoadReport } from './module.js';
+export * from './layers.js';
+export * as init from './init.js';
