@@ -344,6 +344,16 @@ export class Tensor {
   fill_(value: number): this { return inplace(this, 'aten::fill_.Scalar', [value]); }
   uniform_(from = 0, to = 1): this { return inplace(this, 'aten::uniform_', [from, to]); }
   normal_(mean = 0, std = 1): this { return inplace(this, 'aten::normal_', [mean, std]); }
+  /**
+   * Points this tensor at `source`'s data (any shape, dtype or device), as PyTorch's
+   * `param.data = source`; autograd identity and references to this object stay.
+   */
+  setData_(source: Tensor): this {
+    callNative('aten::set_data', [this.handle, source.handle], true);
+    this.#shape = undefined;
+    this.#dtype = undefined;
+    return this;
+  }
 }
 
 // ---- helpers shared by the wrappers ----

@@ -1,4 +1,4 @@
-import { Tensor, keep, noGrad, callOp, type Device } from '../engine/index.js';
+import { Tensor, keep, noGrad, type Device } from '../engine/index.js';
 
 /** What loadStateDict found: names missing from the dict, unexpected in it, or of another shape. */
 export interface LoadReport {
@@ -154,7 +154,7 @@ export abstract class Module {
       for (const tensor of [...this.parameters(), ...[...this.namedBuffers()].map(([, buffer]) => buffer)]) {
         if (floating.has(target) && !floating.has(tensor.dtype)) continue;
         const moved = tensor.to(target);
-        callOp('aten::set_data', tensor, moved);
+        tensor.setData_(moved);
         moved.dispose();
       }
     });
