@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  F, tensor, randn, zeros, tidy, keep, dispose, memory, fromTypedArray, noGrad,
+  TorchError, DisposedError, ArgumentError, type Tensor,
+} from '../../src/engine/index.js';
+import { Conv3d, BatchNorm3d, Linear, Module } from '../../src/nn/index.js';
+
+test('a shape mismatch throws a TorchError naming the operator and the shapes', () => {
+  tidy(() => {
+    const a = zeros([2, 3]);
+    const b = zeros([4, 5]);
+    assert.throws(() => a.matmul(b), (error: unknown) => {
+      assert.ok(error instanceof TorchError);
+      assert.match(error.message, /aten::matmul/);
+      assert.match(error.message, /float32\[2, 3\]/);
+      assert.match(error.message, /float32\[4, 5\]/);
+      return true;
+    });
+    assert.throws(() => F.conv3d(zeros([1, 3, 4, 8, 8]), zeros([8, 4, 3, 3, 3])), (error: unknown) =>
+      error instanceof TorchError && /conv/.test(error.message) && /\[8, 4, 3, 3, 3\]/.test(error.message));
+  });
+});
+
+test('using a tensor after dispose throws DisposedError', () => {
+  const x = tensor([1, 2]);
+  x.dispose();
+  assert.ok(x.isDisposed);
+  assert.throws(() => x.add(1), DisposedError);
+  assert.throws(() => x.shape, DisposedError);
+  x.dispose(); // a second dispose is harmless
+  const kept = tidy(() => tensor([1]));
+  const freed = tidy(() => {
+    const inner = tensor([2]);
+    return { value: 1, inner };
+  }).inner;
+  assert.equal(kept.item(), 1);
+  assert.equal(freed.item(), 2);
+  let leaked: Tensor | undefined;
+  tidy(() => {
+    leaked = tensor([3]);
+  });
+  assert.throws(() => leaked!.item(), DisposedError);
+  dispose([kept, freed]);
+  assert.ok(kept.isDisposed && freed.isDisposed);
+});
+
+test('wrong dtypes and bad arguments throw typed errors with useful messages', () => {
+  tidy(() => {
+    const logits = randn([2, 3]);
+    assert.throws(() => F.crossEntropy(logits, tensor([0.5, 1])), (error: unknown) =>
+      error instanceof TorchError && /cross_entropy/.test(error.message));
+    assert.throws(() => F.conv2d(zeros([1, 3, 4, 4], { dtype: 'int64' }), zeros([2, 3, 1, 1])), TorchError);
+    assert.throws(() => fromTypedArray(new Float32Array(5), [2, 3]), (error: unknown) =>
+      error instanceof ArgumentError && /needs 6 elements/.test(error.message));
+    assert.throws(() => zeros([2, -1]), ArgumentError);
+    assert.throws(() => F.conv3d(zeros([3, 4, 4]), zeros([2, 3, 1, 1, 1])), (error: unknown) =>
+      error instanceof ArgumentError && /5-D input/.test(error.message));
+    assert.throws(() => logits.to('float99' as 'float32'), /unknown dtype "float99"/);
+  });
+});
+
+test('tidy frees intermediates, keeps what is returned or kept, and nests', () => {
+  const before = memory().tensors;
+  const result = tidy(() => {
+    const a = randn([100]);
+    const b = keep(a.mul(2));
+    const inner = tidy(() => a.add(b).exp());
+    return [inner, b];
+  });
+  assert.equal(memory().tensors, before + 2);
+  dispose(result);
+  assert.equal(memory().tensors, before);
+  assert.equal(memory().scopes, 0);
+});
+
+test('memory() reports bytes of live tensors', () => {
+  const before = memory();
+  const x = zeros([1000]);
+  assert.equal(memory().bytes - before.bytes, 4000);
+  const view = x.view([10, 100]);
+  assert.equal(memory().bytes - before.bytes, 4000, 'views do not count twice');
+  dispose([x, view]);
+  assert.equal(memory().bytes, before.bytes);
+});
+
+class TinyNet extends Module {
+  readonly conv = this.addModule('conv', new Conv3d(3, 8, 3, { padding: 1, bias: false }));
+  readonly bn = this.addModule('bn', new BatchNorm3d(8));
+  readonly fc = this.addModule('fc', new Linear(8, 4));
+  forward(x: Tensor): Tensor {
+    return this.fc.forward(F.adaptiveAvgPool3d(this.bn.forward(this.conv.forward(x)).relu(), 1).flatten(1));
+  }
+}
+
+test('2,000 training steps keep the live tensor count constant and RSS flat', () => {
+  const net = new TinyNet();
+  const input = keep(randn([2, 3, 4, 8, 8]));
+  const target = keep(tensor([1, 3], { dtype: 'int64' }));
+  const step = () => tidy(() => {
+    const loss = F.crossEntropy(net.forward(input), target);
+    loss.backward();
+    noGrad(() => {
+      for (const parameter of net.parameters()) {
+        const grad = parameter.grad!;
+        parameter.sub_(grad, 0.01);
+        parameter.grad = null;
+      }
+    });
+    return loss.item();
+  });
+  for (let i = 0; i < 50; i++) step();
+  const tensorsAfterWarmup = memory().tensors;
+  const rssAfterWarmup = process.memoryUsage().rss;
+  let lastLoss = Infinity;
+  for (let i = 0; i < 2000; i++) {
+    lastLoss = step();
+    if (i % 500 === 0) assert.equal(memory().tensors, tensorsAfterWarmup, `live tensors changed at step ${i}`);
+  }
+  assert.equal(memory().tensors, tensorsAfterWarmup);
+  const growthMb = (process.memoryUsage().rss - rssAfterWarmup) / 2 ** 20;
+  assert.ok(growthMb < 50, `RSS grew ${growthMb.toFixed(1)} MB over 2,000 steps`);
+  assert.ok(Number.isFinite(lastLoss) && lastLoss < 0.1, `the net should fit two samples, loss ${lastLoss}`);
+  input.dispose();
+  target.dispose();
+  net.dispose();
+});

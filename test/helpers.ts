@@ -1,0 +1,64 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+/** The repository root (tests run from dist/test/...). */
+export const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!dir.endsWith('/dist') && dir !== '/') dir = dirname(dir);
+  return dirname(dir);
+})();
+
+/** Debian's PyTorch lives in the system Python, not in whatever `python3` comes first on PATH. */
+export const systemPython = '/usr/bin/python3';
+
+/** Runs a fixture script (path relative to the repo) with extra arguments; returns its stdout. */
+export function runPython(script: string, args: string[] = [], timeoutMs = 300_000): string {
+  return execFileSync(systemPython, [join(repoRoot, script), ...args], {
+    encoding: 'utf8', timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+}
+
+/** A temporary directory removed when the process exits. */
+export function tempDir(prefix = 'stcnet-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs a fixture script that writes JSON to the path given as its first argument, and parses it. */
+export function pythonJson<T>(script: string, args: string[] = []): T {
+  const out = join(tempDir(), 'fixture.json');
+  runPython(script, [out, ...args]);
+  return JSON.parse(readFileSync(out, 'utf8')) as T;
+}
+
+/** A tensor as the fixture scripts write it. */
+export interface Packed {
+  shape: number[];
+  dtype: string;
+  data: number[];
+}
+
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, options: { rtol?: number; atol?: number; what?: string } = {}): void {
+  const rtol = options.rtol ?? 1e-5;
+  const atol = options.atol ?? 1e-6;
+  assert.equal(actual.length, expected.length, `${options.what ?? 'values'}: length ${actual.length} vs ${expected.length}`);
+  let worst = 0;
+  let worstIndex = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (!(excess <= worst) || Number.isNaN(a) !== Number.isNaN(e)) {
+      worst = Number.isNaN(excess) ? Infinity : excess;
+      worstIndex = i;
+    }
+  }
+  if (worstIndex >= 0) {
+    assert.fail(`${options.what ?? 'values'} differ at index ${worstIndex}: got ${actual[worstIndex]}, expected ${expected[worstIndex]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
