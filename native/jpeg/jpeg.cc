@@ -118,33 +118,15 @@ Napi::Value DecodeInto(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// cropResize(src, srcWidth, srcHeight, x, y, w, h, flip, dst, dstOffset, dstWidth, dstHeight, planeStride)
+// cropResize(src, srcWidth, srcHeight, x, y, w, h, flip, dst, dstOffset, dstWidth, dstHeight, planeStride[, lut])
 // Bilinear resampling of the box (x, y, w, h) of an RGB (HWC) frame into three planes of dst
-// (channel c at dstOffset + c * planeStride), optionally mirrored horizontally. Pixel centres are
-// aligned as in PIL/OpenCV (half-pixel offsets). Output is uint8.
-Napi::Value CropResize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint8_t* src;
-  size_t srcLength;
-  uint8_t* dst;
-  size_t dstLength;
-  if (info.Length() < 13 || !GetBytes(info[0], &src, &srcLength) || !GetBytes(info[8], &dst, &dstLength)) {
-    return Fail(env, "jpeg.cropResize: expected Uint8Arrays for src and dst");
-  }
-  int sw = info[1].As<Napi::Number>().Int32Value();
-  int sh = info[2].As<Napi::Number>().Int32Value();
-  double bx = info[3].As<Napi::Number>().DoubleValue();
-  double by = info[4].As<Napi::Number>().DoubleValue();
-  double bw = info[5].As<Napi::Number>().DoubleValue();
-  double bh = info[6].As<Napi::Number>().DoubleValue();
-  bool flip = info[7].ToBoolean().Value();
-  size_t dstOffset = static_cast<size_t>(info[9].As<Napi::Number>().Int64Value());
-  int dw = info[10].As<Napi::Number>().Int32Value();
-  int dh = info[11].As<Napi::Number>().Int32Value();
-  size_t plane = static_cast<size_t>(info[12].As<Napi::Number>().Int64Value());
-  if (static_cast<size_t>(sw) * sh * 3 > srcLength) return Fail(env, "jpeg.cropResize: src too small");
-  if (dstOffset + 2 * plane + static_cast<size_t>(dw) * dh > dstLength) return Fail(env, "jpeg.cropResize: dst too small");
-  // Precompute horizontal taps.
+// (channel c at dstOffset + c * planeStride, in elements), optionally mirrored horizontally. Pixel
+// centres are aligned as in PIL/OpenCV (half-pixel offsets); weights are 8-bit fixed point, so the
+// result is bit-exact with the TypeScript reference (cropResizeJs). dst is a Uint8Array, or a
+// Float32Array together with lut (768 floats: channel c, value v at c * 256 + v) for normalisation.
+template <typename Out, typename Store>
+void Resample(const uint8_t* src, int sw, int sh, double bx, double by, double bw, double bh, bool flip, Out* dst,
+              int dw, int dh, size_t plane, Store store) {
   std::unique_ptr<int[]> x0(new int[dw]);
   std::unique_ptr<int[]> wx(new int[dw]);
   double sx = bw / dw;
@@ -160,9 +142,10 @@ Napi::Value CropResize(const Napi::CallbackInfo& info) {
     x0[k] = ix * 3;
     wx[k] = sw > 1 ? static_cast<int>(frac * 256 + 0.5) : 0;
   }
-  uint8_t* r = dst + dstOffset;
-  uint8_t* g = r + plane;
-  uint8_t* b = g + plane;
+  const int step = sw > 1 ? 3 : 0;
+  Out* r = dst;
+  Out* g = r + plane;
+  Out* b = g + plane;
   for (int j = 0; j < dh; j++) {
     double fy = by + (j + 0.5) * sy - 0.5;
     if (fy < 0) fy = 0;
@@ -170,6 +153,7 @@ Napi::Value CropResize(const Napi::CallbackInfo& info) {
     int iy = static_cast<int>(fy);
     if (iy > sh - 2) iy = sh > 1 ? sh - 2 : 0;
     int wy = sh > 1 ? static_cast<int>((fy - iy) * 256 + 0.5) : 0;
+    int nwy = 256 - wy;
     const uint8_t* row0 = src + static_cast<size_t>(iy) * sw * 3;
     const uint8_t* row1 = sh > 1 ? row0 + static_cast<size_t>(sw) * 3 : row0;
     size_t o = static_cast<size_t>(j) * dw;
@@ -178,14 +162,55 @@ Napi::Value CropResize(const Napi::CallbackInfo& info) {
       const uint8_t* p1 = row1 + x0[i];
       int a = wx[i];
       int na = 256 - a;
-      int step = sw > 1 ? 3 : 0;
-      for (int c = 0; c < 3; c++) {
-        int top = p0[c] * na + p0[c + step] * a;
-        int bottom = p1[c] * na + p1[c + step] * a;
-        int v = (top * (256 - wy) + bottom * wy + (1 << 15)) >> 16;
-        (c == 0 ? r : c == 1 ? g : b)[o] = static_cast<uint8_t>(v);
-      }
+      int t0 = p0[0] * na + p0[step] * a, u0 = p1[0] * na + p1[step] * a;
+      int t1 = p0[1] * na + p0[step + 1] * a, u1 = p1[1] * na + p1[step + 1] * a;
+      int t2 = p0[2] * na + p0[step + 2] * a, u2 = p1[2] * na + p1[step + 2] * a;
+      store(r + o, 0, (t0 * nwy + u0 * wy + (1 << 15)) >> 16);
+      store(g + o, 1, (t1 * nwy + u1 * wy + (1 << 15)) >> 16);
+      store(b + o, 2, (t2 * nwy + u2 * wy + (1 << 15)) >> 16);
     }
+  }
+}
+
+Napi::Value CropResize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* src;
+  size_t srcLength;
+  if (info.Length() < 13 || !GetBytes(info[0], &src, &srcLength) || !info[8].IsTypedArray()) {
+    return Fail(env, "jpeg.cropResize: expected a Uint8Array src and a typed array dst");
+  }
+  int sw = info[1].As<Napi::Number>().Int32Value();
+  int sh = info[2].As<Napi::Number>().Int32Value();
+  double bx = info[3].As<Napi::Number>().DoubleValue();
+  double by = info[4].As<Napi::Number>().DoubleValue();
+  double bw = info[5].As<Napi::Number>().DoubleValue();
+  double bh = info[6].As<Napi::Number>().DoubleValue();
+  bool flip = info[7].ToBoolean().Value();
+  size_t dstOffset = static_cast<size_t>(info[9].As<Napi::Number>().Int64Value());
+  int dw = info[10].As<Napi::Number>().Int32Value();
+  int dh = info[11].As<Napi::Number>().Int32Value();
+  size_t plane = static_cast<size_t>(info[12].As<Napi::Number>().Int64Value());
+  if (sw < 1 || sh < 1 || dw < 1 || dh < 1) return Fail(env, "jpeg.cropResize: sizes must be positive");
+  if (static_cast<size_t>(sw) * sh * 3 > srcLength) return Fail(env, "jpeg.cropResize: src too small");
+  Napi::TypedArray dstArray = info[8].As<Napi::TypedArray>();
+  size_t need = dstOffset + 2 * plane + static_cast<size_t>(dw) * dh;
+  if (dstArray.TypedArrayType() == napi_uint8_array) {
+    Napi::Uint8Array dst = info[8].As<Napi::Uint8Array>();
+    if (need > dst.ElementLength()) return Fail(env, "jpeg.cropResize: dst too small");
+    Resample(src, sw, sh, bx, by, bw, bh, flip, dst.Data() + dstOffset, dw, dh, plane,
+             [](uint8_t* p, int, int v) { *p = static_cast<uint8_t>(v); });
+  } else if (dstArray.TypedArrayType() == napi_float32_array) {
+    Napi::Float32Array dst = info[8].As<Napi::Float32Array>();
+    if (need > dst.ElementLength()) return Fail(env, "jpeg.cropResize: dst too small");
+    if (info.Length() < 14 || !info[13].IsTypedArray() || info[13].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        info[13].As<Napi::Float32Array>().ElementLength() < 768) {
+      return Fail(env, "jpeg.cropResize: a Float32Array dst needs a 768-entry Float32Array lut");
+    }
+    const float* lut = info[13].As<Napi::Float32Array>().Data();
+    Resample(src, sw, sh, bx, by, bw, bh, flip, dst.Data() + dstOffset, dw, dh, plane,
+             [lut](float* p, int c, int v) { *p = lut[c * 256 + v]; });
+  } else {
+    return Fail(env, "jpeg.cropResize: dst must be a Uint8Array or Float32Array");
   }
   return env.Undefined();
 }

@@ -12,11 +12,13 @@ export interface JpegAddon {
   /** Decodes a JPEG of exactly width×height into `out` at byte offset `offset`, packed RGB. */
   decodeInto(jpeg: Uint8Array, out: Uint8Array, offset: number, width: number, height: number, fast: boolean): void;
   /**
-   * Bilinear resample of the box (x, y, w, h) of an RGB frame into three uint8 planes of `dst`
-   * (plane c at dstOffset + c·planeStride), mirrored horizontally when `flip`.
+   * Bilinear resample of the box (x, y, w, h) of an RGB frame into three planes of `dst` (plane c at
+   * dstOffset + c·planeStride elements), mirrored horizontally when `flip`. A Float32Array `dst`
+   * needs `lut` (768 floats, channel c and value v at c·256 + v) mapping each uint8 result.
    */
   cropResize(src: Uint8Array, srcWidth: number, srcHeight: number, x: number, y: number, w: number, h: number,
-    flip: boolean, dst: Uint8Array, dstOffset: number, dstWidth: number, dstHeight: number, planeStride: number): void;
+    flip: boolean, dst: Uint8Array | Float32Array, dstOffset: number, dstWidth: number, dstHeight: number, planeStride: number,
+    lut?: Float32Array): void;
   version: string;
 }
 

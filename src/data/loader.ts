@@ -1,0 +1,273 @@
+import os from 'node:os';
+
+import { Worker } from 'node:worker_threads';
+import { UserError } from '../util/errors.js';
+import { FrameCache } from '../video/cache.js';
+import { ClipMaker, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from './clip.js';
+import { sampleKey, type VideoSample } from './dataset.js';
+import { Rng } from './random.js';
+import { MULTISCALE_SCALES, NORMALIZATIONS, type Normalization } from './transforms.js';
+
+export interface LoaderOptions {
+  samples: VideoSample[];
+  /** Read frames from a frame cache (fast), or decode the video files with ffmpeg (no cache needed). */
+  source: { kind: 'cache'; dir: string } | { kind: 'video'; shortSide?: number; fps?: number };
+  /** train: a random clip per video, augmented; test: K evenly spaced clips per video (× 1 or 3 crops). */
+  mode: 'train' | 'test';
+  batchSize: number;
+  /** Frames per clip (T), default 16. */
+  frames?: number;
+  /** Temporal stride, default 1. */
+  stride?: number;
+  /** Output side in pixels, default 112. */
+  size?: number;
+  /** Worker threads, default os.availableParallelism(); 0 makes batches on the calling thread. */
+  workers?: number;
+  /** Batches prepared ahead (in flight plus ready), default 2 per worker. */
+  prefetch?: number;
+  seed?: number;
+  /** Default: true when training. */
+  shuffle?: boolean;
+  /** Drop the last incomplete batch; default: true when training. */
+  dropLast?: boolean;
+  /** float32 (normalised) or uint8 (raw pixels, to normalise on the engine); default float32. */
+  output?: 'float32' | 'uint8';
+  /** Mean/std preset or values for [0,1] pixels; 'none' only scales to [0,1]. Default kinetics. */
+  normalize?: 'imagenet' | 'kinetics' | 'none' | Normalization;
+  /** Multi-scale crop scales (train), default Hara et al.'s five. */
+  scales?: number[];
+  /** Random horizontal flip (train), default true. */
+  flip?: boolean;
+  /** Clips per video at test time (K), default 10. */
+  testClips?: number;
+  /** Crops per clip at test time, 1 (centre) or 3; default 1. */
+  testCrops?: 1 | 3;
+}
+
+/** One batch: NCTHW clips plus where each came from. */
+export interface ClipBatch {
+  data: Float32Array | Uint8Array;
+  dtype: 'float32' | 'uint8';
+  shape: [number, number, number, number, number];
+  labels: Int32Array;
+  /** Index into the loader's `samples` of the video each clip came from. */
+  videoIndices: Int32Array;
+  /** Test mode: which of the K clips, and which crop (0 in training). */
+  clipIndices: Int32Array;
+  cropIndices: Int32Array;
+  epoch: number;
+  /** Batch number within the epoch. */
+  index: number;
+  /** Videos that could not be read for this batch (they are left out, so N may be smaller). */
+  failures: BatchFailure[];
+}
+
+interface Pending {
+  resolve(result: BatchResult): void;
+  reject(error: Error): void;
+  worker: WorkerSlot;
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  pending: number;
+}
+
+/**
+ * Clip batches for training and evaluation, decoded and augmented in worker threads behind a bounded
+ * prefetch queue. `for await (const batch of loader.epoch(e))`; `close()` when done (workers are
+ * unreferenced while idle, so a forgotten close never keeps the process alive).
+ */
+export class ClipLoader {
+  /** Samples that cannot be loaded at all (not in the cache), left out of every epoch. */
+  readonly skipped: BatchFailure[] = [];
+  private readonly items: Omit<ClipItem, 'position'>[];
+  private readonly settings: ClipSettings;
+  private readonly slots: WorkerSlot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly local: ClipMaker | undefined;
+  private nextId = 0;
+  private closed = false;
+  private broken: Error | undefined;
+  private readonly prefetch: number;
+
+  private constructor(readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'mode'>> & LoaderOptions, items: Omit<ClipItem, 'position'>[],
+    settings: ClipSettings, skipped: BatchFailure[]) {
+    this.items = items;
+    this.settings = settings;
+    this.skipped.push(...skipped);
+    const workers = options.workers ?? os.availableParallelism();
+    this.prefetch = Math.max(1, options.prefetch ?? 2 * Math.max(1, workers));
+    if (workers === 0) {
+      this.local = new ClipMaker(settings);
+    } else {
+      for (let i = 0; i < workers; i++) this.slots.push(this.spawn());
+    }
+  }
+
+  static async create(options: LoaderOptions): Promise<ClipLoader> {
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new UserError(`loader: batchSize must be a positive integer, got ${options.batchSize}`);
+    const frames = options.frames ?? 16;
+    const testCrops = options.testCrops ?? 1;
+    if (testCrops !== 1 && testCrops !== 3) throw new UserError(`loader: testCrops must be 1 or 3, got ${String(testCrops)}`);
+    const norm = options.normalize ?? 'kinetics';
+    const settings: ClipSettings = {
+      mode: options.mode,
+      source: options.source.kind === 'cache' ? { kind: 'cache' } : { kind: 'video', shortSide: options.source.shortSide ?? 128, fps: options.source.fps },
+      frames, stride: options.stride ?? 1, size: options.size ?? 112, output: options.output ?? 'float32',
+      normalization: norm === 'none' ? undefined : typeof norm === 'string' ? NORMALIZATIONS[norm] : norm,
+      scales: options.scales ?? [...MULTISCALE_SCALES], flip: options.flip ?? true,
+      testClips: options.testClips ?? 10, testCrops, seed: options.seed ?? 0,
+    };
+    const items: Omit<ClipItem, 'position'>[] = [];
+    const skipped: BatchFailure[] = [];
+    const cache = options.source.kind === 'cache' ? await FrameCache.open(options.source.dir) : undefined;
+    options.samples.forEach((sample, index) => {
+      let file = sample.path;
+      if (cache) {
+        const entry = cache.entry(sampleKey(sample));
+        if (!entry) {
+          skipped.push({ path: sample.path, reason: `not in the frame cache ${cache.dir} (see its report.csv)` });
+          return;
+        }
+        file = cache.filePath(entry);
+      }
+      const base = { sample: index, file, label: sample.label, start: cache ? undefined : sample.start, end: cache ? undefined : sample.end };
+      if (options.mode === 'train') {
+        items.push({ ...base, clip: 0, crop: 0 });
+      } else {
+        for (let k = 0; k < settings.testClips; k++) for (let c = 0; c < testCrops; c++) items.push({ ...base, clip: k, crop: c });
+      }
+    });
+    return new ClipLoader({ ...options }, items, settings, skipped);
+  }
+
+  /** Clips per epoch (train: one per readable video; test: K × crops per video). */
+  get clipsPerEpoch(): number {
+    return this.items.length;
+  }
+
+  get batchesPerEpoch(): number {
+    const n = this.items.length / this.options.batchSize;
+    return this.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+
+  private get dropLast(): boolean {
+    return this.options.dropLast ?? this.options.mode === 'train';
+  }
+
+  private spawn(): WorkerSlot {
+    const worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings });
+    const slot: WorkerSlot = { worker, pending: 0 };
+    worker.unref();
+    worker.on('message', (message: { type: 'batch'; result: BatchResult } | { type: 'error'; id: number; message: string }) => {
+      const id = message.type === 'batch' ? message.result.id : message.id;
+      const pending = this.pending.get(id);
+      if (!pending) return;
+      this.pending.delete(id);
+      this.release(slot);
+      if (message.type === 'batch') pending.resolve(message.result);
+      else pending.reject(new Error(`loader worker failed: ${message.message}`));
+    });
+    const fail = (error: Error): void => {
+      this.broken ??= error;
+      for (const [id, pending] of this.pending) {
+        if (pending.worker !== slot) continue;
+        this.pending.delete(id);
+        pending.reject(error);
+      }
+      slot.pending = 0;
+    };
+    worker.on('error', (error) => fail(new Error(`loader worker crashed: ${error.message}`)));
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`loader worker exited unexpectedly (code ${code})`));
+    });
+    return slot;
+  }
+
+  private release(slot: WorkerSlot): void {
+    slot.pending--;
+    if (slot.pending <= 0) {
+      slot.pending = 0;
+      slot.worker.unref();
+    }
+  }
+
+  /** The order of an epoch: a seeded permutation when shuffling, identity otherwise. */
+  epochOrder(epoch: number): number[] {
+    const order = this.items.map((_, i) => i);
+    if (this.options.shuffle ?? this.options.mode === 'train') new Rng('order', this.settings.seed, epoch).shuffle(order);
+    return order;
+  }
+
+  private run(task: BatchTask): Promise<BatchResult> {
+    if (this.local) return this.local.makeBatch(task);
+    if (this.broken) return Promise.reject(this.broken);
+    let slot = this.slots[0]!;
+    for (const s of this.slots) if (s.pending < slot.pending) slot = s;
+    return new Promise<BatchResult>((resolve, reject) => {
+      this.pending.set(task.id, { resolve, reject, worker: slot });
+      if (slot.pending++ === 0) slot.worker.ref();
+      slot.worker.postMessage({ type: 'batch', task });
+    });
+  }
+
+  /** The batches of one epoch, in order, with up to `prefetch` batches being made ahead. */
+  async *epoch(epoch: number): AsyncGenerator<ClipBatch, void, undefined> {
+    if (this.closed) throw new Error('loader: epoch() after close()');
+    const order = this.epochOrder(epoch);
+    const bs = this.options.batchSize;
+    const total = this.batchesPerEpoch;
+    const s = this.settings;
+    const results = new Map<number, Promise<BatchResult>>();
+    let dispatched = 0;
+    let consumed = 0;
+    const dispatch = (): void => {
+      while (dispatched < total && dispatched - consumed < this.prefetch && !this.closed) {
+        const b = dispatched++;
+        const items = order.slice(b * bs, Math.min(order.length, (b + 1) * bs)).map((i, j) => ({ ...this.items[i]!, position: b * bs + j }));
+        const promise = this.run({ id: this.nextId++, epoch, index: b, items });
+        promise.catch(() => undefined);
+        results.set(b, promise);
+      }
+    };
+    try {
+      while (consumed < total) {
+        dispatch();
+        const result = await results.get(consumed)!;
+        results.delete(consumed);
+        const index = consumed++;
+        dispatch();
+        yield {
+          data: result.data, dtype: s.output, shape: [result.count, 3, s.frames, s.size, s.size], labels: result.labels,
+          videoIndices: result.videoIndices, clipIndices: result.clipIndices, cropIndices: result.cropIndices,
+          epoch, index, failures: result.failures,
+        };
+      }
+    } finally {
+      // An early break leaves batches in flight; their results are dropped when they arrive.
+      results.clear();
+    }
+  }
+
+  /** Stops the workers (waits for them to exit). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id);
+      pending.reject(new Error('loader closed'));
+    }
+    await Promise.all(this.slots.map(async ({ worker }) => {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      await worker.terminate();
+      await exited.catch(() => undefined);
+    }));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+
