@@ -1,0 +1,119 @@
+import type { Tensor } from '../engine/index.js';
+import { Module, Linear, Dropout, init } from '../nn/index.js';
+import { ModelInputError, shapeText } from './errors.js';
+import { trace, type Tracer, type TraceRow } from './flops.js';
+
+/** What a model takes: (N, C, T, H, W) video or (N, C, H, W) images; STC models fix T. */
+export interface InputSpec {
+  dims: 2 | 3;
+  channels: number;
+  /** The only clip length accepted (STC models); undefined: any. */
+  frames?: number;
+  /** The clip length the model was configured for (default for costs). */
+  defaultFrames?: number;
+}
+
+/**
+ * The common surface of every model in the zoo: `forward(x)` gives logits N×classes;
+ * `forwardFeatures(x)` the pooled features N×numFeatures (before dropout and `fc`);
+ * `forwardHead(features)`; `resetClassifier(n)`; `trace(shape)` for output shapes and MACs.
+ */
+export abstract class ZooModel extends Module {
+  abstract readonly name: string;
+  abstract readonly input: InputSpec;
+  fc!: Linear;
+  dropout: Dropout | null = null;
+
+  get numClasses(): number {
+    return this.fc.outFeatures;
+  }
+
+  get numFeatures(): number {
+    return this.fc.inFeatures;
+  }
+
+  /** The pooled features N×numFeatures; runs the backbone without the classifier. */
+  abstract forwardFeatures(x: Tensor): Tensor;
+
+  /** Same as forwardFeatures (the teachers' `features()` path, without `fc`). */
+  features(x: Tensor): Tensor {
+    return this.forwardFeatures(x);
+  }
+
+  forwardHead(features: Tensor): Tensor {
+    if (!this.dropout || this.dropout.p === 0 || !this.training) return this.fc.forward(features);
+    const dropped = this.dropout.forward(features);
+    const logits = this.fc.forward(dropped);
+    dropped.dispose();
+    return logits;
+  }
+
+  forward(x: Tensor): Tensor {
+    const features = this.forwardFeatures(x);
+    const logits = this.forwardHead(features);
+    features.dispose();
+    return logits;
+  }
+
+  /** Replaces `fc` with a freshly initialised Linear for `numClasses` classes (fine-tuning). */
+  resetClassifier(numClasses: number): void {
+    checkPositiveInt('numClasses', numClasses);
+    const old = this.fc;
+    this.fc = this.addModule('fc', this.makeClassifier(this.numFeatures, numClasses));
+    old.dispose();
+  }
+
+  /** The classifier layer; PyTorch's default Linear initialisation unless a model says otherwise. */
+  protected makeClassifier(features: number, classes: number): Linear {
+    return new Linear(features, classes);
+  }
+
+  protected addHead(features: number, classes: number, dropout: number): void {
+    if (dropout > 0) this.dropout = this.addModule('dropout', new Dropout(dropout));
+    this.fc = this.addModule('fc', this.makeClassifier(features, classes));
+  }
+
+  /** Throws a ModelInputError unless x fits `input`. */
+  protected checkInput(x: Tensor): void {
+    const shape = x.shape;
+    const { dims, channels, frames } = this.input;
+    const layout = dims === 3 ? 'N×C×T×H×W' : 'N×C×H×W';
+    if (shape.length !== dims + 2) throw new ModelInputError(`${this.name}: expected a ${dims + 2}-D input ${layout}, got shape ${shapeText(shape)}`);
+    if (shape[1] !== channels) throw new ModelInputError(`${this.name}: expected ${channels} input channels, got ${shape[1]} (input ${shapeText(shape)}, ${layout})`);
+    if (frames !== undefined && shape[2] !== frames) {
+      throw new ModelInputError(`${this.name}: built for ${frames}-frame clips, got ${shape[2]} frames (input ${shapeText(shape)}); ` +
+        `an STC model's SCB width depends on the clip length: build it with frames: ${shape[2]} to take such clips`);
+    }
+  }
+
+  /** The default input shape for costs: 1×C×frames×112×112 (3-D) or 1×C×224×224 (2-D). */
+  defaultInputShape(options: { frames?: number; size?: number } = {}): number[] {
+    const { dims, channels } = this.input;
+    if (dims === 2) return [1, channels, options.size ?? 224, options.size ?? 224];
+    return [1, channels, options.frames ?? this.input.frames ?? this.input.defaultFrames ?? 16, options.size ?? 112, options.size ?? 112];
+  }
+
+  /** Per-layer output shapes and MACs for an input shape, without running the network. */
+  costs(inputShape: readonly number[] = this.defaultInputShape()): { rows: TraceRow[]; output: number[]; macs: number } {
+    return trace(this, inputShape);
+  }
+
+  /** Shape flow through the network (Traceable); `costs()` is the public entry. */
+  abstract trace(tracer: Tracer, name: string, shape: readonly number[]): number[];
+
+  /** Traces the head: pooled features → [dropout] → fc. */
+  protected traceHead(tracer: Tracer, features: number[]): number[] {
+    return tracer.leaf('fc', this.fc, features);
+  }
+}
+
+export function checkPositiveInt(what: string, value: number): void {
+  if (!(Number.isInteger(value) && value >= 1)) throw new ModelInputError(`${what} must be a positive integer, got ${String(value)}`);
+}
+
+/** Hara's and torchvision's initialisation: Kaiming normal (fan_out, ReLU) for convolutions; BN 1 and 0 (the layers' default). */
+export function initConvolutions(model: Module): void {
+  for (const [name, parameter] of model.namedParameters()) {
+    if (parameter.rank >= 3 && name.endsWith('weight')) init.kaimingNormal_(parameter, { mode: 'fan_out', nonlinearity: 'relu' });
+  }
+}

@@ -1,0 +1,13 @@
+export { StcBlock, GateBranch, DEFAULT_REDUCTION, type Reduction } from './stc.js';
+export {
+  BasicBlock, Bottleneck, ZeroPadShortcut, VideoBasicBlock, VideoBottleneck, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, midPlanesOf,
+  type ConvPolicy, type Shortcut, type Dims, type StcSpec,
+} from './blocks.js';
+export { ZooModel, type InputSpec } from './base.js';
+export * from './resnet3d.js';
+export * from './resnext3d.js';
+export * from './video_resnet.js';
+export * from './resnet2d.js';
+export { createModel, listModels, modelInfo, modelEntry, isModelName, type ModelName, type ModelOptionsMap, type AnyModelOptions, type ModelEntry, type ModelInfo, type ModelFamily } from './registry.js';
+export { trace, Tracer, type TraceRow, type Traceable } from './flops.js';
+export { ModelInputError } from './errors.js';
