@@ -31,6 +31,8 @@ bool GetBytes(const Napi::Value& value, uint8_t** data, size_t* length) {
 }
 
 Napi::Value Fail(Napi::Env env, const std::string& message) {
+  // A pending exception (e.g. the worker thread is being terminated) must not be thrown over.
+  if (env.IsExceptionPending()) return env.Undefined();
   Napi::Error::New(env, message).ThrowAsJavaScriptException();
   return env.Undefined();
 }

@@ -157,7 +157,9 @@ export class ClipLoader {
   }
 
   private spawn(): WorkerSlot {
-    const worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings });
+    // --input-type (from `node -e`) is refused by workers; every other flag is inherited.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings, execArgv });
     const slot: WorkerSlot = { worker, pending: 0 };
     worker.unref();
     worker.on('message', (message: { type: 'batch'; result: BatchResult } | { type: 'error'; id: number; message: string }) => {
@@ -258,10 +260,17 @@ export class ClipLoader {
       this.pending.delete(id);
       pending.reject(new Error('loader closed'));
     }
+    // Ask each worker to finish its current batch and exit; terminate the ones that take too long.
     await Promise.all(this.slots.map(async ({ worker }) => {
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      await worker.terminate();
-      await exited.catch(() => undefined);
+      worker.postMessage({ type: 'close' });
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), 5000);
+      });
+      if ((await Promise.race([exited, late])) === 'late') await worker.terminate();
+      clearTimeout(timer);
+      await exited;
     }));
   }
 
