@@ -7,14 +7,19 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
+#include <cmath>
 #include <sstream>
 #include <torch/version.h>
 
 namespace stcnet {
 
-MemoryCounters& counters() {
-  static MemoryCounters instance;
-  return instance;
+HandleTable& handleTable(Napi::Env env) {
+  auto* table = env.GetInstanceData<HandleTable>();
+  if (table == nullptr) {
+    table = new HandleTable();
+    env.SetInstanceData(table);
+  }
+  return *table;
 }
 
 static int64_t bytesOf(const at::Tensor& tensor) {
@@ -23,39 +28,68 @@ static int64_t bytesOf(const at::Tensor& tensor) {
   return static_cast<int64_t>(tensor.storage().nbytes());
 }
 
-void releaseHolder(Napi::Env env, TensorHolder* holder) {
-  if (!holder->tensor.defined()) return;
-  counters().liveTensors--;
-  counters().liveBytes -= holder->reportedBytes;
-  if (holder->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -holder->reportedBytes);
-  holder->reportedBytes = 0;
-  holder->tensor.reset();
+static void reportBytes(Napi::Env env, HandleTable& table, int64_t delta) {
+  table.liveBytes += delta;
+  table.unreportedBytes += delta;
+  if (table.unreportedBytes > (1 << 20) || table.unreportedBytes < -(1 << 20)) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, table.unreportedBytes);
+    table.unreportedBytes = 0;
+  }
 }
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
-  auto* holder = new TensorHolder{std::move(tensor), 0};
-  holder->reportedBytes = bytesOf(holder->tensor);
-  counters().liveTensors++;
-  counters().liveBytes += holder->reportedBytes;
-  if (holder->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, holder->reportedBytes);
-  return Napi::External<TensorHolder>::New(env, holder, [](Napi::Env env, TensorHolder* owned) {
-    releaseHolder(env, owned);
-    delete owned;
-  });
+  auto& table = handleTable(env);
+  uint32_t index;
+  if (!table.freeSlots.empty()) {
+    index = table.freeSlots.back();
+    table.freeSlots.pop_back();
+  } else {
+    if (table.slots.size() >= static_cast<size_t>(kSlotRange)) throw Napi::Error::New(env, "too many live tensors (16M)");
+    index = static_cast<uint32_t>(table.slots.size());
+    table.slots.emplace_back();
+  }
+  auto& slot = table.slots[index];
+  slot.tensor = std::move(tensor);
+  slot.bytes = bytesOf(slot.tensor);
+  table.liveTensors++;
+  reportBytes(env, table, slot.bytes);
+  return Napi::Number::New(env, static_cast<double>(slot.generation) * kSlotRange + index);
+}
+
+static Slot* findSlot(Napi::Env env, double handle) {
+  auto& table = handleTable(env);
+  if (!(handle >= 0)) return nullptr;
+  auto index = static_cast<uint64_t>(std::fmod(handle, kSlotRange));
+  auto generation = static_cast<uint64_t>(handle / kSlotRange);
+  if (index >= table.slots.size()) return nullptr;
+  auto& slot = table.slots[index];
+  if (slot.generation != generation || !slot.tensor.defined()) return nullptr;
+  return &slot;
+}
+
+bool releaseHandle(Napi::Env env, double handle) {
+  Slot* slot = findSlot(env, handle);
+  if (slot == nullptr) return false;
+  auto& table = handleTable(env);
+  table.liveTensors--;
+  reportBytes(env, table, -slot->bytes);
+  slot->bytes = 0;
+  slot->tensor.reset();
+  slot->generation = (slot->generation + 1) & 0x0FFFFFFF;
+  table.freeSlots.push_back(static_cast<uint32_t>(slot - table.slots.data()));
+  return true;
 }
 
 at::Tensor& unwrapTensor(const Napi::Value& value, const char* what) {
-  if (!value.IsExternal()) {
-    throw Napi::TypeError::New(value.Env(), std::string(what) + ": expected a tensor");
-  }
-  auto* holder = value.As<Napi::External<TensorHolder>>().Data();
-  if (!holder->tensor.defined()) {
-    auto error = Napi::Error::New(value.Env(), std::string(what) + ": tensor used after dispose()");
-    error.Set("code", Napi::String::New(value.Env(), "ERR_DISPOSED"));
+  Slot* slot = value.IsNumber() ? findSlot(value.Env(), value.As<Napi::Number>().DoubleValue()) : nullptr;
+  if (slot == nullptr) {
+    auto error = Napi::Error::New(value.Env(), std::string(what) + ": " +
+                                                   (value.IsNumber() ? "tensor used after dispose()" : "expected a tensor"));
+    error.Set("code", Napi::String::New(value.Env(), value.IsNumber() ? "ERR_DISPOSED" : "ERR_ARGUMENT"));
     throw error;
   }
-  return holder->tensor;
+  return slot->tensor;
 }
 
 const char* dtypeName(at::ScalarType type) {
@@ -86,19 +120,30 @@ std::string describeTensor(const at::Tensor& tensor) {
 }
 
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (info[0].IsExternal()) releaseHolder(info.Env(), info[0].As<Napi::External<TensorHolder>>().Data());
+  if (info[0].IsNumber()) releaseHandle(info.Env(), info[0].As<Napi::Number>().DoubleValue());
+  return info.Env().Undefined();
+}
+
+// disposeMany(handles[], count): frees a tidy() scope's tensors in one call.
+static Napi::Value DisposeMany(const Napi::CallbackInfo& info) {
+  auto handles = info[0].As<Napi::Array>();
+  uint32_t count = info.Length() > 1 ? info[1].As<Napi::Number>().Uint32Value() : handles.Length();
+  for (uint32_t i = 0; i < count; i++) {
+    auto value = handles.Get(i);
+    if (value.IsNumber()) releaseHandle(info.Env(), value.As<Napi::Number>().DoubleValue());
+  }
   return info.Env().Undefined();
 }
 
 static Napi::Value IsLive(const Napi::CallbackInfo& info) {
-  bool live = info[0].IsExternal() && info[0].As<Napi::External<TensorHolder>>().Data()->tensor.defined();
-  return Napi::Boolean::New(info.Env(), live);
+  return Napi::Boolean::New(info.Env(), info[0].IsNumber() && findSlot(info.Env(), info[0].As<Napi::Number>().DoubleValue()) != nullptr);
 }
 
 static Napi::Value Memory(const Napi::CallbackInfo& info) {
+  auto& table = handleTable(info.Env());
   auto result = Napi::Object::New(info.Env());
-  result.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(counters().liveTensors.load())));
-  result.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(counters().liveBytes.load())));
+  result.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(table.liveTensors)));
+  result.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(table.liveBytes)));
   return result;
 }
 
@@ -178,7 +223,7 @@ static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
 static Napi::Value Backward(const Napi::CallbackInfo& info) {
   auto& tensor = unwrapTensor(info[0], "backward");
   at::Tensor gradient;
-  if (info.Length() > 1 && info[1].IsExternal()) gradient = unwrapTensor(info[1], "backward");
+  if (info.Length() > 1 && info[1].IsNumber()) gradient = unwrapTensor(info[1], "backward");
   bool retainGraph = info.Length() > 2 && info[2].ToBoolean();
   guard(info.Env(), "backward(" + describeTensor(tensor) + ")", [&] {
     tensor.backward(gradient, retainGraph, false);
@@ -245,6 +290,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set(name, Napi::Function::New(env, callback, name));
   };
   fn("dispose", Dispose);
+  fn("disposeMany", DisposeMany);
   fn("isLive", IsLive);
   fn("memory", Memory);
   fn("shape", Shape);

@@ -6,6 +6,8 @@
 #include <ATen/core/function_schema.h>
 #include <ATen/core/jit_type.h>
 #include <ATen/core/stack.h>
+#include <ATen/ScalarOps.h>
+#include <cmath>
 #include <c10/core/Device.h>
 #include <sstream>
 #include <vector>
@@ -101,7 +103,23 @@ c10::IValue toIValue(Napi::Env env, const c10::FunctionSchema& schema, const c10
                      const c10::TypePtr& type, const Napi::Value& value) {
   switch (type->kind()) {
     case c10::TypeKind::TensorType:
-      if (!value.IsExternal()) argumentError(env, schema, argument, "a tensor");
+      if (value.IsArray()) {
+        // [number] in a tensor position is a Python-style wrapped number: `x + 1.0` calls
+        // add.Tensor with a 0-dim tensor flagged as a wrapped number, which keeps x's dtype and
+        // skips add.Scalar's extra dispatch (measured: 2x slower per call).
+        auto item = value.As<Napi::Array>().Get(0u);
+        if (!item.IsNumber() && !item.IsBoolean()) argumentError(env, schema, argument, "a tensor or [number]");
+        at::Tensor wrapped;
+        if (item.IsBoolean()) {
+          wrapped = at::scalar_to_tensor(c10::Scalar(item.As<Napi::Boolean>().Value()));
+        } else {
+          double number = item.As<Napi::Number>().DoubleValue();
+          bool integral = std::abs(number) < 9.0e15 && number == static_cast<double>(static_cast<int64_t>(number));
+          wrapped = integral ? at::scalar_to_tensor(c10::Scalar(static_cast<int64_t>(number))) : at::scalar_to_tensor(c10::Scalar(number));
+        }
+        wrapped.unsafeGetTensorImpl()->set_wrapped_number(true);
+        return c10::IValue(std::move(wrapped));
+      }
       return c10::IValue(unwrapTensor(value, argument.name().c_str()));
     case c10::TypeKind::IntType:
     case c10::TypeKind::SymIntType:
@@ -208,21 +226,38 @@ Napi::Value FindOperator(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(operatorTable().size() - 1));
 }
 
+// operatorTypes(id) -> {arguments: string[], returns: string[]}, e.g. "Tensor", "int[]", "Tensor?".
+Napi::Value OperatorTypes(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const auto& schema = operatorTable().at(info[0].As<Napi::Number>().Uint32Value()).schema();
+  auto toArray = [&](const std::vector<c10::Argument>& list) {
+    auto array = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) array.Set(i, Napi::String::New(env, list[i].type()->str()));
+    return array;
+  };
+  auto result = Napi::Object::New(env);
+  result.Set("arguments", toArray(schema.arguments()));
+  result.Set("returns", toArray(schema.returns()));
+  return result;
+}
+
 Napi::Value OperatorSchema(const Napi::CallbackInfo& info) {
   auto id = info[0].As<Napi::Number>().Uint32Value();
   return Napi::String::New(info.Env(), c10::toString(operatorTable().at(id).schema()));
 }
 
-// call(id, args[, discardResult]) -> result. Missing trailing arguments take the schema's
+// call(id, discardResult, ...args) -> result. Missing trailing arguments take the schema's
 // defaults; discardResult skips wrapping the output (in-place operators return their input).
+// Arguments come as JS call arguments, not an array: no array to build or read per call.
 Napi::Value Call(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto id = info[0].As<Napi::Number>().Uint32Value();
-  const auto& op = operatorTable().at(id);
+  if (id >= operatorTable().size()) throw Napi::RangeError::New(env, "call: unknown operator id");
+  const auto& op = operatorTable()[id];
   const auto& schema = op.schema();
   const auto& arguments = schema.arguments();
-  auto jsArgs = info[1].As<Napi::Array>();
-  uint32_t given = jsArgs.Length();
+  constexpr uint32_t kFirstArgument = 2;
+  uint32_t given = info.Length() > kFirstArgument ? static_cast<uint32_t>(info.Length()) - kFirstArgument : 0;
   if (given > arguments.size()) {
     throw Napi::TypeError::New(env, schema.name() + ": expected at most " + std::to_string(arguments.size()) +
                                         " arguments, got " + std::to_string(given) + " (schema: " + c10::toString(schema) + ")");
@@ -231,7 +266,7 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   stack.reserve(arguments.size());
   for (size_t i = 0; i < arguments.size(); i++) {
     const auto& argument = arguments[i];
-    Napi::Value value = i < given ? jsArgs.Get(static_cast<uint32_t>(i)) : env.Undefined();
+    Napi::Value value = i < given ? info[kFirstArgument + i] : env.Undefined();
     if (value.IsUndefined() && argument.default_value()) {
       stack.push_back(*argument.default_value());
     } else if (value.IsUndefined() && argument.type()->kind() != c10::TypeKind::OptionalType) {
@@ -240,7 +275,7 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
       stack.push_back(toIValue(env, schema, argument, argument.type(), value));
     }
   }
-  bool discard = info.Length() > 2 && info[2].ToBoolean();
+  bool discard = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   try {
     op.callBoxed(&stack);
   } catch (const c10::Error& error) {
@@ -266,6 +301,7 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
 void initOperators(Napi::Env env, Napi::Object exports) {
   exports.Set("findOperator", Napi::Function::New(env, FindOperator, "findOperator"));
   exports.Set("operatorSchema", Napi::Function::New(env, OperatorSchema, "operatorSchema"));
+  exports.Set("operatorTypes", Napi::Function::New(env, OperatorTypes, "operatorTypes"));
   exports.Set("call", Napi::Function::New(env, Call, "call"));
 }
 

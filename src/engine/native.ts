@@ -3,12 +3,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An opaque libtorch tensor handle (a Node-API external owning one at::Tensor). */
-export type Handle = { readonly __handle: unique symbol };
+/** A libtorch tensor handle: a number naming a slot in the addon's table (see native/src/handle.h). */
+export type Handle = number & { readonly __handle: unique symbol };
 
 /** The addon's surface, as native/src/*.cc exports it. */
 export interface NativeAddon {
   dispose(handle: Handle): void;
+  disposeMany(handles: Handle[], count?: number): void;
   isLive(handle: Handle): boolean;
   memory(): { tensors: number; bytes: number };
   shape(handle: Handle): number[];
@@ -33,7 +34,8 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; mkldnn: boolean; cuda: boolean; parallelInfo: string };
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
-  call(id: number, args: unknown[], discardResult?: boolean): unknown;
+  operatorTypes(id: number): { arguments: string[]; returns: string[] };
+  call(id: number, discardResult: boolean, ...args: unknown[]): unknown;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: string): Handle;
   toBuffer(handle: Handle): ArrayBuffer;
   copyInto(handle: Handle, target: ArrayBufferView): void;

@@ -29,11 +29,16 @@ export function operatorSchema(qualified: string): string {
   return native.operatorSchema(operatorId(qualified));
 }
 
+/** The argument and return types of an operator, as its schema writes them ("Tensor", "int[]", ...). */
+export function operatorTypes(qualified: string): { arguments: string[]; returns: string[] } {
+  return native.operatorTypes(operatorId(qualified));
+}
+
 /** Calls an operator with handles and plain values; results come back as handles. */
 export function callNative(qualified: string, args: unknown[], discardResult = false): unknown {
   const id = operatorId(qualified);
   try {
-    return native.call(id, args, discardResult);
+    return native.call(id, discardResult, ...args);
   } catch (error) {
     throw translateNativeError(error);
   }

@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
-import { callNative } from './ops.js';
+import { callNative, operatorTypes, operatorSchema } from './ops.js';
 import { ArgumentError } from './errors.js';
-import { Tensor, wrapResult } from './tensor.js';
+import { Tensor } from './tensor.js';
+import type { Handle } from './native.js';
 import { scopeDepth } from './scope.js';
 
 /** Sets libtorch's intra-op threads (Debian's libtorch starts with one). */
@@ -65,9 +66,26 @@ export function setGradEnabled(enabled: boolean): void {
   native.setGradEnabled(enabled);
 }
 
-function toNativeArg(value: unknown): unknown {
+function toNativeArg(value: unknown, type: string | undefined): unknown {
   if (value instanceof Tensor) return value.handle;
-  if (Array.isArray(value)) return value.map(toNativeArg);
+  // Handles are numbers too: a number meant as a tensor must never be read as one.
+  if ((type === 'Tensor' || type === 'Tensor?') && (typeof value === 'number' || typeof value === 'boolean')) return [value];
+  if ((type === 'Tensor' || type === 'Tensor?') && value !== null && value !== undefined) {
+    throw new ArgumentError(`expected a Tensor or a number for a ${type} argument, got ${typeof value}`);
+  }
+  if (Array.isArray(value)) {
+    return value.map((item) => {
+      if (item instanceof Tensor) return item.handle;
+      if (type?.startsWith('Tensor') && item !== null) throw new ArgumentError(`expected Tensors in a ${type} argument`);
+      return item;
+    });
+  }
+  return value;
+}
+
+function wrapReturn(value: unknown, type: string): unknown {
+  if (type === 'Tensor' || type === 'Tensor?') return value === null ? null : new Tensor(value as Handle);
+  if (type === 'Tensor[]') return (value as Handle[]).map((handle) => new Tensor(handle));
   return value;
 }
 
@@ -78,7 +96,13 @@ function toNativeArg(value: unknown): unknown {
  * come back as Tensors (several outputs as an array).
  */
 export function callOp(qualified: string, ...args: unknown[]): unknown {
-  return wrapResult(callNative(qualified, args.map(toNativeArg)));
+  const types = operatorTypes(qualified);
+  if (args.length > types.arguments.length) {
+    throw new ArgumentError(`${qualified}: expected at most ${types.arguments.length} arguments, got ${args.length} (schema: ${operatorSchema(qualified)})`);
+  }
+  const result = callNative(qualified, args.map((arg, i) => toNativeArg(arg, types.arguments[i])));
+  if (types.returns.length === 1) return wrapReturn(result, types.returns[0]!);
+  return (result as unknown[]).map((value, i) => wrapReturn(value, types.returns[i]!));
 }
 
 // The default: every core. Debian's libtorch would otherwise use one.

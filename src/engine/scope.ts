@@ -6,7 +6,13 @@
 export interface ScopedTensor {
   dispose(): void;
   readonly isDisposed: boolean;
+  /** Gives up the native handle without freeing it (the scope frees many in one call). */
+  releaseHandle(): Handle | null;
+  /** Called when the tensor leaves every scope: from now on only dispose() or GC frees it. */
+  escape(): void;
 }
+
+import { native, type Handle } from './native.js';
 
 export const TENSOR_BRAND: unique symbol = Symbol('stcnet.tensor');
 
@@ -17,10 +23,12 @@ interface Scope {
 const scopes: Scope[] = [];
 const kept = new WeakSet<ScopedTensor>();
 
-/** Called by the Tensor constructor. */
-export function track(tensor: ScopedTensor): void {
+/** Called by the Tensor constructor; returns false when no scope is open (the tensor escapes at once). */
+export function track(tensor: ScopedTensor): boolean {
   const scope = scopes[scopes.length - 1];
-  if (scope) scope.tensors.push(tensor);
+  if (!scope) return false;
+  scope.tensors.push(tensor);
+  return true;
 }
 
 /** Exempts a tensor from every enclosing tidy() scope; the caller owns it. */
@@ -56,13 +64,19 @@ function closeScope(scope: Scope, result: unknown): void {
   const returned = new Set<ScopedTensor>();
   collectReturned(result, returned);
   const parent = scopes[scopes.length - 1];
+  const handles: Handle[] = [];
   for (const tensor of scope.tensors) {
     if (returned.has(tensor)) {
       if (parent) parent.tensors.push(tensor);
-    } else if (!kept.has(tensor) && !tensor.isDisposed) {
-      tensor.dispose();
+      else tensor.escape();
+    } else if (kept.has(tensor)) {
+      tensor.escape();
+    } else {
+      const handle = tensor.releaseHandle();
+      if (handle !== null) handles.push(handle);
     }
   }
+  if (handles.length > 0) native.disposeMany(handles);
 }
 
 /**

@@ -19,9 +19,30 @@ export class Tensor {
   #shape: number[] | undefined;
   #dtype: DType | undefined;
 
+  #registered = false;
+
   constructor(handle: Handle) {
     this.#handle = handle;
-    track(this);
+    if (!track(this)) this.escape();
+  }
+
+  /** @internal Registers the safety-net finalizer for a tensor no scope will free. */
+  escape(): void {
+    if (!this.#registered && this.#handle !== null) {
+      finalizers.register(this, this.#handle, this);
+      this.#registered = true;
+    }
+  }
+
+  /** @internal Detaches the handle so that a scope can free it in bulk. */
+  releaseHandle(): Handle | null {
+    const handle = this.#handle;
+    this.#handle = null;
+    if (this.#registered) {
+      finalizers.unregister(this);
+      this.#registered = false;
+    }
+    return handle;
   }
 
   /** The native handle; throws DisposedError once the tensor is freed. */
@@ -37,10 +58,8 @@ export class Tensor {
 
   /** Frees the tensor's memory now (the storage lives on while views or autograd still need it). */
   dispose(): void {
-    if (this.#handle !== null) {
-      native.dispose(this.#handle);
-      this.#handle = null;
-    }
+    const handle = this.releaseHandle();
+    if (handle !== null) native.dispose(handle);
   }
 
   get shape(): number[] {
@@ -327,10 +346,10 @@ export class Tensor {
 
   // ---- in place (optimizers, initialisation); each returns this ----
 
-  add_(other: Operand, alpha = 1): this { return inplace(this, typeof other === 'number' ? 'aten::add_.Scalar' : 'aten::add_.Tensor', [operand(other), alpha]); }
-  sub_(other: Operand, alpha = 1): this { return inplace(this, typeof other === 'number' ? 'aten::sub_.Scalar' : 'aten::sub_.Tensor', [operand(other), alpha]); }
-  mul_(other: Operand): this { return inplace(this, typeof other === 'number' ? 'aten::mul_.Scalar' : 'aten::mul_.Tensor', [operand(other)]); }
-  div_(other: Operand): this { return inplace(this, typeof other === 'number' ? 'aten::div_.Scalar' : 'aten::div_.Tensor', [operand(other)]); }
+  add_(other: Operand, alpha = 1): this { return inplace(this, 'aten::add_.Tensor', [operand(other), alpha]); }
+  sub_(other: Operand, alpha = 1): this { return inplace(this, 'aten::sub_.Tensor', [operand(other), alpha]); }
+  mul_(other: Operand): this { return inplace(this, 'aten::mul_.Tensor', [operand(other)]); }
+  div_(other: Operand): this { return inplace(this, 'aten::div_.Tensor', [operand(other)]); }
   /** this += value · a · b */
   addcmul_(a: Tensor, b: Tensor, value = 1): this { return inplace(this, 'aten::addcmul_', [a.handle, b.handle, value]); }
   /** this += value · a / b */
@@ -358,30 +377,29 @@ export class Tensor {
 
 // ---- helpers shared by the wrappers ----
 
+/**
+ * The safety net for tensors that leave every tidy() scope and are never disposed: when such a
+ * Tensor is collected, its native handle is freed. Tensors inside scopes skip it (no cost).
+ */
+const finalizers = new FinalizationRegistry<Handle>((handle) => native.dispose(handle));
+
 /** Wraps an operator result (a handle) as a Tensor. */
 export function t(result: unknown): Tensor {
   return new Tensor(result as Handle);
-}
-
-/** Wraps handles anywhere in a result (arrays, tuples) as Tensors. */
-export function wrapResult(result: unknown): unknown {
-  if (Array.isArray(result)) return result.map(wrapResult);
-  if (result !== null && typeof result === 'object') return new Tensor(result as Handle);
-  return result;
 }
 
 function unary(name: string, self: Tensor): Tensor {
   return t(callNative(`aten::${name}`, [self.handle]));
 }
 
+/** A number goes where a tensor is expected as [number]: the addon wraps it as PyTorch's Python layer does. */
 function operand(value: Operand): unknown {
-  return typeof value === 'number' ? value : value.handle;
+  return typeof value === 'number' ? [value] : value.handle;
 }
 
 function binary(name: string, self: Tensor, other: Operand, alpha?: number): Tensor {
-  const scalar = typeof other === 'number';
   const args = alpha === undefined ? [self.handle, operand(other)] : [self.handle, operand(other), alpha];
-  return t(callNative(`aten::${name}.${scalar ? 'Scalar' : 'Tensor'}`, args));
+  return t(callNative(`aten::${name}.Tensor`, args));
 }
 
 function inplace<T extends Tensor>(self: T, qualified: string, rest: unknown[]): T {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  F, tensor, randn, zeros, tidy, keep, dispose, memory, fromTypedArray, noGrad,
+  F, tensor, randn, zeros, tidy, keep, dispose, memory, fromTypedArray, noGrad, callOp,
   TorchError, DisposedError, ArgumentError, type Tensor,
 } from '../../src/engine/index.js';
 import { Conv3d, BatchNorm3d, Linear, Module } from '../../src/nn/index.js';
@@ -124,4 +124,31 @@ test('2,000 training steps keep the live tensor count constant and RSS flat', ()
   input.dispose();
   target.dispose();
   net.dispose();
+});
+
+test('tensors that escape every scope are freed by the garbage collector as a safety net', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const before = memory().tensors;
+  (() => {
+    for (let i = 0; i < 200; i++) zeros([256, 1024]); // 1 MB each, never disposed
+  })();
+  assert.ok(memory().tensors >= before + 200);
+  for (let attempt = 0; attempt < 20 && memory().tensors > before; attempt++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(memory().tensors, before, 'every unreachable tensor was finalized');
+});
+
+test('callOp never reads a plain number as a tensor handle', () => {
+  tidy(() => {
+    const x = tensor([1, 2, 3]);
+    // 1 in a Tensor position is the number 1 (wrapped as PyTorch does), not the tensor in slot 1.
+    const y = callOp('aten::add.Tensor', x, 1) as Tensor;
+    assert.deepEqual(y.toArray(), [2, 3, 4]);
+    assert.throws(() => callOp('aten::add.Tensor', x, 'text'), ArgumentError);
+  });
 });
