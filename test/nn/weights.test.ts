@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tensor, dispose } from '../../src/engine/index.js';
+import { fromTypedArray, tensor, dispose } from '../../src/engine/index.js';
+import { BatchNorm1d, Linear, ReLU, Sequential } from '../../src/nn/layers.js';
 import { loadStateDict, saveStateDict } from '../../src/nn/weights.js';
 import { UserError } from '../../src/util/errors.js';
-import { tempDir } from '../helpers.js';
+import { assertClose, tempDir } from '../helpers.js';
 import { describe, expectedTensors, WEIGHTS } from './fixtures.js';
 
 test('loadStateDict picks the reader by extension; .pt, .pth and .safetensors give the same dict', () => {
@@ -56,4 +57,18 @@ test('loadStateDict errors are UserErrors naming the file', () => {
       return true;
     }, name);
   }
+});
+
+test('a DataParallel checkpoint from PyTorch loads into our Module (strict) and gives PyTorch\'s output', () => {
+  const model = new Sequential(new Linear(4, 3), new BatchNorm1d(3), new ReLU(), new Linear(3, 2));
+  const dict = loadStateDict(`${WEIGHTS}sequential_dp.pth`, { stripPrefix: 'module.' });
+  model.loadStateDict(dict);
+  dispose(dict);
+  model.eval();
+  const { input, output } = JSON.parse(readFileSync(`${WEIGHTS}sequential_dp.json`, 'utf8')) as Record<string, { shape: number[]; values: number[] }>;
+  const x = fromTypedArray(new Float32Array(input!.values), input!.shape);
+  const y = model.forward(x);
+  assertClose(y.toArray(), output!.values, { rtol: 1e-5, atol: 1e-6, what: 'output' });
+  dispose([x, y]);
+  model.dispose();
 });
