@@ -9,6 +9,8 @@ import { isUserError } from '../util/errors.js';
 const commands: Record<string, () => Promise<CommandSpec>> = {
   selfcheck: async () => (await import('./selfcheck.js')).command,
   synth: async () => (await import('./synth.js')).command,
+  models: async () => (await import('./models.js')).command,
+  convert: async () => (await import('./convert.js')).command,
   data: async () => (await import('./data.js')).command,
   prepare: async () => (await import('./prepare.js')).command,
 };
