@@ -358,6 +358,25 @@ export function renderSynthVideo(className: string, frames: number, opts: SynthR
   for (const frame of synthFrames(className, frames, opts, keys)) onFrame(frame, t++);
 }
 
+/**
+ * The moving object's area in pixels, frame by frame (ground truth for checks: the object painted
+ * alone, without background, distractors, shake or noise).
+ */
+export function synthObjectAreas(className: string, frames: number, opts: SynthRenderOptions,
+  keys: { seed: number; group: number; index: number }): number[] {
+  const { width: W, height: H } = opts;
+  const app = drawAppearance(new Rng('synth-group', keys.seed, className, keys.group));
+  const poses = trajectory(className, frames, opts, new Rng('synth-video', keys.seed, className, keys.group, keys.index));
+  const mask = new Uint8Array(W * H * 3);
+  return poses.map((pose) => {
+    mask.fill(0);
+    paintShape(mask, W, H, pose.x, pose.y, pose.size, pose.angle, app.shape, app.aspect, () => [1, 1, 1]);
+    let area = 0;
+    for (let i = 0; i < mask.length; i += 3) area += mask[i]!;
+    return area;
+  });
+}
+
 export interface SynthVideoEntry {
   className: string;
   label: number;
@@ -420,7 +439,8 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
   const jobs = Math.max(1, options.jobs ?? os.availableParallelism());
   const progress = new Progress({ total: videos.length, label: 'synth', unit: 'videos', quiet: options.quiet });
   // One ffmpeg process per chunk of videos: starting ffmpeg costs more than encoding a 3 s clip.
-  const chunkSize = Math.max(1, Math.min(24, Math.ceil(videos.length / (jobs * 4))));
+  // The chunks depend only on the plan (never on --jobs), so the files are the same for any job count.
+  const chunkSize = Math.max(1, Math.min(24, Math.ceil(videos.length / 8)));
   const chunks: SynthVideoEntry[][] = [];
   for (let i = 0; i < videos.length; i += chunkSize) chunks.push(videos.slice(i, i + chunkSize));
   let next = 0;
