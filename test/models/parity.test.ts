@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fromTypedArray, noGrad, tidy, dispose, type Tensor } from '../../src/engine/index.js';
 import { StateDictError } from '../../src/nn/index.js';
 import { loadStateDict } from '../../src/nn/weights.js';
 import { createModel, StcBlock, ModelInputError } from '../../src/models/index.js';
 import { UserError } from '../../src/util/errors.js';
-import { assertClose, tempDir } from '../helpers.js';
+import { assertClose, tempDir, repoRoot } from '../helpers.js';
 import { fixtureDir, manifest, readF32 } from './fixtures.js';
 
 const dir = fixtureDir();
@@ -120,4 +121,57 @@ test('wrong frame count, channel count or rank: clear ModelInputErrors', () => {
   rejects(() => block.forward(x.narrow(1, 0, 1).expand([1, 8, 8, 56, 56])), /temporal size 4 .*16-frame clips.*got 8/, 'block');
   dispose([wrongFrames, twoChannels, x]);
   model.dispose();
+});
+
+// ---- the CLI: stcnet convert and stcnet models ----
+
+function cli(args: string[]): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [join(repoRoot, 'dist/src/cli/main.js'), ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('stcnet convert: .pt → .safetensors with a strict load into --arch; the result gives the same logits', () => {
+  const out = tempDir();
+  const converted = cli(['convert', join(dir, 'resnet2d_18.pt'), join(out, 'resnet2d_18.safetensors'), '--arch', 'resnet2d_18']);
+  assert.equal(converted.status, 0, converted.stderr);
+  assert.match(converted.stdout, /122 tensors, 11,689,512 parameters; strict load into resnet2d_18 ok; re-read and verified/);
+  const c = cases.find((k) => k.case === 'resnet2d_18')!;
+  const model = createModel('resnet2d_18', { init: false });
+  const dict = loadStateDict(join(out, 'resnet2d_18.safetensors'));
+  model.loadStateDict(dict);
+  model.eval();
+  const x = readF32(join(dir, 'resnet2d_18.input.f32'), c.inputShape);
+  const expected = readF32(join(dir, 'resnet2d_18.logits.f32'), c.logitsShape);
+  const logits = noGrad(() => model.forward(x));
+  assertClose(logits.toFloat32Array(), expected.toFloat32Array(), { rtol: 1e-4, atol: 1e-4, what: 'logits after convert' });
+  dispose([dict, x, expected, logits]);
+  model.dispose();
+  // An STC checkpoint: the clip length is read from SCB's width.
+  const stc = cli(['convert', join(dir, 'stc_resnet3d_18.pt'), join(out, 'stc.safetensors'), '--arch', 'stc_resnet3d_18']);
+  assert.equal(stc.status, 0, stc.stderr);
+  // Another architecture: exit status 2 and the keys that do not fit.
+  const wrong = cli(['convert', join(dir, 'r3d_18.pt'), join(out, 'wrong.safetensors'), '--arch', 'resnet3d_18']);
+  assert.equal(wrong.status, 2);
+  assert.match(wrong.stderr, /does not fit resnet3d_18[\s\S]*missing keys: conv1\.weight[\s\S]*unexpected keys: stem\.0\.weight/);
+  const unknown = cli(['convert', join(dir, 'r3d_18.pt'), join(out, 'x.safetensors'), '--arch', 'r3d18']);
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown model "r3d18" \(did you mean "r3d_18"\?\)/);
+});
+
+test('stcnet models lists every model with parameters and GFLOPs; models info prints the layer table', () => {
+  const list = cli(['models', '--json']);
+  assert.equal(list.status, 0, list.stderr);
+  const infos = JSON.parse(list.stdout) as { name: string; params: number; gflops: number; inputShape: number[] }[];
+  assert.equal(infos.length, 26);
+  const r3d = infos.find((i) => i.name === 'r3d_18')!;
+  assert.equal(r3d.gflops.toFixed(2), '40.70');
+  assert.deepEqual(r3d.inputShape, [1, 3, 16, 112, 112]);
+  const info = cli(['models', 'info', 'stc_resnext3d_50', '--frames', '8', '--size', '64']);
+  assert.equal(info.status, 0, info.stderr);
+  assert.match(info.stdout, /input 1×3×8×64×64 → logits 1×400/);
+  assert.match(info.stdout, /layer3\.5\s+block\+STC\s+1×1024×1×4×4/);
+  assert.match(info.stdout, /layer4\.2\s+block\s+1×2048×1×2×2/);
+  const bad = cli(['models', 'info', 'nope']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown model "nope"/);
 });
