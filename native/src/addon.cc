@@ -184,6 +184,10 @@ static Napi::Value Item(const Napi::CallbackInfo& info) {
   });
 }
 
+static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrapTensor(info[0], "isContiguous").is_contiguous());
+}
+
 static Napi::Value SameStorage(const Napi::CallbackInfo& info) {
   auto& a = unwrapTensor(info[0], "sameStorage");
   auto& b = unwrapTensor(info[1], "sameStorage");
@@ -300,6 +304,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("describe", Describe);
   fn("item", Item);
   fn("sameStorage", SameStorage);
+  fn("isContiguous", IsContiguous);
   fn("requiresGrad", RequiresGrad);
   fn("setRequiresGrad", SetRequiresGrad);
   fn("grad", Grad);

@@ -19,6 +19,7 @@ export interface NativeAddon {
   describe(handle: Handle): string;
   item(handle: Handle): number | boolean;
   sameStorage(a: Handle, b: Handle): boolean;
+  isContiguous(handle: Handle): boolean;
   requiresGrad(handle: Handle): boolean;
   setRequiresGrad(handle: Handle, value: boolean): void;
   grad(handle: Handle): Handle | null;

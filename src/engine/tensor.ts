@@ -188,7 +188,7 @@ export class Tensor {
   cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
   contiguous(): Tensor { return t(callNative('aten::contiguous', [this.handle])); }
   clone(): Tensor { return t(callNative('aten::clone', [this.handle])); }
-  isContiguous(): boolean { return callNative('aten::is_contiguous', [this.handle]) as boolean; }
+  isContiguous(): boolean { return native.isContiguous(this.handle); }
   /** True when the two tensors share storage (one is a view of the other). */
   sharesStorageWith(other: Tensor): boolean { return native.sameStorage(this.handle, other.handle); }
 

@@ -120,6 +120,8 @@ test('shape operations', () => {
     assert.deepEqual(x.chunk(2, 2).map((part) => part.shape), [[2, 3, 2], [2, 3, 2]]);
     assert.ok(x.view([24]).sharesStorageWith(x));
     assert.ok(!x.clone().sharesStorageWith(x));
+    assert.ok(x.isContiguous());
+    assert.ok(!x.transpose(0, 2).isContiguous());
   });
 });
 
