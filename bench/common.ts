@@ -24,7 +24,8 @@ export function timeMedian(fn: () => void, repeats: number, warmup = 1): number 
 
 /** Runs a Python benchmark with Debian's PyTorch and parses the JSON it prints last. */
 export function runTorchBenchmark<T>(script: string, args: string[]): T {
-  const out = execFileSync('/usr/bin/python3', [join(repoRoot, script), ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const python = process.env.STCNET_TORCH_PYTHON ?? '/usr/bin/python3';
+  const out = execFileSync(python, [join(repoRoot, script), ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const lines = out.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]!) as T;
 }

@@ -267,7 +267,7 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   if (at::hasCUDA()) {
     int devices = at::detail::getCUDAHooks().getNumGPUs();
     for (int i = 0; i < devices; i++) {
-      auto cudaGenerator = at::detail::getCUDAHooks().getDefaultCUDAGenerator(i);
+      auto cudaGenerator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(cudaGenerator.mutex());
       cudaGenerator.set_current_seed(seed);
     }
