@@ -36,4 +36,6 @@ npm install --no-audit --no-fund --ignore-scripts >/dev/null
 
 echo "setup: building the native addon and TypeScript"
 npm run --silent build
+# The `stcnet` command on PATH (a link to this folder).
+npm link --no-audit --no-fund --ignore-scripts >/dev/null 2>&1 || echo "setup: npm link failed; use node dist/src/cli/main.js"
 echo "setup: done"

@@ -7,6 +7,7 @@ import { isUserError } from '../util/errors.js';
  * `stcnet --help` starts instantly. One file per subcommand; add a line here for a new one.
  */
 const commands: Record<string, () => Promise<CommandSpec>> = {
+  demo: async () => (await import('./demo.js')).command,
   selfcheck: async () => (await import('./selfcheck.js')).command,
   synth: async () => (await import('./synth.js')).command,
   models: async () => (await import('./models.js')).command,
