@@ -120,7 +120,9 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
   // No horizontal flip: it would turn MoveRight into MoveLeft and clockwise into anticlockwise.
   const common = { source: { kind: 'cache' as const, dir: cacheDir }, frames: settings.frames, size: settings.size,
     workers: settings.workers, seed: settings.seed, normalize: 'kinetics' as const, flip: false };
-  const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: settings.batchSize });
+  // The moving object is small; the two largest of Hara et al.'s crop scales keep it in view.
+  const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: settings.batchSize,
+    scales: [1, 2 ** -0.25, 2 ** -0.5] });
   const testLoader = await ClipLoader.create({ ...common, samples: test, mode: 'test', batchSize: settings.batchSize, testClips: 4 });
 
   manualSeed(settings.seed);

@@ -4,6 +4,22 @@ import { noGrad, type Tensor } from '../engine/index.js';
  * Weight initialisers, as torch.nn.init: each fills a tensor in place (without recording
  * gradients) and returns it.
  */
+let skipInitialisation = false;
+
+/**
+ * Builds modules without filling their weights (left uninitialised): for models whose weights
+ * are loaded right after, or only counted. Every initialiser below is a no-op inside.
+ */
+export function withoutInitialisation<T>(build: () => T): T {
+  const previous = skipInitialisation;
+  skipInitialisation = true;
+  try {
+    return build();
+  } finally {
+    skipInitialisation = previous;
+  }
+}
+
 export type FanMode = 'fan_in' | 'fan_out';
 export type Nonlinearity = 'relu' | 'leaky_relu' | 'linear' | 'sigmoid' | 'tanh';
 
@@ -25,15 +41,15 @@ export function gain(nonlinearity: Nonlinearity, negativeSlope = 0.01): number {
 }
 
 export function uniform_(tensor: Tensor, low: number, high: number): Tensor {
-  return noGrad(() => tensor.uniform_(low, high));
+  return skipInitialisation ? tensor : noGrad(() => tensor.uniform_(low, high));
 }
 
 export function normal_(tensor: Tensor, mean = 0, std = 1): Tensor {
-  return noGrad(() => tensor.normal_(mean, std));
+  return skipInitialisation ? tensor : noGrad(() => tensor.normal_(mean, std));
 }
 
 export function constant_(tensor: Tensor, value: number): Tensor {
-  return noGrad(() => tensor.fill_(value));
+  return skipInitialisation ? tensor : noGrad(() => tensor.fill_(value));
 }
 
 export function zeros_(tensor: Tensor): Tensor {

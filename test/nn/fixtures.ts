@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Tensor } from '../../src/engine/index.js';
-import { repoRoot, systemPython } from '../helpers.js';
+import { repoRoot } from '../helpers.js';
 
 /** Fixtures made by scripts/fixtures/weights.py (committed; regenerate with `... make test/fixtures/weights`). */
 export const WEIGHTS = `${repoRoot}/test/fixtures/weights/`;
@@ -14,8 +13,6 @@ export function expectedTensors(): Record<string, ExpectedTensor> {
   return JSON.parse(readFileSync(`${WEIGHTS}expected.json`, 'utf8')) as Record<string, ExpectedTensor>;
 }
 
-/** Debian's Python with torch, if this machine has it (tests that need it skip otherwise). */
-export const hasTorchPython = spawnSync(systemPython, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 /** A tensor in the fixture's terms: dtype, shape and exact values (half types widened). */
 export function describe(tensor: Tensor): ExpectedTensor {

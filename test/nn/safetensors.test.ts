@@ -6,7 +6,7 @@ import { fromTypedArray, tensor, dispose, type Tensor } from '../../src/engine/i
 import { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from '../../src/nn/safetensors.js';
 import { UserError } from '../../src/util/errors.js';
 import { runPython, tempDir } from '../helpers.js';
-import { describe, expectedTensors, hasTorchPython, WEIGHTS } from './fixtures.js';
+import { describe, expectedTensors, WEIGHTS } from './fixtures.js';
 
 function sampleDict(): Map<string, Tensor> {
   return new Map<string, Tensor>([
@@ -54,7 +54,7 @@ test('safetensors: a file written by Python reads with exact values', () => {
   dispose(tensors);
 });
 
-test('safetensors: TS write → Python (our reader in scripts/fixtures/weights.py) reads the same values', { skip: !hasTorchPython && 'no /usr/bin/python3 with torch' }, () => {
+test('safetensors: TS write → Python (our reader in scripts/fixtures/weights.py) reads the same values', () => {
   const dict = sampleDict();
   const path = join(tempDir(), 'from-ts.safetensors');
   writeSafetensors(path, dict, { written_by: 'stcnet' });
