@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   tensor, zeros, ones, full, arange, linspace, eye, rand, randn, randint, cat, stack, fromTypedArray, scalar,
-  zerosLike, tidy, manualSeed, callOp, operatorSchema, DTYPES, type DType,
+  zerosLike, fullLike, where, randperm, tidy, manualSeed, callOp, operatorSchema, DTYPES, F, type DType,
 } from '../../src/engine/index.js';
 import { assertClose } from '../helpers.js';
 
@@ -246,5 +246,47 @@ test('callOp reaches any operator by name, with schema defaults', () => {
     assert.equal(values!.item(), 2);
     assert.equal(indices!.item(), 2);
     assert.match(operatorSchema('aten::hardtanh'), /min_val=-1/);
+  });
+});
+
+test('more element-wise and logical wrappers', () => {
+  tidy(() => {
+    const a = tensor([1, -2, 3.5, Number.POSITIVE_INFINITY]);
+    const b = tensor([0, 5, 3, 1]);
+    assert.deepEqual(a.maximum(b).toArray(), [1, 5, 3.5, Infinity]);
+    assert.deepEqual(a.minimum(b).toArray(), [0, -2, 3, 1]);
+    assert.deepEqual(a.isfinite().toArray(), [1, 1, 1, 0]);
+    assert.deepEqual(tensor([0.4, 0.6, -1.6, 2.5]).round().toArray(), [0, 1, -2, 2]);
+    assertClose(tensor([0, 1e-3, 1], { dtype: 'float64' }).log1p().toArray(), [0, Math.log1p(1e-3), Math.LN2], { rtol: 1e-12 });
+    const p = tensor([1, 0, 1], { dtype: 'bool' });
+    const q = tensor([1, 1, 0], { dtype: 'bool' });
+    assert.deepEqual(p.logicalAnd(q).toArray(), [1, 0, 0]);
+    assert.deepEqual(p.logicalOr(q).toArray(), [1, 1, 1]);
+    assert.deepEqual(where(p, a.slice(0, 0, 3), b.slice(0, 0, 3)).toArray(), [1, 5, 3.5]);
+    assert.deepEqual(fullLike(b, 2).toArray(), [2, 2, 2, 2]);
+    assert.deepEqual(tensor([1, 2]).expandAs(zeros([2, 2])).toArray(), [1, 2, 1, 2]);
+  });
+});
+
+test('padding, 2-D pooling and bilinear resizing against hand-computed values', () => {
+  tidy(() => {
+    const image = tensor([[[[1, 2], [3, 4]]]]); // 1×1×2×2
+    assert.deepEqual(F.pad(image, [1, 0, 0, 1], -1).toArray(), [-1, 1, 2, -1, 3, 4, -1, -1, -1]);
+    assert.deepEqual(F.avgPool2d(image, 2).toArray(), [2.5]);
+    assert.deepEqual(F.maxPool2d(image, 2).toArray(), [4]);
+    // Half-pixel centres (align_corners false): doubling a 2×2 image gives 1, 1.25, 1.75, 2 on the first row.
+    assertClose(F.interpolate(image, [4, 4]).toArray().slice(0, 4), [1, 1.25, 1.75, 2], { rtol: 1e-6 });
+    assertClose(F.interpolate(image, [3, 3], true).toArray(), [1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4], { rtol: 1e-6 });
+  });
+});
+
+test('random fills follow their distributions; randperm is a permutation', () => {
+  tidy(() => {
+    const u = zeros([20000]).uniform_(-2, 4);
+    assert.ok(u.min().item() >= -2 && u.max().item() < 4);
+    assert.ok(Math.abs(u.mean().item() - 1) < 0.05);
+    const n = zeros([20000]).normal_(3, 0.5);
+    assert.ok(Math.abs(n.mean().item() - 3) < 0.02 && Math.abs(n.std().item() - 0.5) < 0.02);
+    assert.deepEqual(randperm(50).sort().values.toArray(), Array.from({ length: 50 }, (_, i) => i));
   });
 });
