@@ -4,9 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { decodeFrames } from './decode.js';
+import { decodeFramesProbeless } from './decode.js';
 import { jpeg } from './jpeg.js';
-import { probeVideo } from './probe.js';
 import { VideoError } from './process.js';
 
 /**
@@ -232,11 +231,11 @@ function csvField(value: string): string {
 
 /** Decodes one video into a cache file; returns its index entry. */
 async function cacheOne(dir: string, item: PrepareItem, settings: CacheSettings, signal?: AbortSignal): Promise<CacheEntry> {
-  const info = await probeVideo(item.path);
   const addon = jpeg();
   const frames: Uint8Array[] = [];
-  const result = await decodeFrames(item.path, { shortSide: settings.shortSide, fps: settings.fps, start: item.start, end: item.end, signal },
-    (frame, _index, size) => frames.push(addon.encode(frame, size.width, size.height, settings.quality, 420)), info);
+  // One ffmpeg run per video: its log gives the facts a separate ffprobe run would (see decodeFramesProbeless).
+  const result = await decodeFramesProbeless(item.path, { shortSide: settings.shortSide, fps: settings.fps, start: item.start, end: item.end, signal },
+    (frame, _index, size) => frames.push(addon.encode(frame, size.width, size.height, settings.quality, 420)));
   const rel = cacheFileFor(item.key);
   const target = path.join(dir, 'frames', rel);
   await mkdir(path.dirname(target), { recursive: true });
