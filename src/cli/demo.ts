@@ -1,4 +1,4 @@
-import { mkdirSync, existsSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CommandSpec } from './args.js';
@@ -17,14 +17,15 @@ export const command: CommandSpec = {
   flags: {
     out: { type: 'string', description: 'run folder (data, cache, checkpoint, metrics)', default: 'runs/demo' },
     model: { type: 'string', description: 'model name (stcnet models lists them)', default: 'stc_resnet3d_18' },
-    classes: { type: 'int', description: 'synth classes (2..12)', default: 12, min: 2 },
-    videos: { type: 'int', description: 'videos per class', default: 15, min: 3 },
-    epochs: { type: 'int', description: 'training epochs', default: 15, min: 1 },
+    classes: { type: 'int', description: 'synth classes, the first N of MoveRight, MoveLeft, MoveUp, MoveDown, RotateClockwise, RotateAnticlockwise, Approach, Recede, SpeedUp, SlowDown, Oscillate, SingleSwing (2..12)', default: 6, min: 2 },
+    videos: { type: 'int', description: 'videos per class', default: 30, min: 3 },
+    epochs: { type: 'int', description: 'training epochs', default: 25, min: 1 },
     frames: { type: 'int', description: 'frames per clip', default: 8, min: 1 },
-    size: { type: 'int', description: 'clip side in pixels', default: 64, min: 16 },
+    size: { type: 'int', description: 'clip side in pixels', default: 48, min: 16 },
+    scene: { type: 'string', description: "synth scenes: 'plain' (learnt in minutes) or 'varied' (textures and distractors; needs far more videos)", default: 'plain', choices: ['plain', 'varied'] },
     'width-multiplier': { type: 'number', description: 'channel width factor of the backbone (1 = the paper\'s widths)', default: 0.25 },
     'batch-size': { type: 'int', description: 'clips per batch', default: 8, min: 1 },
-    lr: { type: 'number', description: 'SGD learning rate (cosine schedule)', default: 0.05 },
+    lr: { type: 'number', description: 'AdamW learning rate (cosine schedule)', default: 0.001 },
     seed: { type: 'int', description: 'seed for data, weights and sampling', default: 0 },
     workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
     quick: { type: 'boolean', description: 'a tiny run (4 classes, 2 epochs) that checks the whole pipeline in seconds', default: false },
@@ -40,6 +41,7 @@ interface DemoSettings {
   epochs: number;
   frames: number;
   size: number;
+  scene: 'plain' | 'varied';
   widthMultiplier: number;
   batchSize: number;
   lr: number;
@@ -57,6 +59,7 @@ function settingsFrom(flags: Record<string, unknown>): DemoSettings {
     epochs: quick ? 2 : (flags.epochs as number),
     frames: flags.frames as number,
     size: quick ? 32 : (flags.size as number),
+    scene: flags.scene as 'plain' | 'varied',
     widthMultiplier: flags['width-multiplier'] as number,
     batchSize: flags['batch-size'] as number,
     lr: flags.lr as number,
@@ -90,7 +93,7 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
   const { ClipLoader } = await import('../data/loader.js');
   const { createModel } = await import('../models/index.js');
   const { manualSeed, memory } = await import('../engine/index.js');
-  const { SGD, CosineAnnealingLR } = await import('../optim/index.js');
+  const { AdamW, CosineAnnealingLR } = await import('../optim/index.js');
   const { saveStateDict } = await import('../nn/weights.js');
   const { trainStep, evaluate } = await import('../train/index.js');
 
@@ -100,13 +103,22 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
   const dataDir = path.join(settings.out, 'data');
   const cacheDir = path.join(settings.out, 'cache');
   mkdirSync(settings.out, { recursive: true });
-  say(`\n== data: ${settings.classes} motion-only classes × ${settings.videos} videos → ${dataDir}`);
-  if (existsSync(path.join(dataDir, 'synth.json'))) {
+  say(`\n== data: ${settings.classes} motion-only classes × ${settings.videos} videos (${settings.scene} scenes) → ${dataDir}`);
+  const synthMeta = path.join(dataDir, 'synth.json');
+  if (existsSync(synthMeta)) {
+    // Reuse the videos of an earlier run only when they are the ones this run asks for.
+    const meta = JSON.parse(readFileSync(synthMeta, 'utf8')) as { seed: number; scene?: string; videosPerClass: number; classes: unknown[] };
+    const found = `${meta.classes.length} classes × ${meta.videosPerClass} videos, ${meta.scene ?? 'varied'} scenes, seed ${meta.seed}`;
+    const wanted = `${settings.classes} classes × ${settings.videos} videos, ${settings.scene} scenes, seed ${settings.seed}`;
+    if (found !== wanted) throw new UserError(`stcnet demo: ${dataDir} holds ${found}, this run asks for ${wanted}; use another --out or remove ${settings.out}`);
     say('synth: reusing the videos already generated there');
   } else {
     await generateSynth({
       out: dataDir, classes: settings.classes, videosPerClass: settings.videos, width: 96, height: 72, fps: 16,
-      minDuration: 1.5, maxDuration: 2.5, noise: 3, shake: 1, seed: settings.seed, jobs: os.availableParallelism(),
+      minDuration: 1.5, maxDuration: 2.5, noise: 3, shake: 1, seed: settings.seed, jobs: os.availableParallelism(), scene: settings.scene,
+      // A group per video: videos of a group share their look, which a small training set lets a
+      // network memorise instead of learning the motion.
+      clipsPerGroup: 1,
     });
   }
   const dataset = await loadDataset(dataDir, 'ucf101');
@@ -129,10 +141,12 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
   const model = createModel(settings.model, {
     numClasses: dataset.classes.length, frames: settings.frames, widthMultiplier: settings.widthMultiplier,
   });
-  const optimizer = new SGD(model.parameters(), { lr: settings.lr, momentum: 0.9, weightDecay: 1e-3, nesterov: true });
+  // From scratch on a few hundred clips AdamW finds the motion cue within minutes; SGD at the
+  // paper's settings needs far more steps (measured on this data: chance level after 20 epochs).
+  const optimizer = new AdamW(model.parameters(), { lr: settings.lr, weightDecay: 1e-2 });
   const schedule = new CosineAnnealingLR(optimizer, { tMax: settings.epochs });
   say(`\n== train: ${settings.model} (width ×${settings.widthMultiplier}, ${model.parameterCount().toLocaleString('en-US')} parameters), ` +
-    `${settings.frames}×${settings.size}² clips, ${settings.epochs} epochs, SGD + cosine`);
+    `${settings.frames}×${settings.size}² clips, ${settings.epochs} epochs, AdamW + cosine`);
 
   const history: Record<string, unknown>[] = [];
   const interrupted = { value: false };

@@ -17,6 +17,7 @@ export const command: CommandSpec = {
     'max-duration': { type: 'number', description: 'longest video, seconds', default: 4, min: 0.1 },
     noise: { type: 'number', description: 'pixel noise standard deviation (0-255 units)', default: 4, min: 0 },
     shake: { type: 'number', description: 'camera shake, maximum offset in pixels per frame', default: 1, min: 0 },
+    scene: { type: 'string', description: "'varied': textured objects and backgrounds, distractors; 'plain': a solid bright object on a dark gradient (learnt from fewer videos)", default: 'varied', choices: ['varied', 'plain'] },
     seed: { type: 'int', description: 'random seed (the same seed gives byte-identical frames)', default: 0 },
     jobs: { type: 'int', description: 'parallel encoders', default: os.availableParallelism(), min: 1 },
     quiet: { type: 'boolean', description: 'no progress bar', default: false },
@@ -37,6 +38,7 @@ export const command: CommandSpec = {
       noise: f.noise as number,
       shake: f.shake as number,
       seed: f.seed as number,
+      scene: f.scene as 'varied' | 'plain',
       jobs: f.jobs as number,
       quiet: f.quiet as boolean,
     });

@@ -42,6 +42,12 @@ export interface SynthRenderOptions {
   noise: number;
   /** Camera shake: maximum per-frame offset in pixels. */
   shake: number;
+  /**
+   * 'varied' (default): textured objects and backgrounds, static distractors, any contrast.
+   * 'plain': a solid bright object on a dark gradient, no distractors; the same for every class,
+   * so still only motion tells classes apart, but a network learns it from far fewer videos.
+   */
+  scene?: 'varied' | 'plain';
 }
 
 export interface SynthOptions extends SynthRenderOptions {
@@ -91,7 +97,18 @@ function hsv(h: number, s: number, v: number): [number, number, number] {
   return [Math.round(r! * 255), Math.round(g! * 255), Math.round(b! * 255)];
 }
 
-function drawAppearance(rng: Rng): Appearance {
+function drawAppearance(rng: Rng, scene: SynthRenderOptions['scene'] = 'varied'): Appearance {
+  const varied = drawVariedAppearance(rng);
+  if (scene !== 'plain') return varied;
+  return {
+    ...varied, texture: 'solid', background: 'gradient', distractors: [],
+    colourA: hsv(rng.next(), rng.uniform(0.2, 0.6), rng.uniform(0.85, 1)),
+    bgA: hsv(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.1, 0.3)),
+    bgB: hsv(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.1, 0.3)),
+  };
+}
+
+function drawVariedAppearance(rng: Rng): Appearance {
   const hue = rng.next();
   const bgHue = rng.next();
   const distractors: Appearance['distractors'] = [];
@@ -310,7 +327,7 @@ export function* synthFrames(
   const { width: W, height: H } = opts;
   const groupRng = new Rng('synth-group', keys.seed, className, keys.group);
   const videoRng = new Rng('synth-video', keys.seed, className, keys.group, keys.index);
-  const app = drawAppearance(groupRng);
+  const app = drawAppearance(groupRng, opts.scene);
   const poses = trajectory(className, frames, opts, videoRng);
   const margin = Math.ceil(opts.shake);
   const BW = W + 2 * margin;
@@ -365,7 +382,7 @@ export function renderSynthVideo(className: string, frames: number, opts: SynthR
 export function synthObjectAreas(className: string, frames: number, opts: SynthRenderOptions,
   keys: { seed: number; group: number; index: number }): number[] {
   const { width: W, height: H } = opts;
-  const app = drawAppearance(new Rng('synth-group', keys.seed, className, keys.group));
+  const app = drawAppearance(new Rng('synth-group', keys.seed, className, keys.group), opts.scene);
   const poses = trajectory(className, frames, opts, new Rng('synth-video', keys.seed, className, keys.group, keys.index));
   const mask = new Uint8Array(W * H * 3);
   return poses.map((pose) => {
@@ -476,7 +493,7 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
   }
   const meta = {
     generator: 'stcnet synth', seed: options.seed, width: options.width, height: options.height, fps: options.fps,
-    duration: [options.minDuration, options.maxDuration], noise: options.noise, shake: options.shake,
+    duration: [options.minDuration, options.maxDuration], noise: options.noise, shake: options.shake, scene: options.scene ?? 'varied',
     videosPerClass: options.videosPerClass, groupsPerClass: groups,
     classes: classes.map((c) => ({ name: c.name, reverse: c.reverse, description: c.description })),
   };

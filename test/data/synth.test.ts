@@ -75,10 +75,10 @@ function logoAccuracy(rows: { label: number; group: string; x: number[] }[], cla
   return right / z.length;
 }
 
-test('synth check: single frames cannot tell the classes apart; motion can, and reversing a clip swaps direction-like pairs', async () => {
+for (const scene of ['varied', 'plain'] as const) test(`synth check (${scene} scenes): single frames cannot tell the classes apart; motion can, and reversing a clip swaps direction-like pairs`, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'stcnet-synthcheck-'));
   const opts: SynthOptions = { out: dir, classes: 12, videosPerClass: 6, width: 80, height: 60, fps: 25, minDuration: 1.6, maxDuration: 1.6,
-    noise: 4, shake: 0, seed: 21, quiet: true, jobs: 2, clipsPerGroup: 1 };
+    noise: 4, shake: 0, seed: 21, quiet: true, jobs: 2, clipsPerGroup: 1, scene };
   try {
     await generateSynth(opts);
     const plan = planSynth(opts);
