@@ -62,3 +62,6 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     assert.fail(`${options.what ?? 'values'} differ at index ${worstIndex}: got ${actual[worstIndex]}, expected ${expected[worstIndex]} (rtol ${rtol}, atol ${atol})`);
   }
 }
+
+/** The real clips beside the repository (`../shared/videos`, as CI lays it out); never copied into it. */
+export const sharedVideos = process.env.STCNET_SHARED_VIDEOS ?? join(repoRoot, '..', 'shared', 'videos');

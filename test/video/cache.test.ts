@@ -11,9 +11,10 @@ import { FrameCache, prepareCache, readAllCachedFrames } from '../../src/video/c
 import { decodeVideo } from '../../src/video/decode.js';
 import { probeVideo } from '../../src/video/probe.js';
 import { VideoError } from '../../src/video/process.js';
+import { sharedVideos } from '../helpers.js';
 import { UserError } from '../../src/util/errors.js';
 
-const SHARED = '/work/shared/videos';
+const SHARED = sharedVideos;
 
 test('probe and decode real clips: AVI/MPEG-4, Matroska without a frame count, resize to a short side', async () => {
   const ucf = await probeVideo(path.join(SHARED, 'v_Basketball_g01_c01.avi'));

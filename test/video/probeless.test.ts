@@ -7,8 +7,9 @@ import path from 'node:path';
 import { decodeFramesProbeless, decodeVideo, type DecodeOptions } from '../../src/video/decode.js';
 import { probeVideo } from '../../src/video/probe.js';
 import { VideoError } from '../../src/video/process.js';
+import { sharedVideos } from '../helpers.js';
 
-const SHARED = '/work/shared/videos';
+const SHARED = sharedVideos;
 
 async function probeless(file: string, options: DecodeOptions) {
   const frames: Uint8Array[] = [];
