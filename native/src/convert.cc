@@ -17,9 +17,8 @@ namespace {
 
 // Looked-up operators, indexed by the id handed to JS; the TS layer caches ids per name,
 // so the string lookup happens once per operator, not once per call.
-std::vector<c10::OperatorHandle>& operatorTable() {
-  static std::vector<c10::OperatorHandle> table;
-  return table;
+std::vector<c10::OperatorHandle>& operatorTable(Napi::Env env) {
+  return handleTable(env).operators;
 }
 
 [[noreturn]] void argumentError(Napi::Env env, const c10::FunctionSchema& schema, const c10::Argument& argument,
@@ -222,14 +221,14 @@ Napi::Value FindOperator(const Napi::CallbackInfo& info) {
     error.Set("code", Napi::String::New(info.Env(), "ERR_UNKNOWN_OPERATOR"));
     throw error;
   }
-  operatorTable().push_back(*handle);
-  return Napi::Number::New(info.Env(), static_cast<double>(operatorTable().size() - 1));
+  operatorTable(info.Env()).push_back(*handle);
+  return Napi::Number::New(info.Env(), static_cast<double>(operatorTable(info.Env()).size() - 1));
 }
 
 // operatorTypes(id) -> {arguments: string[], returns: string[]}, e.g. "Tensor", "int[]", "Tensor?".
 Napi::Value OperatorTypes(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  const auto& schema = operatorTable().at(info[0].As<Napi::Number>().Uint32Value()).schema();
+  const auto& schema = operatorTable(info.Env()).at(info[0].As<Napi::Number>().Uint32Value()).schema();
   auto toArray = [&](const std::vector<c10::Argument>& list) {
     auto array = Napi::Array::New(env, list.size());
     for (size_t i = 0; i < list.size(); i++) array.Set(i, Napi::String::New(env, list[i].type()->str()));
@@ -243,7 +242,7 @@ Napi::Value OperatorTypes(const Napi::CallbackInfo& info) {
 
 Napi::Value OperatorSchema(const Napi::CallbackInfo& info) {
   auto id = info[0].As<Napi::Number>().Uint32Value();
-  return Napi::String::New(info.Env(), c10::toString(operatorTable().at(id).schema()));
+  return Napi::String::New(info.Env(), c10::toString(operatorTable(info.Env()).at(id).schema()));
 }
 
 // call(id, discardResult, ...args) -> result. Missing trailing arguments take the schema's
@@ -252,8 +251,9 @@ Napi::Value OperatorSchema(const Napi::CallbackInfo& info) {
 Napi::Value Call(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto id = info[0].As<Napi::Number>().Uint32Value();
-  if (id >= operatorTable().size()) throw Napi::RangeError::New(env, "call: unknown operator id");
-  const auto& op = operatorTable()[id];
+  auto& operators = operatorTable(env);
+  if (id >= operators.size()) throw Napi::RangeError::New(env, "call: unknown operator id");
+  const auto& op = operators[id];
   const auto& schema = op.schema();
   const auto& arguments = schema.arguments();
   constexpr uint32_t kFirstArgument = 2;

@@ -2,6 +2,7 @@
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <atomic>
 #include <string>
 
@@ -18,8 +19,11 @@ struct Slot {
   int64_t bytes = 0;
 };
 
+// Per Node environment (main thread or a worker), so threads never share these vectors.
 struct HandleTable {
   std::vector<Slot> slots;
+  // Operators looked up by name, indexed by the id handed to JS (convert.cc).
+  std::vector<c10::OperatorHandle> operators;
   std::vector<uint32_t> freeSlots;
   int64_t liveTensors = 0;
   int64_t liveBytes = 0;

@@ -1,9 +1,8 @@
-import type { Tensor } from '../engine/index.js';
 import { Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, Sequential, type Module } from '../nn/index.js';
-import { BasicBlock, Bottleneck, step } from './blocks.js';
-import { ZooModel, checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
+import { BasicBlock, Bottleneck } from './blocks.js';
+import { checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
+import { StagedResNet } from './staged.js';
 import { ModelInputError } from './errors.js';
-import { child, type Tracer } from './flops.js';
 
 /**
  * torchvision's 2D ResNets (`torchvision/models/resnet.py`, v1.5: stride on the 3×3 of the
@@ -25,7 +24,7 @@ export const RESNET2D_DEPTHS = {
   50: { block: 'bottleneck', layers: [3, 4, 6, 3] },
 } as const;
 
-export class ResNet2d extends ZooModel {
+export class ResNet2d extends StagedResNet {
   readonly input: InputSpec;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -65,27 +64,6 @@ export class ResNet2d extends ZooModel {
     this.avgpool = this.addModule('avgpool', new AdaptiveAvgPool2d(1));
     this.addHead(inPlanes, numClasses, dropout);
     if (options.init ?? true) initConvolutions(this);
-  }
-
-  forwardFeatures(x: Tensor): Tensor {
-    this.checkInput(x);
-    let out = this.conv1.forward(x);
-    out = step(out, (h) => this.bn1.forward(h)).relu_();
-    out = step(out, (h) => this.maxpool.forward(h));
-    for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
-      for (const b of layer.layers) out = step(out, (h) => b.forward(h));
-    }
-    out = step(out, (h) => this.avgpool.forward(h));
-    return step(out, (h) => h.flatten(1));
-  }
-
-  trace(tracer: Tracer, name: string, shape: readonly number[]): number[] {
-    let s = tracer.leaf(child(name, 'conv1'), this.conv1, shape);
-    s = tracer.leaf(child(name, 'bn1'), this.bn1, s);
-    s = tracer.leaf(child(name, 'maxpool'), this.maxpool, s);
-    for (const key of ['layer1', 'layer2', 'layer3', 'layer4'] as const) s = tracer.module(child(name, key), this[key], s);
-    s = tracer.leaf(child(name, 'avgpool'), this.avgpool, s);
-    return this.traceHead(tracer, [s[0]!, s[1]!]);
   }
 }
 

@@ -1,9 +1,8 @@
-import type { Tensor } from '../engine/index.js';
 import { Conv3d, BatchNorm3d, MaxPool3d, AdaptiveAvgPool3d, Sequential, type Module } from '../nn/index.js';
-import { BasicBlock, Bottleneck, step, type Shortcut, type StcSpec } from './blocks.js';
-import { ZooModel, checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
+import { BasicBlock, Bottleneck, type Shortcut, type StcSpec } from './blocks.js';
+import { checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
+import { StagedResNet } from './staged.js';
 import { ModelInputError } from './errors.js';
-import { child, type Tracer } from './flops.js';
 import type { Reduction } from './stc.js';
 
 /**
@@ -113,7 +112,7 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
 }
 
 /** Hara et al.'s generic 3D ResNet / ResNeXt (with optional STC blocks). */
-export class ResNet3d extends ZooModel {
+export class ResNet3d extends StagedResNet {
   readonly input: InputSpec;
   readonly conv1: Conv3d;
   readonly bn1: BatchNorm3d;
@@ -192,27 +191,6 @@ export class ResNet3d extends ZooModel {
     this.avgpool = this.addModule('avgpool', new AdaptiveAvgPool3d(1));
     this.addHead(inPlanes, numClasses, dropout);
     if (options.init ?? true) initConvolutions(this);
-  }
-
-  forwardFeatures(x: Tensor): Tensor {
-    this.checkInput(x);
-    let out = this.conv1.forward(x);
-    out = step(out, (h) => this.bn1.forward(h)).relu_();
-    if (this.maxpool) out = step(out, (h) => this.maxpool!.forward(h));
-    for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
-      for (const block of layer.layers) out = step(out, (h) => block.forward(h));
-    }
-    out = step(out, (h) => this.avgpool.forward(h));
-    return step(out, (h) => h.flatten(1));
-  }
-
-  trace(tracer: Tracer, name: string, shape: readonly number[]): number[] {
-    let s = tracer.leaf(child(name, 'conv1'), this.conv1, shape);
-    s = tracer.leaf(child(name, 'bn1'), this.bn1, s);
-    if (this.maxpool) s = tracer.leaf(child(name, 'maxpool'), this.maxpool, s);
-    for (const key of ['layer1', 'layer2', 'layer3', 'layer4'] as const) s = tracer.module(child(name, key), this[key], s);
-    s = tracer.leaf(child(name, 'avgpool'), this.avgpool, s);
-    return this.traceHead(tracer, [s[0]!, s[1]!]);
   }
 }
 

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
 import { probeVideo, type VideoInfo } from './probe.js';
-import { firstErrorLine, VideoError } from './process.js';
+import { firstErrorLine, videoFileBytes, VideoError } from './process.js';
 
 export interface DecodeOptions {
   /** Resize so the shorter side has this many pixels (aspect kept). */
@@ -377,13 +376,7 @@ export async function decodeFramesProbeless(
   options: DecodeOptions,
   onFrame: FrameCallback,
 ): Promise<DecodeResult & { /** True when the log could not be read and the probe path decoded instead. */ probed: boolean }> {
-  let bytes: number;
-  try {
-    bytes = (await stat(file)).size;
-  } catch {
-    throw new VideoError(file, 'file not found');
-  }
-  if (bytes === 0) throw new VideoError(file, 'zero-length file');
+  const bytes = await videoFileBytes(file);
   const exact = options.width !== undefined && options.height !== undefined;
   const filters: string[] = [];
   if (options.fps !== undefined) filters.push(`fps=${options.fps}`);

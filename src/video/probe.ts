@@ -1,5 +1,4 @@
-import { stat } from 'node:fs/promises';
-import { firstErrorLine, runTool, VideoError } from './process.js';
+import { firstErrorLine, runTool, videoFileBytes, VideoError } from './process.js';
 
 export interface VideoInfo {
   file: string;
@@ -44,13 +43,7 @@ function parseRate(rate: string | undefined): number {
  * unreadable or audio-only file; never for a readable video with odd metadata.
  */
 export async function probeVideo(file: string): Promise<VideoInfo> {
-  let bytes: number;
-  try {
-    bytes = (await stat(file)).size;
-  } catch {
-    throw new VideoError(file, 'file not found');
-  }
-  if (bytes === 0) throw new VideoError(file, 'zero-length file');
+  const bytes = await videoFileBytes(file);
   const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format',
     '-select_streams', 'v:0', file]);
   if (result.code !== 0) throw new VideoError(file, `unreadable: ${firstErrorLine(result.stderr, file)}`);

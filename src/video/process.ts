@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 
 /** A video that cannot be read; `reason` is short and meant for a report line. */
 export class VideoError extends Error {
@@ -40,4 +41,16 @@ export function firstErrorLine(stderr: string, file: string): string {
   const line = lines.find((l) => !/^(ffmpeg|ffprobe) version/.test(l)) ?? 'unknown error';
   // ffmpeg prefixes the file name; drop it, the report already names the file.
   return line.split(file + ': ').join('').slice(0, 300);
+}
+
+/** The file's size in bytes; a missing or empty file is a VideoError with the reason the report shows. */
+export async function videoFileBytes(file: string): Promise<number> {
+  let bytes: number;
+  try {
+    bytes = (await stat(file)).size;
+  } catch {
+    throw new VideoError(file, 'file not found');
+  }
+  if (bytes === 0) throw new VideoError(file, 'zero-length file');
+  return bytes;
 }
