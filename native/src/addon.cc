@@ -22,11 +22,8 @@ HandleTable& handleTable(Napi::Env env) {
   return *table;
 }
 
-static int64_t bytesOf(const at::Tensor& tensor) {
-  // A view shares its base's storage; counting it again would double-report.
-  if (!tensor.defined() || !tensor.has_storage() || tensor.is_view()) return 0;
-  return static_cast<int64_t>(tensor.storage().nbytes());
-}
+static void countStorage(Napi::Env env, HandleTable& table, Slot& slot);
+static void uncountStorage(Napi::Env env, HandleTable& table, Slot& slot);
 
 static void reportBytes(Napi::Env env, HandleTable& table, int64_t delta) {
   table.liveBytes += delta;
@@ -51,9 +48,8 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
   }
   auto& slot = table.slots[index];
   slot.tensor = std::move(tensor);
-  slot.bytes = bytesOf(slot.tensor);
+  countStorage(env, table, slot);
   table.liveTensors++;
-  reportBytes(env, table, slot.bytes);
   return Napi::Number::New(env, static_cast<double>(slot.generation) * kSlotRange + index);
 }
 
@@ -73,12 +69,40 @@ bool releaseHandle(Napi::Env env, double handle) {
   if (slot == nullptr) return false;
   auto& table = handleTable(env);
   table.liveTensors--;
-  reportBytes(env, table, -slot->bytes);
-  slot->bytes = 0;
+  uncountStorage(env, table, *slot);
   slot->tensor.reset();
   slot->generation = (slot->generation + 1) & 0x0FFFFFFF;
   table.freeSlots.push_back(static_cast<uint32_t>(slot - table.slots.data()));
   return true;
+}
+
+static void countStorage(Napi::Env env, HandleTable& table, Slot& slot) {
+  const auto& tensor = slot.tensor;
+  if (!tensor.defined() || !tensor.has_storage()) return;
+  slot.storage = tensor.storage().unsafeGetStorageImpl();
+  auto& count = table.storages[slot.storage];
+  if (count.handles++ == 0) {
+    count.bytes = static_cast<int64_t>(tensor.storage().nbytes());
+    reportBytes(env, table, count.bytes);
+  }
+}
+
+static void uncountStorage(Napi::Env env, HandleTable& table, Slot& slot) {
+  if (slot.storage == nullptr) return;
+  auto found = table.storages.find(slot.storage);
+  if (found != table.storages.end() && --found->second.handles == 0) {
+    reportBytes(env, table, -found->second.bytes);
+    table.storages.erase(found);
+  }
+  slot.storage = nullptr;
+}
+
+void recountHandle(Napi::Env env, double handle) {
+  Slot* slot = findSlot(env, handle);
+  if (slot == nullptr) return;
+  auto& table = handleTable(env);
+  uncountStorage(env, table, *slot);
+  countStorage(env, table, *slot);
 }
 
 at::Tensor& unwrapTensor(const Napi::Value& value, const char* what) {
@@ -132,6 +156,11 @@ static Napi::Value DisposeMany(const Napi::CallbackInfo& info) {
     auto value = handles.Get(i);
     if (value.IsNumber()) releaseHandle(info.Env(), value.As<Napi::Number>().DoubleValue());
   }
+  return info.Env().Undefined();
+}
+
+static Napi::Value Recount(const Napi::CallbackInfo& info) {
+  if (info[0].IsNumber()) recountHandle(info.Env(), info[0].As<Napi::Number>().DoubleValue());
   return info.Env().Undefined();
 }
 
@@ -215,7 +244,14 @@ static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   if (info[1].IsNull() || info[1].IsUndefined()) {
     tensor.mutable_grad().reset();
   } else {
-    tensor.mutable_grad() = unwrapTensor(info[1], "setGrad");
+    auto& grad = unwrapTensor(info[1], "setGrad");
+    if (!grad.sizes().equals(tensor.sizes()) || grad.scalar_type() != tensor.scalar_type() || grad.device() != tensor.device()) {
+      auto error = Napi::Error::New(info.Env(), "setGrad: a gradient must match its tensor: got " + describeTensor(grad) +
+                                                    " for " + describeTensor(tensor));
+      error.Set("code", Napi::String::New(info.Env(), "ERR_ARGUMENT"));
+      throw error;
+    }
+    tensor.mutable_grad() = grad;
   }
   return info.Env().Undefined();
 }
@@ -295,6 +331,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   };
   fn("dispose", Dispose);
   fn("disposeMany", DisposeMany);
+  fn("recount", Recount);
   fn("isLive", IsLive);
   fn("memory", Memory);
   fn("shape", Shape);

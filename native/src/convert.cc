@@ -21,6 +21,13 @@ std::vector<c10::OperatorHandle>& operatorTable(Napi::Env env) {
   return handleTable(env).operators;
 }
 
+const c10::OperatorHandle& operatorAt(Napi::Env env, const Napi::Value& id) {
+  auto& operators = operatorTable(env);
+  uint32_t index = id.IsNumber() ? id.As<Napi::Number>().Uint32Value() : UINT32_MAX;
+  if (index >= operators.size()) throw Napi::RangeError::New(env, "unknown operator id");
+  return operators[index];
+}
+
 [[noreturn]] void argumentError(Napi::Env env, const c10::FunctionSchema& schema, const c10::Argument& argument,
                                 const std::string& expected) {
   auto error = Napi::TypeError::New(env, schema.name() + (schema.overload_name().empty() ? "" : "." + schema.overload_name()) +
@@ -146,9 +153,15 @@ c10::IValue toIValue(Napi::Env env, const c10::FunctionSchema& schema, const c10
     case c10::TypeKind::StringType:
       if (!value.IsString()) argumentError(env, schema, argument, "a string");
       return c10::IValue(value.As<Napi::String>().Utf8Value());
-    case c10::TypeKind::DeviceObjType:
+    case c10::TypeKind::DeviceObjType: {
       if (!value.IsString()) argumentError(env, schema, argument, "a device string such as 'cpu' or 'cuda:0'");
-      return c10::IValue(c10::Device(value.As<Napi::String>().Utf8Value()));
+      auto text = value.As<Napi::String>().Utf8Value();
+      try {
+        return c10::IValue(c10::Device(text));
+      } catch (const c10::Error&) {
+        argumentError(env, schema, argument, "a device such as 'cpu', 'cuda' or 'cuda:0', got '" + text + "'");
+      }
+    }
     case c10::TypeKind::ListType:
       return toList(env, schema, argument, *type->expect<c10::ListType>(), value);
     case c10::TypeKind::OptionalType:
@@ -228,7 +241,7 @@ Napi::Value FindOperator(const Napi::CallbackInfo& info) {
 // operatorTypes(id) -> {arguments: string[], returns: string[]}, e.g. "Tensor", "int[]", "Tensor?".
 Napi::Value OperatorTypes(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  const auto& schema = operatorTable(info.Env()).at(info[0].As<Napi::Number>().Uint32Value()).schema();
+  const auto& schema = operatorAt(info.Env(), info[0]).schema();
   auto toArray = [&](const std::vector<c10::Argument>& list) {
     auto array = Napi::Array::New(env, list.size());
     for (size_t i = 0; i < list.size(); i++) array.Set(i, Napi::String::New(env, list[i].type()->str()));
@@ -241,8 +254,7 @@ Napi::Value OperatorTypes(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value OperatorSchema(const Napi::CallbackInfo& info) {
-  auto id = info[0].As<Napi::Number>().Uint32Value();
-  return Napi::String::New(info.Env(), c10::toString(operatorTable(info.Env()).at(id).schema()));
+  return Napi::String::New(info.Env(), c10::toString(operatorAt(info.Env(), info[0]).schema()));
 }
 
 // call(id, discardResult, ...args) -> result. Missing trailing arguments take the schema's

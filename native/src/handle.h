@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <atomic>
+#include <unordered_map>
 #include <string>
 
 namespace stcnet {
@@ -16,6 +17,14 @@ namespace stcnet {
 struct Slot {
   at::Tensor tensor;
   uint32_t generation = 0;
+  // The storage this handle was counted under (null: none), so that release undoes exactly that.
+  const void* storage = nullptr;
+};
+
+// Live handles per storage: bytes are counted once per storage, however many handles, views
+// or in-place results share it.
+struct StorageCount {
+  int64_t handles = 0;
   int64_t bytes = 0;
 };
 
@@ -25,6 +34,7 @@ struct HandleTable {
   // Operators looked up by name, indexed by the id handed to JS (convert.cc).
   std::vector<c10::OperatorHandle> operators;
   std::vector<uint32_t> freeSlots;
+  std::unordered_map<const void*, StorageCount> storages;
   int64_t liveTensors = 0;
   int64_t liveBytes = 0;
   // Bytes not yet reported to V8: reporting is batched, since each report may start a GC check.
@@ -38,6 +48,8 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor);
 // Throws a JS error naming `what` when `value` is not a live tensor handle.
 at::Tensor& unwrapTensor(const Napi::Value& value, const char* what);
 bool releaseHandle(Napi::Env env, double handle);
+// Re-counts a handle whose tensor now points at other data (set_data).
+void recountHandle(Napi::Env env, double handle);
 
 std::string describeTensor(const at::Tensor& tensor);  // "float32[2, 3] cpu"
 const char* dtypeName(at::ScalarType type);

@@ -59,14 +59,18 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   }
   auto shape = parseShape(env, info[1]);
   auto dtype = parseDtype(env, info[2].As<Napi::String>().Utf8Value());
-  int64_t numel = 1;
-  for (auto size : shape) numel *= size;
-  size_t expected = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  size_t expected = c10::elementSize(dtype);
+  for (auto size : shape) {
+    if (size != 0 && expected > SIZE_MAX / static_cast<size_t>(size)) {
+      throw Napi::RangeError::New(env, "fromBuffer: shape [" + c10::Join(", ", shape) + "] is too large");
+    }
+    expected *= static_cast<size_t>(size);
+  }
   if (expected != byteLength) {
     throw Napi::RangeError::New(env, "fromBuffer: shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) + " needs " +
                                          std::to_string(expected) + " bytes, the data has " + std::to_string(byteLength));
   }
-  auto tensor = at::empty(shape, at::TensorOptions().dtype(dtype));
+  auto tensor = guard(env, "fromBuffer", [&] { return at::empty(shape, at::TensorOptions().dtype(dtype)); });
   if (byteLength) std::memcpy(tensor.data_ptr(), data, byteLength);
   return wrapTensor(env, std::move(tensor));
 }

@@ -153,7 +153,7 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
   const onSignal = () => {
     if (interrupted.value) process.exit(130);
     interrupted.value = true;
-    process.stderr.write('\ndemo: interrupted; stopping after this batch\n');
+    process.stderr.write('\ndemo: interrupted; stopping after this batch, then evaluating and saving (Ctrl-C again to quit at once)\n');
   };
   process.on('SIGINT', onSignal);
   try {
@@ -190,7 +190,8 @@ async function runDemo(flags: Record<string, unknown>): Promise<void> {
 
     const checkpoint = path.join(settings.out, 'model.safetensors');
     saveStateDict(checkpoint, model.stateDict(), { arch: settings.model, frames: String(settings.frames), classes: JSON.stringify(dataset.classes) });
-    writeJsonAtomic(path.join(settings.out, 'metrics.json'), { settings, history, evaluation: report, classes: dataset.classes });
+    // An interrupted run still evaluates and saves what it trained, and says so.
+    writeJsonAtomic(path.join(settings.out, 'metrics.json'), { settings, interrupted: interrupted.value, history, evaluation: report, classes: dataset.classes });
     say(`\nwrote ${checkpoint} and ${path.join(settings.out, 'metrics.json')}; live tensors ${memory().tensors}`);
   } finally {
     process.off('SIGINT', onSignal);

@@ -10,6 +10,7 @@ export type Handle = number & { readonly __handle: unique symbol };
 export interface NativeAddon {
   dispose(handle: Handle): void;
   disposeMany(handles: Handle[], count?: number): void;
+  recount(handle: Handle): void;
   isLive(handle: Handle): boolean;
   memory(): { tensors: number; bytes: number };
   shape(handle: Handle): number[];

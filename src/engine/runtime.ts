@@ -52,7 +52,11 @@ export function noGrad<T>(fn: () => T): T {
   const previous = native.gradEnabled();
   native.setGradEnabled(false);
   try {
-    return fn();
+    const result = fn();
+    if (result instanceof Promise) {
+      throw new ArgumentError('noGrad(fn): fn returned a Promise; gradient mode is per call, so pass a synchronous function (wrap each step)');
+    }
+    return result;
   } finally {
     native.setGradEnabled(previous);
   }
@@ -67,7 +71,13 @@ export function setGradEnabled(enabled: boolean): void {
 }
 
 function toNativeArg(value: unknown, type: string | undefined): unknown {
-  if (value instanceof Tensor) return value.handle;
+  if (value instanceof Tensor) {
+    // A handle is a number: in a Scalar or int position it would be read as that number.
+    if (type !== undefined && !type.startsWith('Tensor')) {
+      throw new ArgumentError(`expected ${type} for this argument, got a Tensor (use tensor.item() for a number)`);
+    }
+    return value.handle;
+  }
   // Handles are numbers too: a number meant as a tensor must never be read as one.
   if ((type === 'Tensor' || type === 'Tensor?') && (typeof value === 'number' || typeof value === 'boolean')) return [value];
   if ((type === 'Tensor' || type === 'Tensor?') && value !== null && value !== undefined) {
@@ -101,6 +111,8 @@ export function callOp(qualified: string, ...args: unknown[]): unknown {
     throw new ArgumentError(`${qualified}: expected at most ${types.arguments.length} arguments, got ${args.length} (schema: ${operatorSchema(qualified)})`);
   }
   const result = callNative(qualified, args.map((arg, i) => toNativeArg(arg, types.arguments[i])));
+  // An in-place operator may have changed a tensor argument's shape or dtype (unsqueeze_, resize_).
+  for (const arg of args) if (arg instanceof Tensor) arg.invalidateMetadata();
   if (types.returns.length === 1) return wrapReturn(result, types.returns[0]!);
   return (result as unknown[]).map((value, i) => wrapReturn(value, types.returns[i]!));
 }

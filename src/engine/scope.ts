@@ -80,8 +80,8 @@ function closeScope(scope: Scope, result: unknown): void {
 }
 
 /**
- * Runs fn and frees every tensor it made that it does not return. For an async fn the scope
- * stays open until the promise settles; do not interleave two async tidies.
+ * Runs fn and frees every tensor it made that it does not return. fn must be synchronous: a scope
+ * open across an `await` would also collect tensors that unrelated code makes meanwhile.
  */
 export function tidy<T>(fn: () => T): T {
   const scope: Scope = { tensors: [] };
@@ -94,21 +94,11 @@ export function tidy<T>(fn: () => T): T {
     closeScope(scope, undefined);
     throw error;
   }
-  if (result instanceof Promise) {
-    return result.then(
-      (value) => {
-        scopes.splice(scopes.lastIndexOf(scope), 1);
-        closeScope(scope, value);
-        return value;
-      },
-      (error: unknown) => {
-        scopes.splice(scopes.lastIndexOf(scope), 1);
-        closeScope(scope, undefined);
-        throw error;
-      },
-    ) as T;
-  }
   scopes.splice(scopes.lastIndexOf(scope), 1);
+  if (result instanceof Promise) {
+    closeScope(scope, undefined);
+    throw new TypeError('tidy(fn): fn returned a Promise; tidy scopes are synchronous, so wrap each synchronous step in its own tidy()');
+  }
   closeScope(scope, result);
   return result;
 }

@@ -1,6 +1,6 @@
 import { native, type Handle } from './native.js';
 import { callNative } from './ops.js';
-import { DisposedError } from './errors.js';
+import { DisposedError, translateNativeError } from './errors.js';
 import { SCALAR_TYPE_CODE, typedArrayFromBuffer, checkDType, type AnyTypedArray, type DType } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
 
@@ -133,7 +133,11 @@ export class Tensor {
 
   /** The single element of a one-element tensor. */
   item(): number {
-    return Number(native.item(this.handle));
+    try {
+      return Number(native.item(this.handle));
+    } catch (error) {
+      throw translateNativeError(error);
+    }
   }
 
   // ---- autograd ----
@@ -158,7 +162,11 @@ export class Tensor {
   }
 
   set grad(value: Tensor | null) {
-    native.setGrad(this.handle, value === null ? null : value.handle);
+    try {
+      native.setGrad(this.handle, value === null ? null : value.handle);
+    } catch (error) {
+      throw translateNativeError(error);
+    }
   }
 
   get isLeaf(): boolean {
@@ -166,7 +174,11 @@ export class Tensor {
   }
 
   backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
-    native.backward(this.handle, gradient?.handle ?? null, options.retainGraph ?? false);
+    try {
+      native.backward(this.handle, gradient?.handle ?? null, options.retainGraph ?? false);
+    } catch (error) {
+      throw translateNativeError(error);
+    }
   }
 
   detach(): Tensor { return t(callNative('aten::detach', [this.handle])); }
@@ -369,9 +381,15 @@ export class Tensor {
    */
   setData_(source: Tensor): this {
     callNative('aten::set_data', [this.handle, source.handle], true);
+    native.recount(this.handle);
+    this.invalidateMetadata();
+    return this;
+  }
+
+  /** @internal Forgets the cached shape and dtype (after an in-place operator that may change them). */
+  invalidateMetadata(): void {
     this.#shape = undefined;
     this.#dtype = undefined;
-    return this;
   }
 }
 

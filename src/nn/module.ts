@@ -156,6 +156,14 @@ export abstract class Module {
         const moved = tensor.to(target);
         tensor.setData_(moved);
         moved.dispose();
+        // The gradient follows its parameter, as in PyTorch (else the next step mixes devices/dtypes).
+        const grad = tensor.grad;
+        if (grad) {
+          const movedGrad = grad.to(target);
+          grad.setData_(movedGrad);
+          movedGrad.dispose();
+          grad.dispose();
+        }
       }
     });
     return this;

@@ -15,11 +15,15 @@ export interface AccuracyReport {
   perClass: { videos: number; correct: number; accuracy: number }[];
 }
 
-/** Rank of the true class among the scores (0 = top-1). */
+/**
+ * Rank of the true class among the scores (0 = top-1). Ties count against the true class and a
+ * non-finite score ranks last, so a diverged model (NaN logits) or a constant one scores zero.
+ */
 function rankOf(scores: Float32Array, offset: number, numClasses: number, label: number): number {
   const target = scores[offset + label]!;
+  if (!Number.isFinite(target)) return numClasses;
   let rank = 0;
-  for (let c = 0; c < numClasses; c++) if (scores[offset + c]! > target) rank++;
+  for (let c = 0; c < numClasses; c++) if (c !== label && !(scores[offset + c]! < target)) rank++;
   return rank;
 }
 
@@ -62,8 +66,9 @@ export class ScoreAccumulator {
       const rank = rankOf(scores, 0, k, label);
       if (rank < 1) videoTop1++;
       if (rank < 5) videoTop5++;
-      let predicted = 0;
-      for (let c = 1; c < k; c++) if (scores[c]! > scores[predicted]!) predicted = c;
+      // The top-1 prediction, consistent with rankOf: a correct one only when the label wins outright.
+      let predicted = rank === 0 ? label : (label === 0 ? 1 : 0);
+      if (rank !== 0) for (let c = 0; c < k; c++) if (c !== label && scores[c]! > scores[predicted]!) predicted = c;
       confusion[label]![predicted]!++;
     }
     const videos = this.videoScores.size;

@@ -152,3 +152,33 @@ test('callOp never reads a plain number as a tensor handle', () => {
     assert.throws(() => callOp('aten::add.Tensor', x, 'text'), ArgumentError);
   });
 });
+
+test('bad devices, stale caches and tensors in scalar positions are errors, never crashes or silent misreads', () => {
+  tidy(() => {
+    assert.throws(() => zeros([2], { device: 'gpu' as 'cpu' }), (error: unknown) => error instanceof ArgumentError && /got 'gpu'/.test(error.message));
+    assert.throws(() => zeros([2]).to('cuda:one' as 'cuda'), ArgumentError);
+    const x = zeros([3]);
+    assert.throws(() => callOp('aten::clamp', x, tensor([0.5, 0.5, 0.5])), (error: unknown) =>
+      error instanceof ArgumentError && /Scalar\?/.test(error.message));
+    const y = zeros([2, 3]);
+    callOp('aten::unsqueeze_', y, 0);
+    assert.deepEqual(y.shape, [1, 2, 3]);
+    const p = zeros([4], { requiresGrad: true });
+    assert.throws(() => { p.grad = zeros([1]); }, (error: unknown) => error instanceof ArgumentError && /must match/.test(error.message));
+    assert.throws(() => tidy(async () => zeros([1])), /synchronous/);
+    assert.throws(() => noGrad(async () => 1), /synchronous/);
+  });
+});
+
+test('memory() counts a storage once, however many handles share it (views, in-place results)', () => {
+  const before = memory().bytes;
+  tidy(() => {
+    const x = zeros([1024, 1024]);
+    x.add_(1);
+    callOp('aten::add_.Tensor', x, 1);
+    x.contiguous();
+    x.to('float32');
+    assert.equal(memory().bytes - before, 4 * 1024 * 1024);
+  });
+  assert.equal(memory().bytes, before);
+});

@@ -55,3 +55,15 @@ test('a 3-layer conv net trained with SGD gives PyTorch\'s losses for 20 steps',
   }
   net.dispose();
 });
+
+test('Module.to moves gradients with their parameters', () => {
+  tidy(() => {
+    const net = new Linear(4, 2);
+    F.linear(fromTypedArray(new Float32Array(8).fill(1), [2, 4]), net.weight, net.bias).sum().backward();
+    net.to('float64');
+    assert.equal(net.weight.dtype, 'float64');
+    assert.equal(net.weight.grad!.dtype, 'float64');
+    assert.deepEqual(net.weight.grad!.toArray(), new Array(8).fill(2));
+    net.dispose();
+  });
+});
