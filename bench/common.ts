@@ -9,7 +9,7 @@ export const repoRoot = (() => {
   return dir === '/' ? join(dirname(fileURLToPath(import.meta.url)), '..') : dirname(dir);
 })();
 
-/** Fastest of `repeats` timed runs: for microsecond work, where the noise of a shared VM only adds time. */
+/** Fastest of `repeats` timed runs after `warmup` untimed ones: the noise of a shared VM only adds time. */
 export function timeMin(fn: () => void, repeats: number, warmup = 1): number {
   for (let i = 0; i < warmup; i++) fn();
   let best = Infinity;
@@ -19,19 +19,6 @@ export function timeMin(fn: () => void, repeats: number, warmup = 1): number {
     best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
   }
   return best;
-}
-
-/** Median seconds of `repeats` timed runs after `warmup` untimed ones. */
-export function timeMedian(fn: () => void, repeats: number, warmup = 1): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
 }
 
 /** Runs a Python benchmark with Debian's PyTorch and parses the JSON it prints last. */

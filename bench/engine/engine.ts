@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { F, randn, tidy, noGrad, setNumThreads, getNumThreads, keep } from '../../src/engine/index.js';
-import { formatRow, runTorchBenchmark, timeMedian, timeMin } from '../common.js';
+import { formatRow, runTorchBenchmark, timeMin } from '../common.js';
 
 function flag(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -22,21 +22,21 @@ const w = keep(randn([64, 64, 3, 3, 3]).mul(0.01));
 w.requiresGrad = true;
 
 const ours = {
-  conv3d_fwd_bwd: timeMedian(() => tidy(() => {
+  conv3d_fwd_bwd: timeMin(() => tidy(() => {
     F.conv3d(x, w, null, { padding: 1 }).sum().backward();
     x.grad = null;
     w.grad = null;
   }), convRepeats),
-  conv3d_fwd: timeMedian(() => noGrad(() => tidy(() => { F.conv3d(x, w, null, { padding: 1 }); })), convRepeats),
+  conv3d_fwd: timeMin(() => noGrad(() => tidy(() => { F.conv3d(x, w, null, { padding: 1 }); })), convRepeats),
   conv3d_small_fwd: (() => {
     const input = keep(randn([1, 64, 8, 28, 28]));
     const weight = keep(randn([64, 64, 3, 3, 3]).mul(0.01));
-    return timeMedian(() => noGrad(() => tidy(() => { F.conv3d(input, weight, null, { padding: 1 }); })), 20, 3);
+    return timeMin(() => noGrad(() => tidy(() => { F.conv3d(input, weight, null, { padding: 1 }); })), 20, 3);
   })(),
   matmul: (() => {
     const a = keep(randn([2048, 2048]));
     const b = keep(randn([2048, 2048]));
-    return timeMedian(() => tidy(() => { a.mm(b); }), 10);
+    return timeMin(() => tidy(() => { a.mm(b); }), 10);
   })(),
   chain_us: (() => {
     const small = keep(randn([16]));

@@ -1,4 +1,4 @@
-"""PyTorch side of bench/engine: the same work as engine.ts, timed the same way (median of runs).
+"""PyTorch side of bench/engine: the same work as engine.ts, timed the same way (fastest of N runs).
 
 Usage: /usr/bin/python3 bench/engine/torch_side.py THREADS CONV_REPEATS
 Prints one JSON line: {"conv3d_fwd_bwd": s, "conv3d_fwd": s, "matmul": s, "chain_us": us}.
@@ -13,18 +13,6 @@ threads = int(sys.argv[1])
 conv_repeats = int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-def median_time(fn, repeats, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
 
 
 x = torch.randn(8, 64, 16, 56, 56, requires_grad=True)
@@ -76,10 +64,10 @@ def chain():
 
 
 result = {
-    "conv3d_fwd_bwd": median_time(conv_fwd_bwd, conv_repeats),
-    "conv3d_fwd": median_time(conv_fwd, conv_repeats),
-    "conv3d_small_fwd": median_time(conv_small_fwd, 20, warmup=3),
-    "matmul": median_time(lambda: torch.mm(a, b), 10),
+    "conv3d_fwd_bwd": min_time(conv_fwd_bwd, conv_repeats),
+    "conv3d_fwd": min_time(conv_fwd, conv_repeats),
+    "conv3d_small_fwd": min_time(conv_small_fwd, 20, warmup=3),
+    "matmul": min_time(lambda: torch.mm(a, b), 10),
     "chain_us": min_time(chain, 100, warmup=5) / 1000 * 1e6,
     "torch": torch.__version__,
 }
