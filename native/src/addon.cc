@@ -164,10 +164,6 @@ static Napi::Value Recount(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-static Napi::Value IsLive(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), info[0].IsNumber() && findSlot(info.Env(), info[0].As<Napi::Number>().DoubleValue()) != nullptr);
-}
-
 static Napi::Value Memory(const Napi::CallbackInfo& info) {
   auto& table = handleTable(info.Env());
   auto result = Napi::Object::New(info.Env());
@@ -332,7 +328,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("dispose", Dispose);
   fn("disposeMany", DisposeMany);
   fn("recount", Recount);
-  fn("isLive", IsLive);
   fn("memory", Memory);
   fn("shape", Shape);
   fn("strides", Strides);

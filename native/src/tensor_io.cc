@@ -90,31 +90,11 @@ Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   });
 }
 
-// copyInto(tensor, typedArray): writes a CPU tensor's elements into JS memory without allocating.
-Napi::Value CopyInto(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  auto& tensor = unwrapTensor(info[0], "copyInto");
-  auto typed = info[1].As<Napi::TypedArray>();
-  return guard(env, "copyInto(" + describeTensor(tensor) + ")", [&]() -> Napi::Value {
-    at::Tensor source = tensor.detach();
-    if (!source.device().is_cpu()) source = source.to(at::kCPU);
-    source = source.contiguous();
-    size_t bytes = static_cast<size_t>(source.numel()) * source.element_size();
-    if (bytes != typed.ByteLength()) {
-      throw Napi::RangeError::New(env, "copyInto: the tensor has " + std::to_string(bytes) + " bytes, the array " +
-                                           std::to_string(typed.ByteLength()));
-    }
-    if (bytes) std::memcpy(static_cast<uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset(), source.data_ptr(), bytes);
-    return env.Undefined();
-  });
-}
-
 }  // namespace
 
 void initTensorIO(Napi::Env env, Napi::Object exports) {
   exports.Set("fromBuffer", Napi::Function::New(env, FromBuffer, "fromBuffer"));
   exports.Set("toBuffer", Napi::Function::New(env, ToBuffer, "toBuffer"));
-  exports.Set("copyInto", Napi::Function::New(env, CopyInto, "copyInto"));
 }
 
 }  // namespace stcnet

@@ -11,7 +11,6 @@ export interface NativeAddon {
   dispose(handle: Handle): void;
   disposeMany(handles: Handle[], count?: number): void;
   recount(handle: Handle): void;
-  isLive(handle: Handle): boolean;
   memory(): { tensors: number; bytes: number };
   shape(handle: Handle): number[];
   strides(handle: Handle): number[];
@@ -40,7 +39,6 @@ export interface NativeAddon {
   call(id: number, discardResult: boolean, ...args: unknown[]): unknown;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: string): Handle;
   toBuffer(handle: Handle): ArrayBuffer;
-  copyInto(handle: Handle, target: ArrayBufferView): void;
 }
 
 function findAddon(): string {
