@@ -1,7 +1,7 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CommandSpec } from './args.js';
+import { defineCommand, type FlagValues } from './args.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 
@@ -10,28 +10,31 @@ import { Progress } from '../util/progress.js';
  * a JPEG frame cache, an STC network trained from scratch on split 1, and clip- and video-level
  * accuracy on the held-out groups. Everything lands in one run folder.
  */
-export const command: CommandSpec = {
+const flagSpecs = {
+  out: { type: 'string', description: 'run folder (data, cache, checkpoint, metrics)', default: 'runs/demo' },
+  model: { type: 'string', description: 'model name (stcnet models lists them)', default: 'stc_resnet3d_18' },
+  classes: { type: 'int', description: 'synth classes, the first N of MoveRight, MoveLeft, MoveUp, MoveDown, RotateClockwise, RotateAnticlockwise, Approach, Recede, SpeedUp, SlowDown, Oscillate, SingleSwing (2..12)', default: 6, min: 2 },
+  videos: { type: 'int', description: 'videos per class', default: 30, min: 3 },
+  epochs: { type: 'int', description: 'training epochs', default: 40, min: 1 },
+  frames: { type: 'int', description: 'frames per clip', default: 8, min: 1 },
+  size: { type: 'int', description: 'clip side in pixels', default: 48, min: 16 },
+  scene: { type: 'string', description: "synth scenes: 'plain' (learnt in minutes) or 'varied' (textures and distractors; needs far more videos)", default: 'plain', choices: ['plain', 'varied'] },
+  'width-multiplier': { type: 'number', description: 'channel width factor of the backbone (1 = the paper\'s widths)', default: 0.25 },
+  'batch-size': { type: 'int', description: 'clips per batch', default: 8, min: 1 },
+  lr: { type: 'number', description: 'AdamW learning rate (cosine schedule)', default: 0.002 },
+  seed: { type: 'int', description: 'seed for data, weights and sampling', default: 0 },
+  workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
+  quick: { type: 'boolean', description: 'a tiny run (4 classes, 2 epochs) that checks the whole pipeline in seconds', default: false },
+} as const;
+
+export const command = defineCommand({
   name: 'demo',
   summary: 'generate motion-only videos, train a small STC network on them and evaluate it (end to end)',
   usage: 'stcnet demo [--out runs/demo] [--epochs 15] [--model stc_resnet3d_18] [--quick]',
-  flags: {
-    out: { type: 'string', description: 'run folder (data, cache, checkpoint, metrics)', default: 'runs/demo' },
-    model: { type: 'string', description: 'model name (stcnet models lists them)', default: 'stc_resnet3d_18' },
-    classes: { type: 'int', description: 'synth classes, the first N of MoveRight, MoveLeft, MoveUp, MoveDown, RotateClockwise, RotateAnticlockwise, Approach, Recede, SpeedUp, SlowDown, Oscillate, SingleSwing (2..12)', default: 6, min: 2 },
-    videos: { type: 'int', description: 'videos per class', default: 30, min: 3 },
-    epochs: { type: 'int', description: 'training epochs', default: 40, min: 1 },
-    frames: { type: 'int', description: 'frames per clip', default: 8, min: 1 },
-    size: { type: 'int', description: 'clip side in pixels', default: 48, min: 16 },
-    scene: { type: 'string', description: "synth scenes: 'plain' (learnt in minutes) or 'varied' (textures and distractors; needs far more videos)", default: 'plain', choices: ['plain', 'varied'] },
-    'width-multiplier': { type: 'number', description: 'channel width factor of the backbone (1 = the paper\'s widths)', default: 0.25 },
-    'batch-size': { type: 'int', description: 'clips per batch', default: 8, min: 1 },
-    lr: { type: 'number', description: 'AdamW learning rate (cosine schedule)', default: 0.002 },
-    seed: { type: 'int', description: 'seed for data, weights and sampling', default: 0 },
-    workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
-    quick: { type: 'boolean', description: 'a tiny run (4 classes, 2 epochs) that checks the whole pipeline in seconds', default: false },
-  },
+  examples: ['stcnet demo', 'stcnet demo --quick --out /tmp/demo', 'stcnet demo --model resnet3d_18 --out runs/demo-baseline'],
+  flags: flagSpecs,
   run: (args) => runDemo(args.flags),
-};
+});
 
 interface DemoSettings {
   out: string;
@@ -49,22 +52,22 @@ interface DemoSettings {
   workers: number;
 }
 
-function settingsFrom(flags: Record<string, unknown>): DemoSettings {
+function settingsFrom(flags: FlagValues<typeof flagSpecs>): DemoSettings {
   const quick = flags.quick === true;
   const settings: DemoSettings = {
-    out: flags.out as string,
-    model: flags.model as string,
-    classes: quick ? 4 : (flags.classes as number),
-    videos: quick ? 6 : (flags.videos as number),
-    epochs: quick ? 2 : (flags.epochs as number),
-    frames: flags.frames as number,
-    size: quick ? 32 : (flags.size as number),
-    scene: flags.scene as 'plain' | 'varied',
-    widthMultiplier: flags['width-multiplier'] as number,
-    batchSize: flags['batch-size'] as number,
-    lr: flags.lr as number,
-    seed: flags.seed as number,
-    workers: flags.workers as number,
+    out: flags.out,
+    model: flags.model,
+    classes: quick ? 4 : flags.classes,
+    videos: quick ? 6 : flags.videos,
+    epochs: quick ? 2 : flags.epochs,
+    frames: flags.frames,
+    size: quick ? 32 : flags.size,
+    scene: flags.scene,
+    widthMultiplier: flags['width-multiplier'],
+    batchSize: flags['batch-size'],
+    lr: flags.lr,
+    seed: flags.seed,
+    workers: flags.workers,
   };
   if (settings.classes > 12) throw new UserError(`stcnet demo: --classes must be 2..12, got ${settings.classes}`);
   if (!(settings.widthMultiplier > 0 && settings.widthMultiplier <= 4)) {
@@ -82,7 +85,7 @@ function writeJsonAtomic(file: string, value: unknown): void {
 
 const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
 
-async function runDemo(flags: Record<string, unknown>): Promise<void> {
+async function runDemo(flags: FlagValues<typeof flagSpecs>): Promise<void> {
   const settings = settingsFrom(flags);
   const say = (line: string) => process.stdout.write(line + '\n');
   const { selfCheck } = await import('./selfcheck.js');

@@ -1,12 +1,18 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { closest } from 'fastest-levenshtein';
 import { helpText, parseArgs, type CommandSpec } from './args.js';
 import { isUserError } from '../util/errors.js';
+import { fsUserError } from '../util/fs.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyCommand = CommandSpec<any>;
 
 /**
- * Subcommands are loaded on demand, so `stcnet synth` never loads libtorch and
- * `stcnet --help` starts instantly. One file per subcommand; add a line here for a new one.
+ * Subcommands are loaded on demand and load libtorch only inside `run`, so `--help` and `--version`
+ * never start the engine. One file per subcommand; add a line here for a new one.
  */
-const commands: Record<string, () => Promise<CommandSpec>> = {
+const commands: Record<string, () => Promise<AnyCommand>> = {
   demo: async () => (await import('./demo.js')).command,
   selfcheck: async () => (await import('./selfcheck.js')).command,
   synth: async () => (await import('./synth.js')).command,
@@ -16,31 +22,48 @@ const commands: Record<string, () => Promise<CommandSpec>> = {
   prepare: async () => (await import('./prepare.js')).command,
 };
 
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+async function printOverview(): Promise<void> {
+  const summaries = await Promise.all(
+    Object.entries(commands).map(async ([key, load]) => `  ${key.padEnd(12)} ${(await load()).summary}`),
+  );
+  process.stdout.write(['usage: stcnet <command> [flags]', '', 'commands:', ...summaries, '',
+    'Run `stcnet <command> --help` for the flags of one command; `stcnet --version` prints the version.', ''].join('\n'));
+}
+
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    const summaries = await Promise.all(
-      Object.entries(commands).map(async ([key, load]) => `  ${key.padEnd(12)} ${(await load()).summary}`),
-    );
-    process.stdout.write(['usage: stcnet <command> [flags]', '', 'commands:', ...summaries, '',
-      'Run `stcnet <command> --help` for the flags of one command.', ''].join('\n'));
+  if (!name || name === '--help' || name === '-h') return printOverview();
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`stcnet ${packageVersion()}\n`);
     return;
+  }
+  if (name === 'help') {
+    if (!rest[0]) return printOverview();
+    return main([rest[0], '--help']);
   }
   const load = commands[name];
   if (!load) {
-    process.stderr.write(`stcnet: unknown command "${name}"; commands: ${Object.keys(commands).join(', ')}\n`);
+    const hint = name.startsWith('-') ? '' : ` (did you mean "${closest(name, Object.keys(commands))}"?)`;
+    process.stderr.write(`error: stcnet: unknown command "${name}"${hint}; commands: ${Object.keys(commands).join(', ')}\n`);
     process.exitCode = 2;
     return;
   }
   const command = await load();
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const beforeTerminator = rest.indexOf('--') >= 0 ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeTerminator.includes('--help') || beforeTerminator.includes('-h')) {
     process.stdout.write(helpText(command) + '\n');
     return;
   }
   await command.run(parseArgs(command, rest));
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
+main(process.argv.slice(2)).catch((caught: unknown) => {
+  const error = fsUserError(caught);
   if (isUserError(error)) {
     process.stderr.write(`error: ${error.message}\n`);
     process.exitCode = 2;

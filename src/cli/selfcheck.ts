@@ -1,4 +1,4 @@
-import type { CommandSpec } from './args.js';
+import { defineCommand } from './args.js';
 
 /** Checks that the engine loads and computes, and prints what it runs on. */
 export async function selfCheck(): Promise<void> {
@@ -29,10 +29,11 @@ export async function selfCheck(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-export const command: CommandSpec = {
+export const command = defineCommand({
   name: 'selfcheck',
   summary: 'check that the libtorch engine loads and computes; print threads, oneDNN and CUDA',
   usage: 'stcnet selfcheck',
+  examples: ['stcnet selfcheck'],
   flags: {},
   run: () => selfCheck(),
-};
+});

@@ -1,14 +1,15 @@
 import os from 'node:os';
-import type { CommandSpec } from './args.js';
-import { UserError } from '../util/errors.js';
+import { defineCommand } from './args.js';
 import { generateSynth, SYNTH_CLASSES } from '../data/synth.js';
 
-export const command: CommandSpec = {
+export const command = defineCommand({
   name: 'synth',
   summary: 'generate a labeled video dataset whose classes differ only by motion (UCF101 layout)',
   usage: 'stcnet synth OUT_DIR [--classes 12] [--videos 20] [--width 160 --height 120] [--fps 25] [--seed 0]',
+  positionals: { name: 'OUT_DIR' },
+  examples: ['stcnet synth data/synth --classes 6 --videos 30 --scene plain', 'stcnet synth /tmp/motion --width 96 --height 72 --fps 16 --seed 1'],
   flags: {
-    classes: { type: 'int', description: `number of classes (2..${SYNTH_CLASSES.length}): ${SYNTH_CLASSES.map((c) => c.name).join(', ')}`, default: SYNTH_CLASSES.length, min: 2 },
+    classes: { type: 'int', description: `number of classes (2..${SYNTH_CLASSES.length}): ${SYNTH_CLASSES.map((c) => c.name).join(', ')}`, default: SYNTH_CLASSES.length, min: 2, max: SYNTH_CLASSES.length },
     videos: { type: 'int', description: 'videos per class', default: 20, min: 1 },
     width: { type: 'int', description: 'frame width in pixels (even)', default: 160, min: 16 },
     height: { type: 'int', description: 'frame height in pixels (even)', default: 120, min: 16 },
@@ -23,26 +24,25 @@ export const command: CommandSpec = {
     quiet: { type: 'boolean', description: 'no progress bar', default: false },
   },
   async run(args) {
-    const out = args.positionals[0];
-    if (!out) throw new UserError('stcnet synth: missing OUT_DIR (see stcnet synth --help)');
+    const out = args.positionals[0]!;
     const f = args.flags;
     const result = await generateSynth({
       out,
-      classes: f.classes as number,
-      videosPerClass: f.videos as number,
-      width: f.width as number,
-      height: f.height as number,
-      fps: f.fps as number,
-      minDuration: f['min-duration'] as number,
-      maxDuration: f['max-duration'] as number,
-      noise: f.noise as number,
-      shake: f.shake as number,
-      seed: f.seed as number,
-      scene: f.scene as 'varied' | 'plain',
-      jobs: f.jobs as number,
-      quiet: f.quiet as boolean,
+      classes: f.classes,
+      videosPerClass: f.videos,
+      width: f.width,
+      height: f.height,
+      fps: f.fps,
+      minDuration: f['min-duration'],
+      maxDuration: f['max-duration'],
+      noise: f.noise,
+      shake: f.shake,
+      seed: f.seed,
+      scene: f.scene,
+      jobs: f.jobs,
+      quiet: f.quiet,
     });
     process.stdout.write(`synth: wrote ${result.videos} videos to ${out} in ${result.seconds.toFixed(1)} s ` +
       `(UCF101 layout: classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt)\n`);
   },
-};
+});
