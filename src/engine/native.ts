@@ -1,7 +1,4 @@
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon, TORCH_ADDON } from '../util/addon.js';
 
 /** A libtorch tensor handle: a number naming a slot in the addon's table (see native/src/handle.h). */
 export type Handle = number & { readonly __handle: unique symbol };
@@ -41,15 +38,5 @@ export interface NativeAddon {
   toBuffer(handle: Handle): ArrayBuffer;
 }
 
-function findAddon(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/engine (ts-node style) or dist/src/engine (compiled): walk up to the package root.
-  for (let dir = here, i = 0; i < 5; i++, dir = dirname(dir)) {
-    const candidate = join(dir, 'native', 'build', 'Release', 'stcnet_torch.node');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error('stcnet: the native addon is not built (native/build/Release/stcnet_torch.node); run `npm run build:native` or scripts/setup.sh');
-}
-
-const require = createRequire(import.meta.url);
-export const native: NativeAddon = require(findAddon()) as NativeAddon;
+/** Loaded once per thread; built on first use when the package was installed without its install script. */
+export const native: NativeAddon = loadAddon<NativeAddon>(TORCH_ADDON);

@@ -5,6 +5,7 @@ import { ArgumentError } from './errors.js';
 import { Tensor } from './tensor.js';
 import type { Handle } from './native.js';
 import { scopeDepth } from './scope.js';
+import { UserError } from '../util/errors.js';
 
 /** Sets libtorch's intra-op threads (Debian's libtorch starts with one). */
 export function setNumThreads(threads: number): void {
@@ -117,5 +118,15 @@ export function callOp(qualified: string, ...args: unknown[]): unknown {
   return (result as unknown[]).map((value, i) => wrapReturn(value, types.returns[i]!));
 }
 
-// The default: every core. Debian's libtorch would otherwise use one.
-setNumThreads(availableParallelism());
+/**
+ * The default thread count: STCNET_THREADS when set (the test runner fixes it, so results do not depend
+ * on the machine's core count), else every core; Debian's libtorch would otherwise use one.
+ */
+export function defaultThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env.STCNET_THREADS;
+  if (value === undefined || value === '') return availableParallelism();
+  if (!/^[1-9][0-9]*$/.test(value.trim())) throw new UserError(`STCNET_THREADS: expected a positive integer, got '${value}'`);
+  return Number(value.trim());
+}
+
+setNumThreads(defaultThreads());

@@ -1,7 +1,4 @@
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { loadAddon, JPEG_ADDON } from '../util/addon.js';
 
 /** The libturbojpeg addon (native/jpeg). Context-aware: each worker thread loads its own copy. */
 export interface JpegAddon {
@@ -23,22 +20,20 @@ export interface JpegAddon {
 }
 
 let cached: JpegAddon | undefined;
+let failure: unknown;
 
-/** Loads native/jpeg/build/Release/stcnet_jpeg.node; the error says how to build it when it is missing. */
+/**
+ * The JPEG addon (native/jpeg/build/Release/stcnet_jpeg.node), built on first use when missing. A failure
+ * is remembered: every later call throws the same error at once instead of each video failing anew.
+ */
 export function jpeg(): JpegAddon {
   if (cached) return cached;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  // dist/src/video -> repository root; src/video (ts-node style) -> also two or three levels up.
-  const candidates = [
-    path.resolve(here, '../../../native/jpeg/build/Release/stcnet_jpeg.node'),
-    path.resolve(here, '../../native/jpeg/build/Release/stcnet_jpeg.node'),
-  ];
-  const file = candidates.find((candidate) => existsSync(candidate));
-  if (!file) {
-    throw new Error(`stcnet: the JPEG addon is not built (looked for ${candidates[0]}); ` +
-      'install libturbojpeg0-dev and run `npm run build:jpeg`');
+  if (failure !== undefined) throw failure;
+  try {
+    cached = loadAddon<JpegAddon>(JPEG_ADDON);
+  } catch (error) {
+    failure = error;
+    throw error;
   }
-  const require = createRequire(import.meta.url);
-  cached = require(file) as JpegAddon;
   return cached;
 }
