@@ -2,6 +2,7 @@ import type { Tensor } from '../engine/index.js';
 import { Module, Linear, Dropout, init } from '../nn/index.js';
 import { ModelInputError, shapeText } from './errors.js';
 import { trace, type Tracer, type TraceRow } from './flops.js';
+import type { AnyModelOptions } from './registry.js';
 
 /** What a model takes: (N, C, T, H, W) video or (N, C, H, W) images; STC models fix T. */
 export interface InputSpec {
@@ -23,6 +24,28 @@ export abstract class ZooModel extends Module {
   abstract readonly input: InputSpec;
   fc!: Linear;
   dropout: Dropout | null = null;
+  /** What the constructor resolved (defaults filled in); see `options`. */
+  #builtOptions: Readonly<Record<string, unknown>> = {};
+
+  /** The registry name, as `createModel` takes it (`stc_resnet3d_18`). */
+  get arch(): string {
+    return this.name;
+  }
+
+  /**
+   * Every option that built this model, defaults resolved (`init` aside, which changes no shape):
+   * `createModel(model.arch, model.options)` builds the same network. `numClasses` follows
+   * `resetClassifier`.
+   */
+  get options(): AnyModelOptions {
+    return { ...structuredClone(this.#builtOptions), numClasses: this.numClasses } as AnyModelOptions;
+  }
+
+  /** Called by each constructor with the options it resolved. */
+  protected recordOptions(options: Record<string, unknown>): void {
+    const defined = Object.entries(options).filter(([, value]) => value !== undefined);
+    this.#builtOptions = Object.freeze(Object.fromEntries(defined));
+  }
 
   get numClasses(): number {
     return this.fc.outFeatures;

@@ -11,3 +11,9 @@ export * from './resnet2d.js';
 export { createModel, listModels, modelInfo, modelEntry, isModelName, type ModelName, type ModelOptionsMap, type AnyModelOptions, type ModelEntry, type ModelInfo, type ModelFamily } from './registry.js';
 export { trace, Tracer, type TraceRow, type Traceable } from './flops.js';
 export { ModelInputError } from './errors.js';
+export {
+  saveModelCheckpoint, loadModelCheckpoint, readCheckpointMeta, parseCheckpointMeta, checkpointMetadata,
+  type CheckpointMeta, type Preprocessing, type SaveModelCheckpointOptions, type LoadModelCheckpointOptions, type LoadedCheckpoint,
+} from './checkpoint.js';
+export { inferFrames, inferWidthMultiplier } from './infer.js';
+export { STCNET_VERSION } from './version.js';

@@ -45,6 +45,7 @@ export class ResNet2d extends StagedResNet {
     const dropout = options.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1)) throw new ModelInputError(`option dropout must be in [0, 1), got ${String(options.dropout)}`);
     this.input = { dims: 2, channels: inChannels };
+    this.recordOptions({ numClasses, inChannels, dropout });
     this.conv1 = this.addModule('conv1', new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false }));
     this.bn1 = this.addModule('bn1', new BatchNorm2d(64));
     this.maxpool = this.addModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));

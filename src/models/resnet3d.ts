@@ -3,7 +3,7 @@ import { BasicBlock, Bottleneck, type Shortcut, type StcSpec } from './blocks.js
 import { checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
 import { StagedResNet } from './staged.js';
 import { ModelInputError } from './errors.js';
-import type { Reduction } from './stc.js';
+import { DEFAULT_REDUCTION, reductionOf, type Reduction } from './stc.js';
 
 /**
  * Hara et al.'s 3D ResNet and ResNeXt (3D-ResNets-PyTorch, `models/resnet.py`, `resnext.py`),
@@ -111,6 +111,12 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   return v;
 }
 
+/** A reduction with its defaults filled in (a number stays a number). */
+function resolvedReduction(reduction: Reduction | undefined): Reduction {
+  if (reduction === undefined || typeof reduction === 'number') return reduction ?? DEFAULT_REDUCTION;
+  return { tcb: reductionOf(reduction, 'tcb'), scb: reductionOf(reduction, 'scb') };
+}
+
 /** Hara et al.'s generic 3D ResNet / ResNeXt (with optional STC blocks). */
 export class ResNet3d extends StagedResNet {
   readonly input: InputSpec;
@@ -159,6 +165,12 @@ export class ResNet3d extends StagedResNet {
       if (placement !== 'block' && placement !== 'stage') throw new ModelInputError(`option stcPlacement must be 'block' or 'stage', got ${JSON.stringify(placement)}`);
     }
     this.input = { dims: 3, channels: inChannels, frames: spec.stc ? frames : undefined, defaultFrames: frames };
+    this.recordOptions({
+      numClasses, frames, inChannels, conv1TemporalSize: kT, conv1TemporalStride: sT, noMaxPool: options.noMaxPool ?? false,
+      widthMultiplier: width, dropout, shortcut,
+      ...(spec.stc ? { stcStages: [...stcStages], stcPlacement: placement, reduction: resolvedReduction(options.reduction) } : {}),
+      ...(resnext ? { cardinality, stemChannels: stem } : {}),
+    });
 
     this.conv1 = this.addModule('conv1', new Conv3d(inChannels, stem, [kT, 7, 7], { stride: [sT, 2, 2], padding: [Math.floor(kT / 2), 3, 3], bias: false }));
     this.bn1 = this.addModule('bn1', new BatchNorm3d(stem));

@@ -67,6 +67,7 @@ export class VideoResNet extends ZooModel {
     const dropout = options.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1)) throw new ModelInputError(`option dropout must be in [0, 1), got ${String(options.dropout)}`);
     this.input = { dims: 3, channels: inChannels, defaultFrames: frames };
+    this.recordOptions({ numClasses, inChannels, frames, dropout });
     this.stem = this.addModule('stem', makeStem(spec.stem, inChannels));
     const expansion = spec.block === 'basic' ? VideoBasicBlock.expansion : VideoBottleneck.expansion;
     let inPlanes = 64;

@@ -1,6 +1,7 @@
 import { closeSync, openSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { fromTypedArray, type DType, type Tensor } from '../engine/index.js';
 import { UserError } from '../util/errors.js';
+import { fsUserError, temporarySibling } from '../util/fs.js';
 import { bufferSource, openFileSource, type ByteSource } from './bytesource.js';
 
 /**
@@ -137,7 +138,12 @@ export function readSafetensorsFrom(source: ByteSource): SafetensorsContents {
 }
 
 export function readSafetensors(path: string): SafetensorsContents {
-  const source = openFileSource(path);
+  let source: ByteSource;
+  try {
+    source = openFileSource(path);
+  } catch (error) {
+    throw fsUserError(error, path);
+  }
   try {
     return readSafetensorsFrom(source);
   } finally {
@@ -199,8 +205,13 @@ export function encodeSafetensors(tensors: TensorDict, metadata?: Record<string,
 export function writeSafetensors(path: string, tensors: TensorDict, metadata?: Record<string, string>): void {
   const list = entriesOf(tensors);
   const header = encodeHeader(list, metadata);
-  const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const fd = openSync(temporary, 'w');
+  const temporary = temporarySibling(path);
+  let fd: number;
+  try {
+    fd = openSync(temporary, 'w');
+  } catch (error) {
+    throw fsUserError(error, path);
+  }
   try {
     writeAll(fd, header);
     for (const [, tensor] of list) writeAll(fd, tensorBytes(tensor));
@@ -210,7 +221,7 @@ export function writeSafetensors(path: string, tensors: TensorDict, metadata?: R
   } catch (error) {
     try { closeSync(fd); } catch { /* already closed */ }
     try { unlinkSync(temporary); } catch { /* never created */ }
-    throw error;
+    throw fsUserError(error, path);
   }
 }
 

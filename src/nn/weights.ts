@@ -11,13 +11,39 @@ import { findStateDict, readTorchCheckpoint, tensorsIn } from './torchload.js';
  */
 
 export interface LoadStateDictOptions {
-  /** Removed from the start of every key that has it: `module.` for DataParallel checkpoints. */
+  /**
+   * Removed from the start of every key that has it. When omitted, `module.` (DataParallel's
+   * wrapper) is removed if every key has it, as a model never names its own children so.
+   */
   stripPrefix?: string;
   /** A dotted path to the state dict inside a PyTorch checkpoint; found automatically when omitted. */
   key?: string;
 }
 
-const TORCH_EXTENSIONS = new Set(['.pt', '.pth', '.bin', '.ckpt', '.tar']);
+export const TORCH_EXTENSIONS: ReadonlySet<string> = new Set(['.pt', '.pth', '.bin', '.ckpt', '.tar']);
+
+/** The prefix DataParallel and DistributedDataParallel put before every key. */
+export const DATA_PARALLEL_PREFIX = 'module.';
+
+/**
+ * The keys with `prefix` removed where they have it; with no prefix given, `module.` is removed
+ * when every key has it (and nothing changes otherwise). Returns a new Map sharing the tensors.
+ */
+export function stripKeyPrefix(dict: Map<string, Tensor>, prefix?: string): Map<string, Tensor> {
+  let strip = prefix;
+  if (strip === undefined) {
+    const keys = [...dict.keys()];
+    strip = keys.length > 0 && keys.every((key) => key.startsWith(DATA_PARALLEL_PREFIX)) ? DATA_PARALLEL_PREFIX : '';
+  }
+  if (!strip) return dict;
+  const result = new Map<string, Tensor>();
+  for (const [key, tensor] of dict) {
+    const name = key.startsWith(strip) ? key.slice(strip.length) : key;
+    if (result.has(name)) throw new UserError(`removing the prefix "${strip}" makes two keys "${name}"`);
+    result.set(name, tensor);
+  }
+  return result;
+}
 
 /** Reads a state dict from `.safetensors`, or a torch.save file (`.pt`, `.pth`, zip-format `.bin`). */
 export function loadStateDict(path: string, options: LoadStateDictOptions = {}): Map<string, Tensor> {
@@ -25,14 +51,13 @@ export function loadStateDict(path: string, options: LoadStateDictOptions = {}):
   const extension = extname(path).toLowerCase();
   if (extension === '.safetensors') {
     const { tensors } = readSafetensors(path);
-    if (!options.stripPrefix) return tensors;
-    return new Map([...tensors].map(([key, tensor]) => [key.startsWith(options.stripPrefix!) ? key.slice(options.stripPrefix!.length) : key, tensor]));
+    return withPrefixStripped(path, tensors, options.stripPrefix);
   }
   if (TORCH_EXTENSIONS.has(extension)) {
     const root = readTorchCheckpoint(path);
     let dict: Map<string, Tensor>;
     try {
-      dict = findStateDict(root, { ...options, fileName: path });
+      dict = withPrefixStripped(path, findStateDict(root, { key: options.key, fileName: path }), options.stripPrefix);
     } catch (error) {
       for (const tensor of tensorsIn(root)) tensor.dispose();
       throw error;
@@ -43,6 +68,18 @@ export function loadStateDict(path: string, options: LoadStateDictOptions = {}):
     return dict;
   }
   throw new UserError(`${path}: unknown weights format "${extension}"; expected .safetensors, .pt or .pth`);
+}
+
+function withPrefixStripped(path: string, dict: Map<string, Tensor>, prefix: string | undefined): Map<string, Tensor> {
+  try {
+    return stripKeyPrefix(dict, prefix);
+  } catch (error) {
+    if (error instanceof UserError) {
+      for (const tensor of dict.values()) tensor.dispose();
+      throw new UserError(`${path}: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /** Writes a state dict as safetensors (through a temporary file renamed into place). */

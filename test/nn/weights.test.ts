@@ -19,12 +19,16 @@ test('loadStateDict picks the reader by extension; .pt, .pth and .safetensors gi
   }
 });
 
-test('loadStateDict of a zip-format .bin works; a nested checkpoint needs no key; prefix kept unless stripped', () => {
+test('loadStateDict of a zip-format .bin works; a nested checkpoint needs no key; `module.` on every key goes unasked', () => {
   const dir = tempDir();
   copyFileSync(`${WEIGHTS}checkpoint.pth`, join(dir, 'pytorch_model.bin'));
   const dict = loadStateDict(join(dir, 'pytorch_model.bin'));
-  assert.ok([...dict.keys()].every((key) => key.startsWith('module.')));
+  assert.ok(dict.size > 0 && [...dict.keys()].every((key) => !key.startsWith('module.')), [...dict.keys()].join());
+  assert.ok(dict.has('conv1.weight'));
   dispose(dict);
+  const kept = loadStateDict(join(dir, 'pytorch_model.bin'), { stripPrefix: '' });
+  assert.ok([...kept.keys()].every((key) => key.startsWith('module.')));
+  dispose(kept);
   const explicit = loadStateDict(`${WEIGHTS}checkpoint.pth`, { key: 'state_dict', stripPrefix: 'module.' });
   assert.ok(explicit.has('conv1.weight'));
   dispose(explicit);
