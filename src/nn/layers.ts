@@ -62,6 +62,8 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
 }
 
+const BATCH_COUNTER_DEFAULT: ReadonlyMap<string, number> = new Map([['num_batches_tracked', 0]]);
+
 abstract class BatchNormNd extends Module {
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
@@ -82,6 +84,11 @@ abstract class BatchNormNd extends Module {
     this.runningMean = track ? this.addBuffer('running_mean', zeros([numFeatures])) : null;
     this.runningVar = track ? this.addBuffer('running_var', ones([numFeatures])) : null;
     this.numBatchesTracked = track ? this.addBuffer('num_batches_tracked', tensor(0, { dtype: 'int64' })) : null;
+  }
+
+  /** Checkpoints saved before PyTorch 0.4.1 have no batch counter; PyTorch loads them with 0. */
+  protected override defaultedState(): ReadonlyMap<string, number> {
+    return this.numBatchesTracked ? BATCH_COUNTER_DEFAULT : super.defaultedState();
   }
 
   forward(input: Tensor): Tensor {

@@ -118,9 +118,13 @@ export abstract class Module {
     const own = this.stateDict();
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
     const matched: [Tensor, Tensor][] = [];
+    const defaults = this.stateDefaults();
+    const filled: [Tensor, number][] = [];
     for (const [name, target] of own) {
       const value = source.get(name);
-      if (!value) {
+      if (!value && defaults.has(name)) {
+        filled.push([target, defaults.get(name)!]);
+      } else if (!value) {
         report.missing.push(name);
       } else if (!sameShape(target.shape, value.shape)) {
         report.mismatched.push({ name, expected: target.shape, got: value.shape });
@@ -134,8 +138,26 @@ export abstract class Module {
     }
     noGrad(() => {
       for (const [target, value] of matched) target.copy_(value);
+      for (const [target, value] of filled) target.fill_(value);
     });
     return report;
+  }
+
+  /**
+   * State a checkpoint may lack, with the value it takes then (not reported as missing). PyTorch's
+   * BatchNorm fills `num_batches_tracked` with 0 when a state dict from before PyTorch 0.4.1 has none.
+   */
+  protected defaultedState(): ReadonlyMap<string, number> {
+    return NO_DEFAULTS;
+  }
+
+  /** Every module's defaultedState(), by full state-dict name. */
+  private stateDefaults(): Map<string, number> {
+    const all = new Map<string, number>();
+    for (const [prefix, module] of this.namedModules()) {
+      for (const [name, value] of module.defaultedState()) all.set(prefix ? `${prefix}.${name}` : name, value);
+    }
+    return all;
   }
 
   train(mode = true): this {
@@ -175,6 +197,8 @@ export abstract class Module {
     for (const [, buffer] of this.namedBuffers()) buffer.dispose();
   }
 }
+
+const NO_DEFAULTS: ReadonlyMap<string, number> = new Map();
 
 function checkName(name: string): void {
   if (name.length === 0 || name.includes('.')) throw new Error(`module member name "${name}" must be non-empty and contain no "."`);
