@@ -1,11 +1,19 @@
 // stcnet_jpeg: a small Node-API addon over libturbojpeg for the frame cache.
 // Context-aware (one TurboJPEG handle pair per environment), so it loads in worker threads.
+//
+// An environment being torn down (process.exit, worker.terminate) makes every Node-API call that may
+// run JavaScript fail with napi_pending_exception, and node-addon-api without C++ exceptions turns a
+// failed napi_throw into a fatal error (SIGABRT). So: nothing here throws through node-addon-api on
+// a path a teardown can reach; errors are thrown with the C API and a failed throw is ignored (no
+// JavaScript runs after it anyway), and node-addon-api's own internal throws are told to do the same.
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 #include <turbojpeg.h>
 
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -30,11 +38,38 @@ bool GetBytes(const Napi::Value& value, uint8_t** data, size_t* length) {
   return true;
 }
 
+// Throws a JavaScript Error, unless one is pending already or the environment is going away: there,
+// napi_throw fails, and the failure is ignored on purpose (the caller returns and no script runs).
 Napi::Value Fail(Napi::Env env, const std::string& message) {
-  // A pending exception (e.g. the worker thread is being terminated) must not be thrown over.
-  if (env.IsExceptionPending()) return env.Undefined();
-  Napi::Error::New(env, message).ThrowAsJavaScriptException();
-  return env.Undefined();
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return Napi::Value();
+  napi_value text;
+  napi_value error;
+  if (napi_create_string_utf8(env, message.data(), message.size(), &text) != napi_ok) return Napi::Value();
+  if (napi_create_error(env, nullptr, text, &error) != napi_ok) return Napi::Value();
+  napi_throw(env, error);
+  return Napi::Value();
+}
+
+// A boolean argument read without coercion (napi_coerce_to_bool may run script, so it fails in a
+// teardown); anything but `true` is false.
+bool Flag(const Napi::Value& value) {
+  bool result = false;
+  return napi_get_value_bool(value.Env(), value, &result) == napi_ok && result;
+}
+
+// Reads a number argument; false (and no exception) when it is not a number.
+bool Int(const Napi::Value& value, int32_t* out) {
+  return napi_get_value_int32(value.Env(), value, out) == napi_ok;
+}
+bool Size(const Napi::Value& value, size_t* out) {
+  int64_t v = 0;
+  if (napi_get_value_int64(value.Env(), value, &v) != napi_ok || v < 0) return false;
+  *out = static_cast<size_t>(v);
+  return true;
+}
+bool Real(const Napi::Value& value, double* out) {
+  return napi_get_value_double(value.Env(), value, out) == napi_ok;
 }
 
 // encode(rgb: Uint8Array, width, height, quality, subsampling: 444|420) -> Buffer
@@ -45,15 +80,16 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
   if (info.Length() < 5 || !GetBytes(info[0], &rgb, &length)) {
     return Fail(env, "jpeg.encode(rgb, width, height, quality, subsampling): rgb must be a Uint8Array");
   }
-  int width = info[1].As<Napi::Number>().Int32Value();
-  int height = info[2].As<Napi::Number>().Int32Value();
-  int quality = info[3].As<Napi::Number>().Int32Value();
-  int subsampling = info[4].As<Napi::Number>().Int32Value();
+  int32_t width, height, quality, subsampling;
+  if (!Int(info[1], &width) || !Int(info[2], &height) || !Int(info[3], &quality) || !Int(info[4], &subsampling)) {
+    return Fail(env, "jpeg.encode(rgb, width, height, quality, subsampling): width, height, quality and subsampling must be numbers");
+  }
   if (width <= 0 || height <= 0 || static_cast<size_t>(width) * height * 3 != length) {
     return Fail(env, "jpeg.encode: rgb has " + std::to_string(length) + " bytes, expected " +
                          std::to_string(width) + "x" + std::to_string(height) + "x3");
   }
   Handles* handles = GetHandles(env);
+  if (!handles) return Fail(env, "jpeg: the addon did not initialise");
   if (!handles->compressor) handles->compressor = tjInitCompress();
   unsigned char* out = nullptr;
   unsigned long outSize = 0;
@@ -64,9 +100,11 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
     if (out) tjFree(out);
     return Fail(env, message);
   }
-  Napi::Buffer<uint8_t> result = Napi::Buffer<uint8_t>::Copy(env, out, outSize);
+  napi_value result = nullptr;
+  napi_status status = napi_create_buffer_copy(env, outSize, out, nullptr, &result);
   tjFree(out);
-  return result;
+  if (status != napi_ok) return Fail(env, "jpeg.encode: cannot allocate the output buffer");
+  return Napi::Value(env, result);
 }
 
 // header(jpeg: Uint8Array) -> [width, height]
@@ -76,15 +114,19 @@ Napi::Value Header(const Napi::CallbackInfo& info) {
   size_t length;
   if (info.Length() < 1 || !GetBytes(info[0], &jpeg, &length)) return Fail(env, "jpeg.header(jpeg): expected a Uint8Array");
   Handles* handles = GetHandles(env);
+  if (!handles) return Fail(env, "jpeg: the addon did not initialise");
   if (!handles->decompressor) handles->decompressor = tjInitDecompress();
   int width, height, subsamp, colorspace;
   if (tjDecompressHeader3(handles->decompressor, jpeg, length, &width, &height, &subsamp, &colorspace) != 0) {
     return Fail(env, std::string("jpeg.header: ") + tjGetErrorStr2(handles->decompressor));
   }
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(uint32_t(0), width);
-  result.Set(uint32_t(1), height);
-  return result;
+  napi_value result, w, h;
+  if (napi_create_array_with_length(env, 2, &result) != napi_ok || napi_create_int32(env, width, &w) != napi_ok ||
+      napi_create_int32(env, height, &h) != napi_ok || napi_set_element(env, result, 0, w) != napi_ok ||
+      napi_set_element(env, result, 1, h) != napi_ok) {
+    return Fail(env, "jpeg.header: cannot make the result");
+  }
+  return Napi::Value(env, result);
 }
 
 // decodeInto(jpeg: Uint8Array, out: Uint8Array, outOffset, width, height, fast: boolean) -> undefined
@@ -98,11 +140,14 @@ Napi::Value DecodeInto(const Napi::CallbackInfo& info) {
   if (info.Length() < 6 || !GetBytes(info[0], &jpeg, &length) || !GetBytes(info[1], &out, &outLength)) {
     return Fail(env, "jpeg.decodeInto(jpeg, out, outOffset, width, height, fast): expected Uint8Arrays");
   }
-  size_t offset = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
-  int width = info[3].As<Napi::Number>().Int32Value();
-  int height = info[4].As<Napi::Number>().Int32Value();
-  bool fast = info[5].ToBoolean().Value();
+  size_t offset;
+  int32_t width, height;
+  if (!Size(info[2], &offset) || !Int(info[3], &width) || !Int(info[4], &height)) {
+    return Fail(env, "jpeg.decodeInto: outOffset, width and height must be numbers (outOffset >= 0)");
+  }
+  bool fast = Flag(info[5]);
   Handles* handles = GetHandles(env);
+  if (!handles) return Fail(env, "jpeg: the addon did not initialise");
   if (!handles->decompressor) handles->decompressor = tjInitDecompress();
   int w, h, subsamp, colorspace;
   if (tjDecompressHeader3(handles->decompressor, jpeg, length, &w, &h, &subsamp, &colorspace) != 0) {
@@ -181,17 +226,14 @@ Napi::Value CropResize(const Napi::CallbackInfo& info) {
   if (info.Length() < 13 || !GetBytes(info[0], &src, &srcLength) || !info[8].IsTypedArray()) {
     return Fail(env, "jpeg.cropResize: expected a Uint8Array src and a typed array dst");
   }
-  int sw = info[1].As<Napi::Number>().Int32Value();
-  int sh = info[2].As<Napi::Number>().Int32Value();
-  double bx = info[3].As<Napi::Number>().DoubleValue();
-  double by = info[4].As<Napi::Number>().DoubleValue();
-  double bw = info[5].As<Napi::Number>().DoubleValue();
-  double bh = info[6].As<Napi::Number>().DoubleValue();
-  bool flip = info[7].ToBoolean().Value();
-  size_t dstOffset = static_cast<size_t>(info[9].As<Napi::Number>().Int64Value());
-  int dw = info[10].As<Napi::Number>().Int32Value();
-  int dh = info[11].As<Napi::Number>().Int32Value();
-  size_t plane = static_cast<size_t>(info[12].As<Napi::Number>().Int64Value());
+  int32_t sw, sh, dw, dh;
+  double bx, by, bw, bh;
+  size_t dstOffset, plane;
+  if (!Int(info[1], &sw) || !Int(info[2], &sh) || !Real(info[3], &bx) || !Real(info[4], &by) || !Real(info[5], &bw) ||
+      !Real(info[6], &bh) || !Size(info[9], &dstOffset) || !Int(info[10], &dw) || !Int(info[11], &dh) || !Size(info[12], &plane)) {
+    return Fail(env, "jpeg.cropResize: sizes, box and offsets must be numbers (offsets >= 0)");
+  }
+  bool flip = Flag(info[7]);
   if (sw < 1 || sh < 1 || dw < 1 || dh < 1) return Fail(env, "jpeg.cropResize: sizes must be positive");
   if (static_cast<size_t>(sw) * sh * 3 > srcLength) return Fail(env, "jpeg.cropResize: src too small");
   Napi::TypedArray dstArray = info[8].As<Napi::TypedArray>();
@@ -217,13 +259,37 @@ Napi::Value CropResize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The C entry point of a function: no node-addon-api wrapper that could throw around it.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+napi_value Entry(napi_env env, napi_callback_info info) {
+  Napi::CallbackInfo args(env, info);
+  return F(args);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData<Handles>(new Handles());
-  exports.Set("encode", Napi::Function::New(env, Encode));
-  exports.Set("header", Napi::Function::New(env, Header));
-  exports.Set("decodeInto", Napi::Function::New(env, DecodeInto));
-  exports.Set("cropResize", Napi::Function::New(env, CropResize));
-  exports.Set("version", Napi::String::New(env, "stcnet_jpeg 1"));
+  // A worker can load the addon while the process exits: then these calls fail, and the module is
+  // returned incomplete to a script that will never run, instead of aborting the process.
+  if (napi_set_instance_data(env, new Handles(), [](napi_env, void* data, void*) { delete static_cast<Handles*>(data); },
+                             nullptr) != napi_ok) {
+    return exports;
+  }
+  const std::pair<const char*, napi_callback> functions[] = {
+      {"encode", Entry<Encode>},
+      {"header", Entry<Header>},
+      {"decodeInto", Entry<DecodeInto>},
+      {"cropResize", Entry<CropResize>},
+  };
+  for (const auto& [name, callback] : functions) {
+    napi_value fn;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, name, fn) != napi_ok) {
+      return exports;
+    }
+  }
+  napi_value version;
+  if (napi_create_string_utf8(env, "stcnet_jpeg 1", NAPI_AUTO_LENGTH, &version) == napi_ok) {
+    napi_set_named_property(env, exports, "version", version);
+  }
   return exports;
 }
 

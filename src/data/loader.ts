@@ -161,7 +161,6 @@ export class ClipLoader {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
     const worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings, execArgv });
     const slot: WorkerSlot = { worker, pending: 0 };
-    worker.unref();
     worker.on('message', (message: { type: 'batch'; result: BatchResult } | { type: 'error'; id: number; message: string }) => {
       const id = message.type === 'batch' ? message.result.id : message.id;
       const pending = this.pending.get(id);
@@ -184,6 +183,9 @@ export class ClipLoader {
     worker.on('exit', (code) => {
       if (!this.closed) fail(new Error(`loader worker exited unexpectedly (code ${code})`));
     });
+    // Idle until a batch is asked for (run() refs it). Only after the listeners: adding the first
+    // 'message' listener refs the worker's port again, which kept a never-used loader's process alive.
+    worker.unref();
     return slot;
   }
 
