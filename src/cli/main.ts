@@ -20,6 +20,8 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   convert: async () => (await import('./convert.js')).command,
   data: async () => (await import('./data.js')).command,
   prepare: async () => (await import('./prepare.js')).command,
+  eval: async () => (await import('./eval.js')).command,
+  predict: async () => (await import('./predict.js')).command,
 };
 
 function packageVersion(): string {
