@@ -22,6 +22,7 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   prepare: async () => (await import('./prepare.js')).command,
   eval: async () => (await import('./eval.js')).command,
   predict: async () => (await import('./predict.js')).command,
+  train: async () => (await import('./train.js')).command,
 };
 
 function packageVersion(): string {

@@ -1,0 +1,388 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { cudaAvailable, F, manualSeed, noGrad, tidy } from '../engine/index.js';
+import { loadDataset } from '../data/formats/index.js';
+import { ClipLoader, type ClipBatch } from '../data/loader.js';
+import { hashKeys } from '../data/random.js';
+import { NORMALIZATIONS } from '../data/transforms.js';
+import type { VideoDataset, VideoSample } from '../data/dataset.js';
+import { modelEntry } from '../models/registry.js';
+import type { Preprocessing } from '../models/checkpoint.js';
+import { saveModelCheckpoint } from '../models/checkpoint.js';
+import type { ZooModel } from '../models/base.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { UserError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import { writeJsonAtomic } from '../util/fs.js';
+import { batchTensors, evaluate } from './epoch.js';
+import { validateConfig, type TrainConfig } from './config.js';
+import { buildModel, buildOptimizer, setTrainingMode } from './model_setup.js';
+import { buildSchedule, type RunSchedule } from './schedule.js';
+import { RunDir, type MetricsRecord } from './run_dir.js';
+import { emptyTotals, loadTrainingState, saveTrainingState, type EpochTotals, type TrainingState } from './state.js';
+import { writeTrainingPlots } from './plots.js';
+import { OnDevice } from './on_device.js';
+import { checkAutocast } from './autocast.js';
+import type { Module } from '../nn/index.js';
+
+/**
+ * `stcnet train` as a library function: validates everything, then trains epoch by epoch with
+ * validation, writing the run folder (config, metrics, checkpoints, plots, summary). The CLI and
+ * the demo both call it. Deterministic for a seed: model init from `seed`, data from (seed, epoch,
+ * position), libtorch's generator reseeded per batch; so `resume` gives the run that was never stopped.
+ */
+
+export type StepRecord = {
+  type: 'step';
+  step: number;
+  epoch: number;
+  /** Batches of the epoch done after this step. */
+  batch: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  clipsPerSecond: number;
+  /** Share of the step's wall time spent waiting for the loader. */
+  dataWait: number;
+};
+
+export type EpochRecord = {
+  type: 'epoch';
+  /** 1-based: the epoch just finished. */
+  epoch: number;
+  steps: number;
+  loss: number;
+  accuracy: number;
+  valAccuracy: number | null;
+  valTop5: number | null;
+  lr: number;
+  clipsPerSecond: number;
+  dataWait: number;
+  seconds: number;
+  best: boolean;
+};
+
+export type TrainEvent =
+  | { type: 'log'; message: string }
+  | StepRecord
+  | EpochRecord
+  | { type: 'checkpoint'; name: 'last' | 'best'; path: string };
+
+export interface RunTrainingOptions {
+  /** Every log line, step, epoch and checkpoint, as it happens. */
+  onEvent?: (event: TrainEvent) => void;
+  /** Aborting stops after the current optimizer step, saves `last` and returns status 'interrupted'. */
+  signal?: AbortSignal;
+  /** Continue the run in `config.out` from its `last` state (the config must be the run's own). */
+  resume?: boolean;
+  /** Progress bars (stderr); default: unless config.quiet. */
+  progress?: boolean;
+}
+
+export interface TrainSummary {
+  status: 'completed' | 'interrupted';
+  runDir: string;
+  /** Epochs completed and optimizer steps taken (over all resumes). */
+  epochs: number;
+  steps: number;
+  classes: string[];
+  model: string;
+  parameters: number;
+  best: { epoch: number; valAccuracy: number | null; loss: number; checkpoint: string } | null;
+  last: EpochRecord | null;
+  checkpoints: { last: string; best: string | null };
+  seconds: number;
+}
+
+/** Flags that may differ when resuming: they change neither results nor the schedule. */
+export const RESUME_OVERRIDABLE = ['workers', 'quiet'] as const;
+
+const now = () => performance.now() / 1000;
+
+/** Loads a run folder's saved config for --resume, with `overrides` (workers, quiet) applied. */
+export function resumeConfig(runDir: string, overrides: Record<string, unknown> = {}): TrainConfig {
+  const saved = RunDir.readSavedConfig(runDir);
+  for (const key of Object.keys(overrides)) {
+    if (!(RESUME_OVERRIDABLE as readonly string[]).includes(key)) {
+      throw new UserError(`--resume continues ${runDir} with its saved config; ${key} cannot change (only ${RESUME_OVERRIDABLE.join(', ')} may)`);
+    }
+  }
+  return validateConfig({ ...saved, ...overrides, out: runDir }, `${runDir}/config.json`);
+}
+
+function splitSamples(dataset: VideoDataset, split: string, key: string): VideoSample[] {
+  const samples = dataset.splits[split];
+  if (!samples) {
+    throw new UserError(`${key}: the dataset at ${dataset.root} has no split "${split}"; its splits: ${Object.keys(dataset.splits).join(', ') || '(none)'}` +
+      (key === 'val-split' ? ' (or "none" for no validation)' : ''));
+  }
+  const unlabeled = samples.filter((s) => s.label < 0).length;
+  if (unlabeled > 0) throw new UserError(`${key}: split "${split}" has ${unlabeled} videos without a label; training and validation need labels`);
+  if (samples.length === 0) throw new UserError(`${key}: split "${split}" has no videos`);
+  return samples;
+}
+
+function preprocessingOf(config: TrainConfig): Preprocessing {
+  const norm = config.normalize === 'none' ? { mean: [0, 0, 0], std: [1, 1, 1] } : NORMALIZATIONS[config.normalize];
+  return {
+    frames: config.frames, stride: config.stride, size: config.size, mean: [...norm.mean], std: [...norm.std],
+    ...(config.cache === undefined ? { shortSide: config['short-side'] } : {}),
+  };
+}
+
+/** Everything a run needs, built and checked before the run folder is touched. */
+interface Prepared {
+  dataset: VideoDataset;
+  model: ZooModel;
+  runner: OnDevice;
+  frozen: Module[];
+  optimizer: Optimizer;
+  schedule: RunSchedule;
+  trainLoader: ClipLoader;
+  valLoader: ClipLoader | null;
+  stepsPerEpoch: number;
+  notes: string[];
+}
+
+async function prepare(config: TrainConfig): Promise<Prepared> {
+  modelEntry(config.model);
+  if (config.device === 'cuda' && !cudaAvailable()) throw new UserError('device: cuda was asked for, but this libtorch has no CUDA device (use --device cpu)');
+  checkAutocast(config.amp, config.device);
+  if (config.cache !== undefined && !existsSync(config.cache)) throw new UserError(`cache: ${config.cache}: no such folder (make it with stcnet prepare ROOT --out ${config.cache})`);
+  const dataset = await loadDataset(config.root, config.format, {
+    annotations: config.annotations, videos: config.videos, classList: config['class-list'],
+  });
+  const train = splitSamples(dataset, config.split, 'split');
+  const val = config['val-split'] === 'none' ? null : splitSamples(dataset, config['val-split'], 'val-split');
+  const { model, notes, frozenModules } = buildModel(config, dataset.classes.length);
+  const loaders: ClipLoader[] = [];
+  try {
+    const runner = new OnDevice(model, config.device, config.amp);
+    if (config.device !== 'cpu') model.to(config.device);
+    const optimizer = buildOptimizer(config, model);
+    const source = config.cache !== undefined ? { kind: 'cache' as const, dir: config.cache } : { kind: 'video' as const, shortSide: config['short-side'] };
+    const common = { source, frames: config.frames, stride: config.stride, size: config.size, workers: config.workers, seed: config.seed, normalize: config.normalize };
+    const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: config['batch-size'], flip: config.flip });
+    loaders.push(trainLoader);
+    if (trainLoader.batchesPerEpoch === 0) {
+      throw new UserError(`batch-size: split "${config.split}" has ${trainLoader.clipsPerEpoch} usable videos, fewer than one batch of ${config['batch-size']}`);
+    }
+    const valLoader = val ? await ClipLoader.create({ ...common, samples: val, mode: 'test', batchSize: config['batch-size'], testClips: config['val-clips'] }) : null;
+    if (valLoader) loaders.push(valLoader);
+    for (const loader of loaders) {
+      if (loader.skipped.length > 0) notes.push(`data: ${loader.skipped.length} videos of ${loader === trainLoader ? config.split : config['val-split']} are not in the cache and are left out (first: ${loader.skipped[0]!.path})`);
+    }
+    const stepsPerEpoch = Math.ceil(trainLoader.batchesPerEpoch / config.accumulate);
+    const schedule = buildSchedule(config, optimizer, stepsPerEpoch, valLoader !== null);
+    return { dataset, model, runner, frozen: frozenModules, optimizer, schedule, trainLoader, valLoader, stepsPerEpoch, notes };
+  } catch (error) {
+    await Promise.all(loaders.map((loader) => loader.close()));
+    model.dispose();
+    throw error;
+  }
+}
+
+/** Trains as `config` says (validated with validateConfig), writing the run folder `config.out`. */
+export async function runTraining(config: TrainConfig, options: RunTrainingOptions = {}): Promise<TrainSummary> {
+  const started = now();
+  const emit = (event: TrainEvent) => options.onEvent?.(event);
+  const log = (message: string) => emit({ type: 'log', message });
+  const run = new RunDir(config.out);
+  if (!options.resume) RunDir.checkFresh(config.out);
+  const p = await prepare(config);
+  const { model, runner, optimizer, schedule, trainLoader, valLoader, stepsPerEpoch, dataset } = p;
+  const classes = dataset.classes;
+  const showProgress = options.progress ?? !config.quiet;
+  const batchesPerEpoch = trainLoader.batchesPerEpoch;
+  const preprocessing = preprocessingOf(config);
+  try {
+    let state: Omit<TrainingState, 'scheduler' | 'format'>;
+    let records: MetricsRecord[] = [];
+    if (options.resume) {
+      const saved = loadTrainingState(run.state('last'), model, optimizer, schedule.scheduler);
+      if (saved.sampler.batchesPerEpoch !== batchesPerEpoch || saved.sampler.batchSize !== config['batch-size']) {
+        throw new UserError(`--resume ${config.out}: the data changed since the run started (${saved.sampler.batchesPerEpoch} batches per epoch then, ${batchesPerEpoch} now)`);
+      }
+      state = saved;
+      records = run.truncateMetrics(saved.globalStep, saved.epoch);
+      log(`resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
+    } else {
+      state = {
+        epoch: 0, nextBatch: 0, globalStep: 0, best: null, epochTotals: emptyTotals(),
+        rng: { seed: config.seed, epoch: 0, batch: 0 },
+        sampler: { seed: config.seed, epoch: 0, nextBatch: 0, batchSize: config['batch-size'], batchesPerEpoch },
+      };
+      run.create(config);
+    }
+    for (const note of p.notes) log(note);
+    log(`train: ${config.model} (${model.parameterCount().toLocaleString('en-US')} parameters), ${classes.length} classes, ` +
+      `${trainLoader.clipsPerEpoch} training videos (${config.split})${valLoader ? `, ${valLoader.clipsPerEpoch} validation clips (${config['val-split']})` : ''}; ` +
+      `${config.frames}×${config.size}² clips, batch ${config['batch-size']}${config.accumulate > 1 ? ` × ${config.accumulate} accumulated` : ''}, ` +
+      `${config.optimizer} lr ${config.lr} ${config.schedule}${config['warmup-epochs'] ? ` (warm-up ${config['warmup-epochs']} epochs)` : ''}, ${config.epochs} epochs on ${config.device}` +
+      `${config.amp !== 'none' ? ` (${config.amp} autocast)` : ''}`);
+
+    const save = (name: 'last' | 'best') => {
+      saveModelCheckpoint(run.weights(name), model, { classes, preprocessing });
+      saveTrainingState(run.state(name), model, optimizer, schedule.scheduler, state, { classes, preprocessing });
+      emit({ type: 'checkpoint', name, path: run.weights(name) });
+    };
+    const stateAt = (epoch: number, nextBatch: number, totals: EpochTotals) => {
+      state = {
+        ...state, epoch, nextBatch, epochTotals: { ...totals },
+        rng: { seed: config.seed, epoch, batch: nextBatch },
+        sampler: { seed: config.seed, epoch, nextBatch, batchSize: config['batch-size'], batchesPerEpoch },
+      };
+    };
+    const finish = async (status: 'completed' | 'interrupted'): Promise<TrainSummary> => {
+      const epochs = records.filter((r): r is MetricsRecord & EpochRecord => r.type === 'epoch');
+      const bestRecord = state.best ? epochs.find((r) => r.epoch === state.best!.epoch) : undefined;
+      const summary: TrainSummary = {
+        status, runDir: config.out, epochs: epochs.length, steps: state.globalStep, classes, model: config.model,
+        parameters: model.parameterCount(),
+        best: bestRecord ? { epoch: bestRecord.epoch, valAccuracy: bestRecord.valAccuracy, loss: bestRecord.loss, checkpoint: run.weights('best') } : null,
+        last: epochs.at(-1) ?? null,
+        checkpoints: { last: run.weights('last'), best: existsSync(run.weights('best')) ? run.weights('best') : null },
+        seconds: now() - started,
+      };
+      writeJsonAtomic(run.summary, summary);
+      log(`${status === 'completed' ? 'done' : 'interrupted'}: ${summary.epochs} epochs, ${summary.steps} steps` +
+        (summary.best ? `; best epoch ${summary.best.epoch}${summary.best.valAccuracy !== null ? ` (validation clip accuracy ${(100 * summary.best.valAccuracy).toFixed(1)}%)` : ''}` : '') +
+        `; run folder ${config.out}`);
+      return summary;
+    };
+
+    const aborted = () => options.signal?.aborted === true;
+    for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
+      const totals: EpochTotals = epoch === state.epoch ? { ...state.epochTotals } : emptyTotals();
+      const startBatch = epoch === state.epoch ? state.nextBatch : 0;
+      const epochStarted = now();
+      setTrainingMode(runner, p.frozen);
+      const progress = new Progress({ total: batchesPerEpoch * config['batch-size'], label: `epoch ${epoch + 1}/${config.epochs}`, unit: 'clips', quiet: !showProgress });
+      if (startBatch < batchesPerEpoch) {
+        const iterator = trainLoader.epoch(epoch)[Symbol.asyncIterator]();
+        try {
+          // The loader is deterministic per (seed, epoch, position): skipping the batches already
+          // trained gives the rest of the epoch exactly as an uninterrupted run sees it.
+          for (let b = 0; b < startBatch; b++) await iterator.next();
+          if (startBatch > 0) progress.update(startBatch * config['batch-size']);
+          let group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
+          for (let index = startBatch; index < batchesPerEpoch; index++) {
+            const waitStart = now();
+            const next = await iterator.next();
+            if (next.done) break;
+            const busyStart = now();
+            const groupStart = Math.floor(index / config.accumulate) * config.accumulate;
+            const groupSize = Math.min(config.accumulate, batchesPerEpoch - groupStart);
+            // Dropout and any other libtorch randomness continue identically after a resume.
+            manualSeed(hashKeys('train-step', config.seed, epoch, index) & 0x7fffffff);
+            const result = forwardBackward(runner, next.value, config, 1 / groupSize);
+            group.loss += result.loss * result.clips;
+            group.correct += result.correct;
+            group.clips += result.clips;
+            const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
+            // The lr this step uses (a per-step schedule moves on right after it).
+            const stepLr = optimizer.paramGroups[0]!.lr;
+            if (isStep) {
+              optimizer.step();
+              optimizer.zeroGrad();
+              if (schedule.unit === 'step') schedule.scheduler.step();
+              state.globalStep++;
+            }
+            group.wait += busyStart - waitStart;
+            group.busy += now() - busyStart;
+            progress.tick(result.clips, `loss ${(group.loss / Math.max(1, group.clips)).toFixed(3)}`);
+            if (!isStep) continue;
+            const record: StepRecord = {
+              type: 'step', step: state.globalStep, epoch: epoch + 1, batch: index + 1,
+              loss: group.loss / group.clips, accuracy: group.correct / group.clips, lr: stepLr,
+              clipsPerSecond: group.clips / Math.max(1e-9, group.wait + group.busy), dataWait: group.wait / Math.max(1e-9, group.wait + group.busy),
+            };
+            totals.lossSum += group.loss;
+            totals.correct += group.correct;
+            totals.clips += group.clips;
+            totals.batches += groupSize;
+            totals.waitSeconds += group.wait;
+            totals.busySeconds += group.busy;
+            group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
+            run.append(record);
+            records.push(record);
+            emit(record);
+            stateAt(epoch, index + 1, totals);
+            const every = config['checkpoint-every'];
+            if (aborted() || (every > 0 && state.globalStep % every === 0)) save('last');
+            if (aborted()) {
+              progress.finish();
+              log(`interrupted at epoch ${epoch + 1}, batch ${index + 1}/${batchesPerEpoch}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
+              return await finish('interrupted');
+            }
+          }
+        } finally {
+          await iterator.return?.();
+        }
+      }
+      const trainLoss = totals.lossSum / Math.max(1, totals.clips);
+      const trainAccuracy = totals.correct / Math.max(1, totals.clips);
+      progress.finish(`loss ${trainLoss.toFixed(3)} acc ${(100 * trainAccuracy).toFixed(1)}%`);
+
+      let valAccuracy: number | null = null;
+      let valTop5: number | null = null;
+      if (valLoader) {
+        const valProgress = new Progress({ total: valLoader.clipsPerEpoch, label: `validate ${epoch + 1}/${config.epochs}`, unit: 'clips', quiet: !showProgress });
+        const report = await evaluate(runner, valLoader.epoch(0), classes.length, (n) => valProgress.tick(n));
+        valProgress.finish();
+        valAccuracy = report.clipTop1;
+        valTop5 = report.clipTop5;
+      }
+      // The lr of the epoch's last step (a per-step schedule has already moved past it).
+      const lastStep = records.at(-1);
+      const lr = lastStep?.type === 'step' && lastStep.epoch === epoch + 1 ? (lastStep.lr as number) : optimizer.paramGroups[0]!.lr;
+      if (schedule.unit === 'epoch') schedule.scheduler.step(valAccuracy ?? trainLoss);
+      // Best by validation clip accuracy; without a validation split, by the lowest training loss.
+      const metric = valAccuracy ?? -trainLoss;
+      const improved = state.best === null || metric > state.best.metric;
+      if (improved) state.best = { epoch: epoch + 1, metric, name: valAccuracy !== null ? 'validation clip accuracy' : 'negative training loss' };
+      const seconds = now() - epochStarted;
+      const record: EpochRecord = {
+        type: 'epoch', epoch: epoch + 1, steps: stepsPerEpoch, loss: trainLoss, accuracy: trainAccuracy, valAccuracy, valTop5, lr,
+        clipsPerSecond: totals.clips / Math.max(1e-9, totals.waitSeconds + totals.busySeconds),
+        dataWait: totals.waitSeconds / Math.max(1e-9, totals.waitSeconds + totals.busySeconds), seconds, best: improved,
+      };
+      run.append(record);
+      records.push(record);
+      stateAt(epoch + 1, 0, emptyTotals());
+      save('last');
+      if (improved) save('best');
+      await writeTrainingPlots(run.plots, records);
+      emit(record);
+      log(`epoch ${epoch + 1}/${config.epochs}: loss ${trainLoss.toFixed(4)}, train accuracy ${(100 * trainAccuracy).toFixed(1)}%` +
+        (valAccuracy !== null ? `, validation clip accuracy ${(100 * valAccuracy).toFixed(1)}% (top-5 ${(100 * valTop5!).toFixed(1)}%)` : '') +
+        `, lr ${lr.toPrecision(3)}, ${record.clipsPerSecond.toFixed(1)} clips/s, ${(100 * record.dataWait).toFixed(0)}% waiting for data${improved ? ', best so far' : ''}`);
+      if (aborted() && epoch + 1 < config.epochs) {
+        log(`interrupted after epoch ${epoch + 1}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
+        return await finish('interrupted');
+      }
+    }
+    return await finish('completed');
+  } finally {
+    await Promise.all([trainLoader.close(), valLoader?.close()]);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** Forward, loss and backward of one batch; the loss is scaled for gradient accumulation. */
+function forwardBackward(runner: OnDevice, batch: ClipBatch, config: TrainConfig, scale: number): { loss: number; correct: number; clips: number } {
+  return tidy(() => {
+    const { clips, labels } = batchTensors(batch);
+    const target = config.device === 'cpu' ? labels : labels.to(config.device);
+    const logits = runner.forward(clips);
+    const loss = F.crossEntropy(logits, target, { labelSmoothing: config['label-smoothing'] });
+    (scale === 1 ? loss : loss.mul(scale)).backward();
+    const correct = noGrad(() => logits.argmax(1).eq(target).sum().item()) as number;
+    return { loss: loss.item() as number, correct, clips: batch.labels.length };
+  });
+}
+
+/** Reads a run folder's summary.json (for callers that want the outcome of an earlier run). */
+export function readSummary(runDir: string): TrainSummary {
+  return JSON.parse(readFileSync(new RunDir(runDir).summary, 'utf8')) as TrainSummary;
+}
