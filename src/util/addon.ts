@@ -128,7 +128,8 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
       process.stderr.write(`stcnet: ${spec.title} is not built yet; building it with node-gyp in ${dir} (once; this takes a minute or two)...\n`);
     }
     const started = process.hrtime.bigint();
-    const result = spawnSync(nodeGyp.command, [...nodeGyp.args, 'rebuild', '--jobs', 'max'], {
+    const args = [...nodeGyp.args, 'rebuild', '--jobs', 'max', ...localHeaders()];
+    const result = spawnSync(nodeGyp.command, args, {
       cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, npm_config_loglevel: 'error' },
     });
     const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
@@ -136,7 +137,7 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
       const log = path.join(os.tmpdir(), `stcnet-${spec.target}-build.log`);
       let logNote = `node-gyp's output is in ${log}`;
       try {
-        writeFileAtomic(log, `$ ${nodeGyp.command} ${[...nodeGyp.args, 'rebuild'].join(' ')}  (in ${dir})\n${output}\n${result.error?.message ?? ''}\n`);
+        writeFileAtomic(log, `$ ${nodeGyp.command} ${args.join(' ')}  (in ${dir})\n${output}\n${result.error?.message ?? ''}\n`);
       } catch {
         logNote = `node-gyp's last lines: ${output.trim().split('\n').slice(-5).join(' | ')}`;
       }
@@ -154,18 +155,21 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
 /** What the build lacked, read from node-gyp's output, in words a user can act on. */
 export function diagnose(output: string, spawnError: Error | undefined, spec: AddonSpec): string {
   if (spawnError) return `could not run node-gyp (${spawnError.message})`;
-  const libtorch = /^(libtorch not found[^\n]*|LIBTORCH=[^\n]*)$/m.exec(output);
-  if (libtorch) return libtorch[1]!;
+  // scripts/libtorch-config.cjs says why it found no libtorch.
+  const libtorch = /^libtorch not found[^\n]*$/m.exec(output);
+  if (libtorch) return libtorch[0];
+  const badRoot = /^LIBTORCH=[^\n]*$/m.exec(output);
+  if (badRoot) return `${badRoot[0]} (LIBTORCH must be a libtorch folder with include/ and lib/; unset it to use Debian's libtorch-dev)`;
   const header = /fatal error: ([^\s:]+): No such file or directory/.exec(output);
   if (header) return `the header ${header[1]} is missing: ${HEADER_HINTS.find(([pattern]) => pattern.test(header[1]!))?.[1] ?? `it needs ${spec.requires}`}`;
-  const library = /cannot find -l(\S+)/.exec(output);
+  const library = /cannot find -l([\w.+-]+)/.exec(output);
   if (library) return `the library lib${library[1]} is missing: ${LIBRARY_HINTS.find(([pattern]) => pattern.test(library[1]!))?.[1] ?? `it needs ${spec.requires}`}`;
   if (/Cannot find module 'node-addon-api'/.test(output)) return 'the node-addon-api package is missing: run `npm install` in the project that depends on stcnet';
   if (/find Python|Could not find any Python/i.test(output)) return 'node-gyp needs python3: install it (apt-get install python3)';
   if (/(^|\s)(make|g\+\+|c\+\+|cc): (command )?not found|spawn make ENOENT/m.test(output)) {
     return 'a C++ compiler and make are needed: install them (apt-get install g++ make)';
   }
-  if (/getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED/.test(output)) {
+  if (/getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|network connectivity/.test(output)) {
     return "node-gyp could not download Node.js's headers (offline?): set npm_config_nodedir to a Node.js source or headers folder";
   }
   if (/EACCES|permission denied/i.test(output)) return 'no permission to write the build folder: build it once as the user who installed the package';
@@ -184,6 +188,17 @@ const LIBRARY_HINTS: [RegExp, string][] = [
   [/^(torch|torch_cpu|c10|torch_cuda|c10_cuda)$/, "install Debian's libtorch-dev or set LIBTORCH to a libtorch folder with include/ and lib/"],
   [/^turbojpeg$/, "install Debian's libturbojpeg0-dev"],
 ];
+
+/**
+ * `--nodedir` for the running Node.js when it has its headers installed beside it (Debian's nodejs, the
+ * nodejs.org tarballs), unless the user chose a nodedir: node-gyp would otherwise download them, which
+ * fails offline.
+ */
+function localHeaders(): string[] {
+  if (process.env.npm_config_nodedir) return [];
+  const prefix = path.dirname(path.dirname(process.execPath));
+  return existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? [`--nodedir=${prefix}`] : [];
+}
 
 /** node-gyp as npm ships it (npm passes its path to scripts), else one installed beside the package or on PATH. */
 function findNodeGyp(root: string): { command: string; args: string[] } {
