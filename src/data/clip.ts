@@ -1,4 +1,4 @@
-import { openCachedVideo, readCachedFrames, type CachedVideo } from '../video/cache.js';
+import { openCachedVideo, readCachedFrames, type CachedVideo } from '../video/stcf.js';
 import { decodeVideo } from '../video/decode.js';
 import { jpeg, type JpegAddon } from '../video/jpeg.js';
 import { Rng } from './random.js';
@@ -34,6 +34,8 @@ export interface ClipItem {
   sample: number;
   /** The .stcf cache file, or the video file. */
   file: string;
+  /** The sample's cache key: a cache file made for another key is refused, never read as this video. */
+  key?: string;
   start?: number;
   end?: number;
   label: number;
@@ -109,7 +111,7 @@ export class ClipMaker {
   private async load(item: ClipItem): Promise<LoadedVideo> {
     const s = this.settings;
     if (s.source.kind === 'cache') {
-      const video: CachedVideo = openCachedVideo(item.file);
+      const video: CachedVideo = openCachedVideo(item.file, item.key);
       return { width: video.header.width, height: video.header.height, numFrames: video.header.frames, read: (idx) => readCachedFrames(video, idx) };
     }
     const decoded = await decodeVideo(item.file, { shortSide: s.source.shortSide, fps: s.source.fps, start: item.start, end: item.end });

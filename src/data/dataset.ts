@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { fsUserError } from '../util/fs.js';
 
 /** One labeled video (or a trimmed part of one). */
 export interface VideoSample {
@@ -61,14 +62,29 @@ export function isVideoFile(name: string): boolean {
   return VIDEO_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
-/** Every file under `dir` (recursively), as paths relative to `dir` with `/` separators. */
+/**
+ * Hidden names (a leading dot) are never data: temporary files and folders (an interrupted synth's
+ * `.encode-tmp-*`, atomic writes' `.name.tmp-*`), `.git`, macOS's `._*` and `.DS_Store`.
+ */
+export function isHidden(name: string): boolean {
+  return name.startsWith('.');
+}
+
+/** Every file under `dir` (recursively) outside hidden folders, as paths relative to `dir` with `/` separators. */
 export async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  let entries;
+  try {
+    entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  } catch (error) {
+    throw fsUserError(error, dir);
+  }
   const out: string[] = [];
   for (const entry of entries) {
     if (!entry.isFile() && !entry.isSymbolicLink()) continue;
     const parent = (entry as unknown as { parentPath?: string; path?: string }).parentPath ?? (entry as unknown as { path: string }).path;
-    out.push(path.relative(dir, path.join(parent, entry.name)).split(path.sep).join('/'));
+    const rel = path.relative(dir, path.join(parent, entry.name)).split(path.sep).join('/');
+    if (rel.split('/').some(isHidden)) continue;
+    out.push(rel);
   }
   return out.sort();
 }

@@ -124,15 +124,16 @@ export class ClipLoader {
     const cache = options.source.kind === 'cache' ? await FrameCache.open(options.source.dir) : undefined;
     options.samples.forEach((sample, index) => {
       let file = sample.path;
+      const key = sampleKey(sample);
       if (cache) {
-        const entry = cache.entry(sampleKey(sample));
+        const entry = cache.entry(key);
         if (!entry) {
           skipped.push({ path: sample.path, reason: `not in the frame cache ${cache.dir} (see its report.csv)` });
           return;
         }
         file = cache.filePath(entry);
       }
-      const base = { sample: index, file, label: sample.label, start: cache ? undefined : sample.start, end: cache ? undefined : sample.end };
+      const base = { sample: index, file, key: cache ? key : undefined, label: sample.label, start: cache ? undefined : sample.start, end: cache ? undefined : sample.end };
       if (options.mode === 'train') {
         items.push({ ...base, clip: 0, crop: 0 });
       } else {

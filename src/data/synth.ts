@@ -1,9 +1,10 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Progress } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
-import { encodeVideoBatch } from '../video/encode.js';
+import { ensureDirAsync, writeFileAtomicAsync } from '../util/fs.js';
+import { runPool } from '../util/pool.js';
+import { encodeVideoBatch, removeStaleEncodeTemps } from '../video/encode.js';
 import { Rng } from './random.js';
 
 /**
@@ -64,6 +65,8 @@ export interface SynthOptions extends SynthRenderOptions {
   /** Videos per group (groups share appearance; splits never divide a group). */
   clipsPerGroup?: number;
   quiet?: boolean;
+  /** Stops the run: encoders are killed, their temporary folders removed, and the abort reason thrown. */
+  signal?: AbortSignal;
 }
 
 const SHAPES = ['rectangle', 'ellipse', 'triangle', 'cross', 'ell'] as const;
@@ -182,7 +185,12 @@ function trajectory(name: string, frames: number, opts: SynthRenderOptions, rng:
   const uStatic = rng.next();
   const speed = rng.uniform(0.25, 0.5) * W; // pixels per second
   const jitter = rng.uniform(-0.3, 0.3); // direction jitter, radians
-  const spin = rng.uniform(Math.PI / 3, (2 * Math.PI) / 3); // radians per second
+  // Radians per second. The rim of a median object (half-size ~0.15 of the short side) then moves about
+  // as fast as the translating classes (0.25–0.5 widths per second), so the rotation sense is as
+  // visible as a translation; half as fast (the earlier pi/3..2pi/3) a small 3D CNN did not learn it
+  // within the demo's budget. Per frame it stays well below half a symmetry angle (45° for the
+  // cross, 90° for rectangle and ellipse): at most 15° at 16 fps, so the sense never aliases.
+  const spin = rng.uniform((2 * Math.PI) / 3, (4 * Math.PI) / 3);
   const travelDir = rng.uniform(0, 2 * Math.PI);
   const vLow = rng.uniform(0.06, 0.1) * W;
   const vHigh = rng.uniform(0.6, 0.9) * W;
@@ -439,20 +447,18 @@ export function synthSplitIsTest(group: number, split: number): boolean {
   return group % 3 === split;
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
-
 /**
  * Generates a synthetic dataset in the UCF101 layout: class folders of H.264 MP4s, classInd.txt and
  * three train/test split pairs (grouped), plus synth.json describing the run.
  */
 export async function generateSynth(options: SynthOptions): Promise<{ videos: number; seconds: number }> {
   const { classes, videos, groups } = planSynth(options);
-  await mkdir(options.out, { recursive: true });
-  for (const cls of classes) await mkdir(path.join(options.out, cls.name), { recursive: true });
+  await ensureDirAsync(options.out);
+  for (const dir of [options.out, ...classes.map((cls) => path.join(options.out, cls.name))]) {
+    await ensureDirAsync(dir);
+    // Partial videos of an interrupted run (a dot-folder per encoder) go before anything lists the folder.
+    await removeStaleEncodeTemps(dir);
+  }
   const jobs = Math.max(1, options.jobs ?? os.availableParallelism());
   const progress = new Progress({ total: videos.length, label: 'synth', unit: 'videos', quiet: options.quiet });
   // One ffmpeg process per chunk of videos: starting ffmpeg costs more than encoding a 3 s clip.
@@ -460,36 +466,28 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
   const chunkSize = Math.max(1, Math.min(24, Math.ceil(videos.length / 8)));
   const chunks: SynthVideoEntry[][] = [];
   for (let i = 0; i < videos.length; i += chunkSize) chunks.push(videos.slice(i, i + chunkSize));
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < chunks.length) {
-      const chunk = chunks[next++]!;
+  await withInterruption(options.signal, async (signal) => {
+    await runPool(chunks, jobs, async (chunk) => {
       const frames = function* (): Generator<Uint8Array> {
         for (const video of chunk) {
           yield* synthFrames(video.className, video.frames, options, { seed: options.seed, group: video.group, index: video.clip });
         }
       };
-      try {
-        await encodeVideoBatch(chunk.map((v) => path.join(options.out, v.relPath)), chunk.map((v) => v.frames),
-          { width: options.width, height: options.height, fps: options.fps }, frames());
-      } catch (error) {
-        failure ??= error;
-      }
+      await encodeVideoBatch(chunk.map((v) => path.join(options.out, v.relPath)), chunk.map((v) => v.frames),
+        { width: options.width, height: options.height, fps: options.fps, signal }, frames());
       progress.tick(chunk.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, chunks.length) }, () => worker()));
-  if (failure !== undefined) throw failure;
+    }, { signal });
+    signal.throwIfAborted();
+  });
   progress.finish();
 
   const root = options.out;
-  await writeAtomic(path.join(root, 'classInd.txt'), classes.map((c, i) => `${i + 1} ${c.name}\r\n`).join(''));
+  await writeFileAtomicAsync(path.join(root, 'classInd.txt'), classes.map((c, i) => `${i + 1} ${c.name}\r\n`).join(''));
   for (let s = 0; s < 3; s++) {
     const train = videos.filter((v) => !synthSplitIsTest(v.group, s)).map((v) => `${v.relPath} ${v.label + 1}\r\n`);
     const test = videos.filter((v) => synthSplitIsTest(v.group, s)).map((v) => `${v.relPath}\r\n`);
-    await writeAtomic(path.join(root, `trainlist0${s + 1}.txt`), train.join(''));
-    await writeAtomic(path.join(root, `testlist0${s + 1}.txt`), test.join(''));
+    await writeFileAtomicAsync(path.join(root, `trainlist0${s + 1}.txt`), train.join(''));
+    await writeFileAtomicAsync(path.join(root, `testlist0${s + 1}.txt`), test.join(''));
   }
   const meta = {
     generator: 'stcnet synth', seed: options.seed, width: options.width, height: options.height, fps: options.fps,
@@ -497,6 +495,42 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
     videosPerClass: options.videosPerClass, groupsPerClass: groups,
     classes: classes.map((c) => ({ name: c.name, reverse: c.reverse, description: c.description })),
   };
-  await writeAtomic(path.join(root, 'synth.json'), JSON.stringify(meta, null, 2) + '\n');
+  await writeFileAtomicAsync(path.join(root, 'synth.json'), JSON.stringify(meta, null, 2) + '\n');
   return { videos: videos.length, seconds: progress.elapsedSeconds };
+}
+
+const INTERRUPTIONS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * Runs `work` with an abort signal that fires on the caller's signal, on SIGINT and on SIGTERM, so an
+ * interruption kills the encoders and removes their temporary folders before the process ends. When
+ * nothing else listens for the signal that came, it is raised again once the cleanup is done (the
+ * process ends as it would have without us); otherwise the caller's handler decides, and this throws.
+ */
+async function withInterruption(outer: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  let caught: { signal: NodeJS.Signals; alone: boolean } | undefined;
+  const handlers = INTERRUPTIONS.map((name) => {
+    const handler = (): void => {
+      if (caught) return;
+      caught = { signal: name, alone: process.listenerCount(name) === 1 };
+      controller.abort(new UserError(`synth: interrupted by ${name}; the partial videos were removed, run the command again`));
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  const onOuter = (): void => controller.abort(outer!.reason);
+  if (outer?.aborted) onOuter();
+  outer?.addEventListener('abort', onOuter, { once: true });
+  try {
+    await work(controller.signal);
+  } finally {
+    outer?.removeEventListener('abort', onOuter);
+    for (const [name, handler] of handlers) process.off(name, handler);
+    if (caught?.alone) {
+      process.kill(process.pid, caught.signal);
+      // The signal is delivered asynchronously; until then nothing else may run.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }

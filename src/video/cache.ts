@@ -1,60 +1,35 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { ensureDirAsync, fsUserError, TEMPORARY_SIBLING, writeFileAtomicAsync } from '../util/fs.js';
+import { runPool } from '../util/pool.js';
 import { Progress } from '../util/progress.js';
+import {
+  CACHE_VERSION, cacheFileFor, metaFor, readCacheMeta, readIndex, type CacheEntry, type CacheMeta, type CacheSettings,
+} from './cache_index.js';
 import { decodeFramesProbeless } from './decode.js';
 import { jpeg } from './jpeg.js';
+import { acquireLock } from './lock.js';
 import { VideoError } from './process.js';
+import { encodeCacheFile, type CacheFileHeader } from './stcf.js';
 
 /**
  * The frame cache: every video decoded once, resized to a short side (and optionally resampled to
  * an fps), stored as one file of concatenated JPEG frames with an index of byte offsets.
  *
- *   <cache>/meta.json          settings (short side, fps, quality); a resume must use the same ones
+ *   <cache>/meta.json          settings and the stcnet marker; a resume must use the same settings
  *   <cache>/index.jsonl        one line per cached video (key, file, frames, width, height, fps)
  *   <cache>/report.csv         file,reason for every video that could not be cached (rewritten per run)
- *   <cache>/frames/<key>.stcf  the frames of one video
+ *   <cache>/frames/<path>.<hash>.stcf   the frames of one video (see stcf.ts)
+ *   <cache>/.lock              while a prepare runs: its pid, host and start time
  *
- * A .stcf file: "STCF", u32 version (1), u32 header length, header JSON, then (frames + 1) u32 byte
- * offsets (little endian, relative to the data start), then the JPEG data. Written to a temporary
- * name and renamed, so a file under its final name is always complete.
+ * Every file is written to a temporary dot-file and renamed, so a file under its final name is whole.
  */
 
-export const CACHE_VERSION = 1;
-const MAGIC = 0x46435453; // "STCF" read as little-endian u32
-
-export interface CacheSettings {
-  shortSide: number;
-  /** Resampled frame rate, or undefined for the videos' own frames. */
-  fps?: number;
-  quality: number;
-}
-
-export interface CacheMeta extends CacheSettings {
-  version: number;
-  created: string;
-}
-
-export interface CacheEntry {
-  key: string;
-  /** Relative to <cache>/frames. */
-  file: string;
-  frames: number;
-  width: number;
-  height: number;
-  fps: number;
-}
-
-export interface CacheFileHeader {
-  key: string;
-  source: string;
-  width: number;
-  height: number;
-  fps: number;
-  frames: number;
-}
+export { CACHE_VERSION, cacheFileFor, readIndex, type CacheEntry, type CacheMeta, type CacheSettings } from './cache_index.js';
+export { encodeCacheFile, openCachedVideo, readAllCachedFrames, readCachedFrames, type CachedVideo, type CacheFileHeader } from './stcf.js';
 
 export interface PrepareItem {
   /** Identity in the cache (e.g. the path relative to the dataset root, plus a trim). */
@@ -75,7 +50,7 @@ export interface PrepareOptions extends CacheSettings {
   quiet?: boolean;
   /** Stops the run cleanly (Ctrl-C); finished videos stay in the cache. */
   signal?: AbortSignal;
-  /** Start again instead of resuming when the settings differ. */
+  /** Start again instead of resuming when the settings differ (only in a folder stcnet made). */
   overwrite?: boolean;
 }
 
@@ -87,117 +62,20 @@ export interface PrepareResult {
   seconds: number;
 }
 
-/** The cache file for a key: keys are relative paths, so the tree mirrors the dataset. */
-export function cacheFileFor(key: string): string {
-  const safe = key.split('/').filter((p) => p !== '' && p !== '.' && p !== '..').map((p) => p.replace(/[^A-Za-z0-9._@+=,() -]/g, '_')).join('/');
-  return `${safe}.stcf`;
-}
-
-export function encodeCacheFile(header: CacheFileHeader, frames: Uint8Array[]): Buffer {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const offsets = Buffer.alloc((frames.length + 1) * 4);
-  let total = 0;
-  frames.forEach((f, i) => {
-    offsets.writeUInt32LE(total, i * 4);
-    total += f.length;
-  });
-  if (total > 0xffffffff) throw new Error(`cache: ${header.source} has ${total} bytes of frames; the .stcf format holds at most 4 GiB`);
-  offsets.writeUInt32LE(total, frames.length * 4);
-  const head = Buffer.alloc(12);
-  head.writeUInt32LE(MAGIC, 0);
-  head.writeUInt32LE(CACHE_VERSION, 4);
-  head.writeUInt32LE(json.length, 8);
-  return Buffer.concat([head, json, offsets, ...frames]);
-}
-
-/** A cached video opened for reading frames (the file descriptor is closed after each read). */
-export interface CachedVideo {
-  header: CacheFileHeader;
-  /** Byte offsets of the frames within the file (frames + 1 entries). */
-  offsets: Float64Array;
-  file: string;
-}
-
-/** Reads the header and frame offsets of a .stcf file. */
-export function openCachedVideo(file: string): CachedVideo {
-  const fd = openSync(file, 'r');
-  try {
-    let buf = Buffer.alloc(65536);
-    let got = readSync(fd, buf, 0, buf.length, 0);
-    if (got < 12 || buf.readUInt32LE(0) !== MAGIC) throw new Error(`cache: ${file} is not a .stcf frame file`);
-    const version = buf.readUInt32LE(4);
-    if (version !== CACHE_VERSION) throw new Error(`cache: ${file} has version ${version}, expected ${CACHE_VERSION}`);
-    const jsonLength = buf.readUInt32LE(8);
-    const header = (() => {
-      if (12 + jsonLength > got) {
-        const more = Buffer.alloc(12 + jsonLength);
-        got = readSync(fd, more, 0, more.length, 0);
-        buf = more;
-      }
-      return JSON.parse(buf.subarray(12, 12 + jsonLength).toString('utf8')) as CacheFileHeader;
-    })();
-    const tableStart = 12 + jsonLength;
-    const tableBytes = (header.frames + 1) * 4;
-    const table = Buffer.alloc(tableBytes);
-    if (readSync(fd, table, 0, tableBytes, tableStart) !== tableBytes) throw new Error(`cache: ${file} is truncated`);
-    const dataStart = tableStart + tableBytes;
-    const offsets = new Float64Array(header.frames + 1);
-    for (let i = 0; i <= header.frames; i++) offsets[i] = dataStart + table.readUInt32LE(i * 4);
-    return { header, offsets, file };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Decodes the given frame indices of a cached video into packed RGB frames (HWC). Reads one byte
- * range spanning the requested frames. Frames that repeat are decoded once.
- */
-export function readCachedFrames(video: CachedVideo, indices: ArrayLike<number>, fast = false): Uint8Array[] {
-  const { width, height, frames } = video.header;
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < indices.length; i++) {
-    const f = indices[i]!;
-    if (!(f >= 0 && f < frames)) throw new Error(`cache: frame ${f} out of range 0..${frames - 1} in ${video.file}`);
-    lo = Math.min(lo, f);
-    hi = Math.max(hi, f);
-  }
-  const start = video.offsets[lo]!;
-  const end = video.offsets[hi + 1]!;
-  const bytes = Buffer.allocUnsafe(end - start);
-  const fd = openSync(video.file, 'r');
-  try {
-    if (readSync(fd, bytes, 0, bytes.length, start) !== bytes.length) throw new Error(`cache: ${video.file} is truncated`);
-  } finally {
-    closeSync(fd);
-  }
-  const addon = jpeg();
-  const decoded = new Map<number, Uint8Array>();
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < indices.length; i++) {
-    const f = indices[i]!;
-    let frame = decoded.get(f);
-    if (!frame) {
-      frame = new Uint8Array(width * height * 3);
-      addon.decodeInto(bytes.subarray(video.offsets[f]! - start, video.offsets[f + 1]! - start), frame, 0, width, height, fast);
-      decoded.set(f, frame);
-    }
-    out.push(frame);
-  }
-  return out;
-}
-
 /** An opened cache folder: settings and the index of cached videos. */
 export class FrameCache {
   private constructor(readonly dir: string, readonly meta: CacheMeta, readonly entries: Map<string, CacheEntry>) {}
 
   static async open(dir: string): Promise<FrameCache> {
-    const metaFile = path.join(dir, 'meta.json');
-    if (!existsSync(metaFile)) throw new UserError(`cache: ${dir} is not a frame cache (no meta.json); create it with \`stcnet prepare\``);
-    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as CacheMeta;
-    if (meta.version !== CACHE_VERSION) throw new UserError(`cache: ${dir} has version ${meta.version}, expected ${CACHE_VERSION}; run \`stcnet prepare --overwrite\``);
-    return new FrameCache(dir, meta, await readIndex(dir));
+    const state = await readCacheMeta(dir);
+    if (state.kind === 'none') throw new UserError(`cache: ${dir} is not a frame cache (no meta.json); create it with \`stcnet prepare\``);
+    const version = state.kind === 'legacy' ? state.version : state.meta.version;
+    if (state.kind === 'legacy' || version !== CACHE_VERSION) {
+      throw new UserError(`cache: ${dir} has cache layout ${version}, this stcnet reads layout ${CACHE_VERSION}` +
+        (version < CACHE_VERSION ? ' (layout 1 could give two videos one frame file)' : '') +
+        '; rebuild it with `stcnet prepare ... --overwrite`');
+    }
+    return new FrameCache(dir, state.meta, (await readIndex(dir)).entries);
   }
 
   entry(key: string): CacheEntry | undefined {
@@ -207,22 +85,6 @@ export class FrameCache {
   filePath(entry: CacheEntry): string {
     return path.join(this.dir, 'frames', entry.file);
   }
-}
-
-async function readIndex(dir: string): Promise<Map<string, CacheEntry>> {
-  const entries = new Map<string, CacheEntry>();
-  const file = path.join(dir, 'index.jsonl');
-  if (!existsSync(file)) return entries;
-  for (const line of (await readFile(file, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const entry = JSON.parse(line) as CacheEntry;
-      if (typeof entry.key === 'string' && typeof entry.file === 'string') entries.set(entry.key, entry);
-    } catch {
-      // A line cut short by an interruption: that video is simply done again.
-    }
-  }
-  return entries;
 }
 
 function csvField(value: string): string {
@@ -238,91 +100,136 @@ async function cacheOne(dir: string, item: PrepareItem, settings: CacheSettings,
     (frame, _index, size) => frames.push(addon.encode(frame, size.width, size.height, settings.quality, 420)));
   const rel = cacheFileFor(item.key);
   const target = path.join(dir, 'frames', rel);
-  await mkdir(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}`;
+  await ensureDirAsync(path.dirname(target));
   const header: CacheFileHeader = { key: item.key, source: item.path, width: result.width, height: result.height, fps: result.fps, frames: frames.length };
-  await writeFile(tmp, encodeCacheFile(header, frames));
-  await rename(tmp, target);
+  await writeFileAtomicAsync(target, encodeCacheFile(header, frames));
   return { key: item.key, file: rel, frames: frames.length, width: result.width, height: result.height, fps: result.fps };
 }
 
+/** Temporary files under frames/: util/fs's dot-file siblings, and layout 1's `<name>.tmp-<pid>`. */
 async function removeTempFiles(dir: string): Promise<void> {
-  if (!existsSync(dir)) return;
-  for (const entry of await readdir(dir, { recursive: true })) {
-    if (/\.tmp-\d+$/.test(String(entry))) await rm(path.join(dir, String(entry)), { force: true });
+  let names: string[];
+  try {
+    names = await readdir(dir, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw fsUserError(error, dir);
   }
+  for (const name of names) {
+    const base = path.basename(name);
+    if (TEMPORARY_SIBLING.test(base) || /\.stcf\.tmp-\d+$/.test(base)) await rm(path.join(dir, name), { force: true });
+  }
+}
+
+function describeSettings(s: CacheSettings): string {
+  return `short side ${s.shortSide}, fps ${s.fps ?? 'native'}, quality ${s.quality}`;
+}
+
+function checkSettings(options: PrepareOptions): void {
+  const bad = (what: string, value: unknown): never => {
+    throw new UserError(`prepare: ${what}, got ${String(value)}`);
+  };
+  if (!Number.isInteger(options.shortSide) || options.shortSide < 1) bad('the short side must be a positive integer', options.shortSide);
+  if (options.fps !== undefined && !(options.fps > 0 && Number.isFinite(options.fps))) bad('fps must be a positive number', options.fps);
+  if (!Number.isInteger(options.quality) || options.quality < 1 || options.quality > 100) bad('quality must be an integer 1..100', options.quality);
+  if (options.jobs !== undefined && !(Number.isInteger(options.jobs) && options.jobs >= 1)) bad('jobs must be a positive integer', options.jobs);
+}
+
+/**
+ * Makes `dir` ready for this run's settings: a new or empty folder becomes a cache; a cache with the
+ * same settings is resumed; one with other settings (or an older layout) is cleared with
+ * `overwrite` and refused without. A folder that is not a stcnet cache is never touched.
+ */
+async function claimFolder(dir: string, settings: CacheSettings, overwrite: boolean): Promise<void> {
+  const state = await readCacheMeta(dir);
+  if (state.kind === 'none') {
+    const names = (await readdir(dir)).filter((name) => name !== '.lock');
+    if (names.length > 0) {
+      throw new UserError(`prepare: ${dir} is not empty and is not a frame cache (no meta.json: ${names.slice(0, 3).join(', ')}` +
+        `${names.length > 3 ? ', …' : ''}); give --out a new or empty folder`);
+    }
+  } else {
+    const old = state.kind === 'legacy' ? state.settings : state.meta;
+    const version = state.kind === 'legacy' ? state.version : state.meta.version;
+    const same = version === CACHE_VERSION && old.shortSide === settings.shortSide && (old.fps ?? null) === (settings.fps ?? null) &&
+      old.quality === settings.quality;
+    if (same) return;
+    if (!overwrite) {
+      throw new UserError(version !== CACHE_VERSION
+        ? `cache: ${dir} has cache layout ${version}, this stcnet writes layout ${CACHE_VERSION}; rebuild it with --overwrite`
+        : `cache: ${dir} was made with ${describeSettings(old)}; this run asks for ${describeSettings(settings)}. ` +
+          'Use the same settings to resume, or --overwrite');
+    }
+    // Only the names a cache has: anything else in the folder stays.
+    for (const name of ['frames', 'index.jsonl', 'report.csv']) await rm(path.join(dir, name), { recursive: true, force: true });
+  }
+  await writeFileAtomicAsync(path.join(dir, 'meta.json'), JSON.stringify(metaFor(settings), null, 2) + '\n');
 }
 
 /**
  * Decodes every item once, in parallel, into the cache at `dir`. Resumes: videos already in the
  * index are skipped. Unreadable, truncated or empty videos go to report.csv and never stop the run.
+ * One run at a time per folder: a second one is refused with the first one's pid (see lock.ts).
  */
 export async function prepareCache(dir: string, items: PrepareItem[], options: PrepareOptions): Promise<PrepareResult> {
+  checkSettings(options);
   const settings: CacheSettings = { shortSide: options.shortSide, fps: options.fps, quality: options.quality };
-  await mkdir(path.join(dir, 'frames'), { recursive: true });
-  const metaFile = path.join(dir, 'meta.json');
-  if (existsSync(metaFile)) {
-    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as CacheMeta;
-    const same = meta.version === CACHE_VERSION && meta.shortSide === settings.shortSide && (meta.fps ?? null) === (settings.fps ?? null) && meta.quality === settings.quality;
-    if (!same) {
-      if (!options.overwrite) {
-        throw new UserError(`cache: ${dir} was made with short side ${meta.shortSide}, fps ${meta.fps ?? 'native'}, quality ${meta.quality}; ` +
-          `this run asks for ${settings.shortSide}, ${settings.fps ?? 'native'}, ${settings.quality}. Use the same settings to resume, or --overwrite`);
-      }
-      await rm(path.join(dir, 'frames'), { recursive: true, force: true });
-      await rm(path.join(dir, 'index.jsonl'), { force: true });
-      await mkdir(path.join(dir, 'frames'), { recursive: true });
+  await ensureDirAsync(dir);
+  const lock = acquireLock(dir, 'stcnet prepare');
+  try {
+    try {
+      await claimFolder(dir, settings, options.overwrite ?? false);
+    } catch (error) {
+      throw fsUserError(error, dir);
     }
+    const framesDir = path.join(dir, 'frames');
+    await ensureDirAsync(framesDir);
+    await removeTempFiles(framesDir);
+    const { entries: done } = await readIndex(dir, { repair: true });
+
+    const seen = new Set<string>();
+    const owners = new Map([...done.values()].map((entry) => [entry.file, entry.key]));
+    const todo = items.filter((item) => {
+      if (seen.has(item.key)) return false;
+      seen.add(item.key);
+      const file = cacheFileFor(item.key);
+      const owner = owners.get(file);
+      // File names carry a hash of the key; should two keys still meet, refuse rather than mix them.
+      if (owner !== undefined && owner !== item.key) throw new Error(`cache: "${item.key}" and "${owner}" map to one frame file ${file}`);
+      owners.set(file, item.key);
+      const entry = done.get(item.key);
+      return !(entry && entry.file === file && existsSync(path.join(framesDir, entry.file)));
+    });
+    const skipped = seen.size - todo.length;
+    const progress = new Progress({ total: todo.length, label: 'prepare', unit: 'videos', quiet: options.quiet });
+    const failed: PrepareFailure[] = [];
+    const indexFile = path.join(dir, 'index.jsonl');
+    let cached = 0;
+    try {
+      await runPool(todo, options.jobs ?? os.availableParallelism(), async (item) => {
+        try {
+          const entry = await cacheOne(dir, item, settings, options.signal);
+          try {
+            await appendFile(indexFile, JSON.stringify(entry) + '\n');
+          } catch (error) {
+            throw fsUserError(error, indexFile);
+          }
+          cached++;
+        } catch (error) {
+          if (options.signal?.aborted) return;
+          if (!(error instanceof VideoError)) throw error;
+          failed.push({ file: item.path, key: item.key, reason: error.reason });
+        }
+        progress.tick(1, failed.length > 0 ? `failed ${failed.length}` : undefined);
+      }, { signal: options.signal });
+    } finally {
+      if (options.signal?.aborted) await removeTempFiles(framesDir);
+    }
+    progress.finish(failed.length > 0 ? `failed ${failed.length}` : undefined);
+    const report = ['file,reason', ...failed.map((f) => `${csvField(f.file)},${csvField(f.reason)}`)].join('\n') + '\n';
+    await writeFileAtomicAsync(path.join(dir, 'report.csv'), report);
+    return { cached, skipped, failed, interrupted: Boolean(options.signal?.aborted), seconds: progress.elapsedSeconds };
+  } finally {
+    lock.release();
   }
-  const meta: CacheMeta = { version: CACHE_VERSION, ...settings, created: new Date().toISOString() };
-  await writeFile(`${metaFile}.tmp-${process.pid}`, JSON.stringify(meta, null, 2) + '\n');
-  await rename(`${metaFile}.tmp-${process.pid}`, metaFile);
-  await removeTempFiles(path.join(dir, 'frames'));
-
-  const done = await readIndex(dir);
-  const seen = new Set<string>();
-  const todo = items.filter((item) => {
-    if (seen.has(item.key)) return false;
-    seen.add(item.key);
-    const entry = done.get(item.key);
-    return !(entry && existsSync(path.join(dir, 'frames', entry.file)));
-  });
-  const skipped = seen.size - todo.length;
-  const progress = new Progress({ total: todo.length, label: 'prepare', unit: 'videos', quiet: options.quiet });
-  const failed: PrepareFailure[] = [];
-  const indexFile = path.join(dir, 'index.jsonl');
-  let next = 0;
-  let cached = 0;
-  let fatal: unknown;
-  const jobs = Math.max(1, options.jobs ?? os.availableParallelism());
-  const worker = async (): Promise<void> => {
-    while (fatal === undefined && next < todo.length && !options.signal?.aborted) {
-      const item = todo[next++]!;
-      try {
-        const entry = await cacheOne(dir, item, settings, options.signal);
-        await appendFile(indexFile, JSON.stringify(entry) + '\n');
-        cached++;
-      } catch (error) {
-        if (options.signal?.aborted) break;
-        if (error instanceof VideoError) failed.push({ file: item.path, key: item.key, reason: error.reason });
-        else fatal = error;
-      }
-      progress.tick(1, failed.length > 0 ? `failed ${failed.length}` : undefined);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, todo.length)) }, () => worker()));
-  if (options.signal?.aborted) await removeTempFiles(path.join(dir, 'frames'));
-  if (fatal !== undefined) throw fatal;
-  progress.finish(failed.length > 0 ? `failed ${failed.length}` : undefined);
-  const report = ['file,reason', ...failed.map((f) => `${csvField(f.file)},${csvField(f.reason)}`)].join('\n') + '\n';
-  await writeFile(path.join(dir, 'report.csv'), report);
-  return { cached, skipped, failed, interrupted: Boolean(options.signal?.aborted), seconds: progress.elapsedSeconds };
 }
-
-/** Reads a whole cache file's frames (tests and tools; the loader reads only the frames it needs). */
-export function readAllCachedFrames(file: string): { header: CacheFileHeader; frames: Uint8Array[] } {
-  const video = openCachedVideo(file);
-  const indices = Array.from({ length: video.header.frames }, (_, i) => i);
-  return { header: video.header, frames: readCachedFrames(video, indices) };
-}
-

@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rename, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { fsUserError, temporarySibling } from '../util/fs.js';
+import { processAlive } from './lock.js';
+import { toolPath } from './process.js';
 
 export interface EncodeOptions {
   width: number;
@@ -10,6 +14,58 @@ export interface EncodeOptions {
   crf?: number;
   /** x264 preset; default veryfast. */
   preset?: string;
+}
+
+/** The temporary folder of an encodeVideoBatch run: `.encode-tmp-<pid>-<random>`, a dot-folder beside the videos. */
+export const ENCODE_TEMP_DIR = /^\.encode-tmp-(\d+)-[a-z0-9]+$/;
+/** A temporary sibling (util/fs) holds its writer's pid: `.<name>.tmp-<pid>-<random>`. */
+const TEMP_SIBLING_PID = /^\..+\.tmp-(\d+)-[a-z0-9]+$/;
+
+/**
+ * Temporary outputs of this process and the encoders writing them. A process.exit (a second Ctrl-C)
+ * skips every finally block, so an exit hook kills the encoders and removes the folders.
+ */
+const live = { paths: new Set<string>(), children: new Set<ChildProcess>(), hooked: false };
+
+function track(tempPath: string, child?: ChildProcess): () => void {
+  if (!live.hooked) {
+    live.hooked = true;
+    process.on('exit', () => {
+      for (const c of live.children) c.kill('SIGKILL');
+      for (const p of live.paths) rmSync(p, { recursive: true, force: true });
+    });
+  }
+  live.paths.add(tempPath);
+  if (child) live.children.add(child);
+  return () => {
+    live.paths.delete(tempPath);
+    if (child) live.children.delete(child);
+  };
+}
+
+/**
+ * Removes the temporary folders and files that interrupted encodes left in `dir` (not recursive):
+ * those of processes that no longer run. Returns the names removed.
+ */
+export async function removeStaleEncodeTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsUserError(error, dir);
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = ENCODE_TEMP_DIR.exec(name) ?? TEMP_SIBLING_PID.exec(name);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid !== process.pid && processAlive(pid)) continue; // another run writes into this folder now
+    if (pid === process.pid && live.paths.has(path.join(dir, name))) continue;
+    await rm(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 /**
@@ -23,18 +79,20 @@ export class VideoWriter {
   private readonly done: Promise<void>;
   private stderr = '';
   private failed: Error | undefined;
+  private readonly untrack: () => void;
 
   constructor(readonly file: string, readonly options: EncodeOptions) {
     const { width, height, fps } = options;
     if (width % 2 !== 0 || height % 2 !== 0) throw new Error(`VideoWriter: ${width}x${height} must be even for yuv420p`);
-    this.tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}.mp4`);
+    this.tmp = temporarySibling(toolPath(file));
     const args = ['-nostdin', '-hide_banner', '-v', 'error', '-y',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(fps), '-i', '-',
       '-c:v', 'libx264', '-preset', options.preset ?? 'veryfast', '-crf', String(options.crf ?? 20),
       '-pix_fmt', 'yuv420p', '-threads', '1', '-x264-params', 'threads=1:sliced-threads=0',
       '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-movflags', '+faststart',
-      this.tmp];
+      '-f', 'mp4', this.tmp];
     this.child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.untrack = track(this.tmp, this.child);
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (chunk: string) => {
       if (this.stderr.length < 8192) this.stderr += chunk;
@@ -74,11 +132,13 @@ export class VideoWriter {
     this.child.stdin!.end();
     try {
       await this.done;
+      await rename(this.tmp, this.file);
     } catch (error) {
       await rm(this.tmp, { force: true });
-      throw error;
+      throw fsUserError(error, this.file);
+    } finally {
+      this.untrack();
     }
-    await rename(this.tmp, this.file);
   }
 
   /** Stops ffmpeg and removes the temporary file. */
@@ -86,6 +146,7 @@ export class VideoWriter {
     this.child.kill('SIGKILL');
     await this.done.catch(() => undefined);
     await rm(this.tmp, { force: true });
+    this.untrack();
   }
 }
 
@@ -93,20 +154,26 @@ export class VideoWriter {
  * Encodes several videos with one ffmpeg process (process start-up costs more than encoding a short
  * clip): the frames of all videos are piped in sequence, keyframes are forced at each boundary and
  * the segment muxer cuts the stream into one MP4 per video. Files appear under their final names
- * only after ffmpeg succeeded. `frames` yields each video's packed RGB frames in order.
+ * only after ffmpeg succeeded. `frames` yields each video's packed RGB frames in order. The segments
+ * are made in a dot-folder (`.encode-tmp-<pid>-<random>`, which dataset listings skip), removed on
+ * failure, on abort (`signal`: ffmpeg is killed and the abort reason thrown) and on process exit.
  */
 export async function encodeVideoBatch(
   files: string[],
   frameCounts: number[],
-  options: EncodeOptions,
+  options: EncodeOptions & { signal?: AbortSignal },
   frames: Iterable<Uint8Array>,
 ): Promise<void> {
   const { width, height, fps } = options;
   if (files.length === 0) return;
-  const dir = path.dirname(files[0]!);
-  const tmpDir = path.join(dir, `.encode-tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(tmpDir, { recursive: true });
+  options.signal?.throwIfAborted();
+  const dir = path.dirname(toolPath(files[0]!));
+  const tmpDir = path.join(dir, `.encode-tmp-${process.pid}-${Math.random().toString(36).slice(2, 10) || '0'}`);
+  try {
+    await mkdir(tmpDir, { recursive: true });
+  } catch (error) {
+    throw fsUserError(error, tmpDir);
+  }
   const boundaries: number[] = [];
   let total = 0;
   for (let i = 0; i < frameCounts.length - 1; i++) {
@@ -126,6 +193,11 @@ export async function encodeVideoBatch(
     args.push('-movflags', '+faststart', '-f', 'mp4', path.join(tmpDir, '00000.mp4'));
   }
   const child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  const untrack = track(tmpDir, child);
+  const onAbort = (): void => {
+    child.kill('SIGKILL');
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => {
@@ -150,7 +222,7 @@ export async function encodeVideoBatch(
     const frameBytes = width * height * 3;
     for (const frame of frames) {
       if (frame.length !== frameBytes) throw new Error(`encodeVideoBatch: frame has ${frame.length} bytes, expected ${frameBytes}`);
-      if (writeError || closed) break;
+      if (writeError || closed || options.signal?.aborted) break;
       if (!child.stdin!.write(frame.slice())) {
         await new Promise<void>((resolve) => {
           const done = (): void => {
@@ -165,17 +237,24 @@ export async function encodeVideoBatch(
     }
     child.stdin!.end();
     const code = await exited;
+    options.signal?.throwIfAborted();
     if (code !== 0 || writeError) {
       throw new Error(`ffmpeg failed encoding ${files[0]}…: ${stderr.trim().split('\n')[0] ?? writeError?.message ?? `exit ${code}`}`);
     }
     for (let i = 0; i < files.length; i++) {
-      await rename(path.join(tmpDir, `${String(i).padStart(5, '0')}.mp4`), files[i]!);
+      try {
+        await rename(path.join(tmpDir, `${String(i).padStart(5, '0')}.mp4`), files[i]!);
+      } catch (error) {
+        throw fsUserError(error, files[i]!);
+      }
     }
   } catch (error) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);
-    throw error;
+    throw options.signal?.aborted ? options.signal.reason : error;
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     await rm(tmpDir, { recursive: true, force: true });
+    untrack();
   }
 }

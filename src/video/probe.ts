@@ -1,4 +1,4 @@
-import { firstErrorLine, runTool, videoFileBytes, VideoError } from './process.js';
+import { firstErrorLine, runTool, toolPath, videoFileBytes, VideoError } from './process.js';
 
 export interface VideoInfo {
   file: string;
@@ -45,7 +45,7 @@ function parseRate(rate: string | undefined): number {
 export async function probeVideo(file: string): Promise<VideoInfo> {
   const bytes = await videoFileBytes(file);
   const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format',
-    '-select_streams', 'v:0', file]);
+    '-select_streams', 'v:0', toolPath(file)]);
   if (result.code !== 0) throw new VideoError(file, `unreadable: ${firstErrorLine(result.stderr, file)}`);
   let parsed: { streams?: ProbeStream[]; format?: { duration?: string } };
   try {

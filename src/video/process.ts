@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 
 /** A video that cannot be read; `reason` is short and meant for a report line. */
 export class VideoError extends Error {
@@ -35,12 +36,21 @@ export function runTool(command: string, args: string[], options: { signal?: Abo
   });
 }
 
+/**
+ * A file name as ffmpeg and ffprobe must be given it: absolute. A relative name starting with `-`
+ * would be read as an option, and one with a `:` before any `/` as a protocol (`a:b.mp4`); an absolute
+ * path starts with `/`, so it is always a plain file.
+ */
+export function toolPath(file: string): string {
+  return path.resolve(file);
+}
+
 /** The first meaningful line of an ffmpeg/ffprobe error output, trimmed for a report. */
 export function firstErrorLine(stderr: string, file: string): string {
   const lines = stderr.split('\n').map((line) => line.trim()).filter((line) => line.length > 0);
   const line = lines.find((l) => !/^(ffmpeg|ffprobe) version/.test(l)) ?? 'unknown error';
-  // ffmpeg prefixes the file name; drop it, the report already names the file.
-  return line.split(file + ': ').join('').slice(0, 300);
+  // ffmpeg prefixes the file name (as it was given: absolute); drop it, the report already names the file.
+  return line.split(toolPath(file) + ': ').join('').split(file + ': ').join('').slice(0, 300);
 }
 
 /** The file's size in bytes; a missing or empty file is a VideoError with the reason the report shows. */

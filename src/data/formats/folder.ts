@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import { isVideoFile, listFiles, readClassList, ucfGroup, type LoadDatasetOptions, type VideoDataset, type VideoSample } from '../dataset.js';
+import { isHidden, isVideoFile, listFiles, readClassList, ucfGroup, type LoadDatasetOptions, type VideoDataset, type VideoSample } from '../dataset.js';
 
 const SPLIT_DIRS = ['train', 'val', 'validation', 'test'];
 
@@ -12,7 +12,7 @@ const SPLIT_DIRS = ['train', 'val', 'validation', 'test'];
 export async function loadFolder(root: string, options: LoadDatasetOptions = {}): Promise<VideoDataset> {
   let top: string[];
   try {
-    top = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    top = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && !isHidden(e.name)).map((e) => e.name).sort();
   } catch {
     throw new UserError(`folder: cannot read ${root}`);
   }

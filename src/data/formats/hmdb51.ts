@@ -2,7 +2,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import { lines, listFiles, readClassList, readText, type LoadDatasetOptions, type MissingFile, type VideoDataset, type VideoSample } from '../dataset.js';
+import { isHidden, lines, listFiles, readClassList, readText, type LoadDatasetOptions, type MissingFile, type VideoDataset, type VideoSample } from '../dataset.js';
 
 const SPLIT_FILE = /^(.+)_test_split([123])\.txt$/;
 
@@ -13,7 +13,7 @@ const SPLIT_FILE = /^(.+)_test_split([123])\.txt$/;
  */
 export async function loadHmdb51(root: string, options: LoadDatasetOptions = {}): Promise<VideoDataset> {
   const hasLists = async (dir: string): Promise<boolean> =>
-    existsSync(dir) && (await readdir(dir)).some((f) => SPLIT_FILE.test(f));
+    existsSync(dir) && (await readdir(dir)).some((f) => !isHidden(f) && SPLIT_FILE.test(f));
   let annotations = options.annotations;
   if (!annotations) {
     for (const dir of [root, path.join(root, 'testTrainMulti_7030_splits'), path.join(root, 'splits')]) {
@@ -25,7 +25,7 @@ export async function loadHmdb51(root: string, options: LoadDatasetOptions = {})
   }
   if (!annotations) throw new UserError(`hmdb51: no <class>_test_split1.txt files in ${root} or ${path.join(root, 'testTrainMulti_7030_splits')} (use --annotations DIR)`);
   const videos = options.videos ?? root;
-  const files = (await readdir(annotations)).filter((f) => SPLIT_FILE.test(f)).sort();
+  const files = (await readdir(annotations)).filter((f) => !isHidden(f) && SPLIT_FILE.test(f)).sort();
   const classNames = [...new Set(files.map((f) => SPLIT_FILE.exec(f)![1]!))].sort();
   const classes = options.classList ? await readClassList(options.classList) : classNames;
   const classIndex = new Map(classes.map((c, i) => [c, i]));

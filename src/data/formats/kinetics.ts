@@ -2,7 +2,7 @@ import path from 'node:path';
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import { isVideoFile, listFiles, parseCsv, readClassList, readText, type LoadDatasetOptions, type MissingFile, type VideoDataset, type VideoSample } from '../dataset.js';
+import { isHidden, isVideoFile, listFiles, parseCsv, readClassList, readText, type LoadDatasetOptions, type MissingFile, type VideoDataset, type VideoSample } from '../dataset.js';
 
 /** The official Kinetics file name: `<youtube_id>_<start:06>_<end:06>.mp4`. */
 export function kineticsFileStem(youtubeId: string, start: number, end: number): string {
@@ -38,7 +38,7 @@ export async function loadKinetics(root: string, options: LoadDatasetOptions = {
     csvFiles = [];
     for (const d of candidates) {
       if (!statSync(d, { throwIfNoEntry: false })?.isDirectory()) continue;
-      csvFiles.push(...(await readdir(d)).filter((f) => f.toLowerCase().endsWith('.csv')).sort().map((f) => path.join(d, f)));
+      csvFiles.push(...(await readdir(d)).filter((f) => !isHidden(f) && f.toLowerCase().endsWith('.csv')).sort().map((f) => path.join(d, f)));
     }
   }
   if (csvFiles.length === 0) throw new UserError(`kinetics: no CSV files in ${ann ?? root} (use --annotations FILE_OR_DIR)`);
