@@ -193,6 +193,7 @@ test('creation functions', () => {
     assert.equal(scalar(3.5).item(), 3.5);
     assert.deepEqual(scalar(3.5).shape, []);
     assert.deepEqual(zerosLike(ones([2, 2])).toArray(), [0, 0, 0, 0]);
+    manualSeed(12); // the statistical bounds below hold for this draw, not by chance on each run
     const r = rand([1000]).toArray();
     assert.ok(r.every((v) => v >= 0 && v < 1));
     const n = randn([4000]);
@@ -282,6 +283,7 @@ test('padding, 2-D pooling and bilinear resizing against hand-computed values', 
 
 test('random fills follow their distributions; randperm is a permutation', () => {
   tidy(() => {
+    manualSeed(13);
     const u = zeros([20000]).uniform_(-2, 4);
     assert.ok(u.min().item() >= -2 && u.max().item() < 4);
     assert.ok(Math.abs(u.mean().item() - 1) < 0.05);
