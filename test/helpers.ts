@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 
 /** The repository root (tests run from dist/test/...). */
 export const repoRoot = (() => {
@@ -65,3 +66,18 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 /** The real clips beside the repository (`../shared/videos`, as CI lays it out); never copied into it. */
 export const sharedVideos = process.env.STCNET_SHARED_VIDEOS ?? join(repoRoot, '..', 'shared', 'videos');
+
+/**
+ * For a test that needs real clips: true when they are all in `sharedVideos`. Otherwise the test is
+ * skipped with a message saying which are missing (a clone has no ../shared/videos), except where
+ * STCNET_REQUIRE_SHARED_VIDEOS=1 (.ci/run sets it): there their absence fails the test.
+ *   test('...', async (t) => { if (!sharedVideosAvailable(t, 'test.mp4')) return; ... });
+ */
+export function sharedVideosAvailable(t: TestContext, ...names: string[]): boolean {
+  const missing = names.filter((name) => !existsSync(join(sharedVideos, name)));
+  if (missing.length === 0) return true;
+  const message = `real clips missing from ${sharedVideos}: ${missing.join(', ')} (set STCNET_SHARED_VIDEOS to their folder)`;
+  if (process.env.STCNET_REQUIRE_SHARED_VIDEOS === '1') assert.fail(`${message}; STCNET_REQUIRE_SHARED_VIDEOS=1 requires them`);
+  t.skip(message);
+  return false;
+}

@@ -11,12 +11,13 @@ import { FrameCache, prepareCache, readAllCachedFrames } from '../../src/video/c
 import { decodeVideo } from '../../src/video/decode.js';
 import { probeVideo } from '../../src/video/probe.js';
 import { VideoError } from '../../src/video/process.js';
-import { sharedVideos } from '../helpers.js';
+import { sharedVideos, sharedVideosAvailable } from '../helpers.js';
 import { UserError } from '../../src/util/errors.js';
 
 const SHARED = sharedVideos;
 
-test('probe and decode real clips: AVI/MPEG-4, Matroska without a frame count, resize to a short side', async () => {
+test('probe and decode real clips: AVI/MPEG-4, Matroska without a frame count, resize to a short side', async (t) => {
+  if (!sharedVideosAvailable(t, 'v_Basketball_g01_c01.avi', 'flipping_a_pancake.mkv', 'test.mp4')) return;
   const ucf = await probeVideo(path.join(SHARED, 'v_Basketball_g01_c01.avi'));
   assert.deepEqual([ucf.width, ucf.height, ucf.codec], [320, 240, 'mpeg4']);
   assert.ok(Math.abs(ucf.fps - 29.97) < 0.01);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { decodeFramesProbeless, decodeVideo, type DecodeOptions } from '../../src/video/decode.js';
 import { probeVideo } from '../../src/video/probe.js';
 import { VideoError } from '../../src/video/process.js';
-import { sharedVideos } from '../helpers.js';
+import { sharedVideos, sharedVideosAvailable } from '../helpers.js';
 
 const SHARED = sharedVideos;
 
@@ -29,7 +29,7 @@ async function reason(promise: Promise<unknown>): Promise<string> {
   assert.fail('expected a VideoError');
 }
 
-test('probeless decode: same size, frames and pixels as the probe path on real clips; fps as ffprobe', async () => {
+test('probeless decode: same size, frames and pixels as the probe path on real clips; fps as ffprobe', async (t) => {
   const cases: [string, DecodeOptions][] = [
     ['test.mp4', { shortSide: 64 }], // H.264 MP4
     ['test.avi', { shortSide: 64 }], // MPEG-4 AVI with an mp3 track
@@ -38,6 +38,7 @@ test('probeless decode: same size, frames and pixels as the probe path on real c
     ['v_Basketball_g01_c01.avi', { shortSide: 256 }], // an upscale (240 → 256): restarts with bicubic
     ['test.mp4', { shortSide: 32, start: 2, end: 3, fps: 10 }],
   ];
+  if (!sharedVideosAvailable(t, ...new Set(cases.map(([name]) => name)))) return;
   for (const [name, options] of cases) {
     const file = path.join(SHARED, name);
     const label = `${name} ${JSON.stringify(options)}`;
