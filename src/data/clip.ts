@@ -69,7 +69,13 @@ export interface BatchResult {
   failures: BatchFailure[];
 }
 
-function loadAddon(): JpegAddon | undefined {
+/**
+ * The JPEG addon. A frame cache cannot be read without it, so there its failure is thrown here, once
+ * (the loader fails with the addon's error), not by every cached video; decoding videos can do without
+ * it (a JavaScript resampler).
+ */
+function loadAddon(required: boolean): JpegAddon | undefined {
+  if (required) return jpeg();
   try {
     return jpeg();
   } catch {
@@ -93,7 +99,7 @@ export class ClipMaker {
   private scratch = new Uint8Array(0);
 
   constructor(readonly settings: ClipSettings) {
-    this.addon = loadAddon();
+    this.addon = loadAddon(settings.source.kind === 'cache');
     const addon = this.addon;
     this.cropResize = addon
       ? (src, sw, sh, box, flip, dst, dstOffset, dw, dh, planeStride) =>

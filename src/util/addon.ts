@@ -119,6 +119,10 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
   const root = options.root ?? packageRoot();
   const announce = options.announce ?? true;
   const file = addonFile(spec, root);
+  const gyp = path.join(root, spec.dir, 'binding.gyp');
+  if (!existsSync(gyp)) {
+    throw new AddonError(`stcnet: ${spec.title} is not built (${file}) and its sources are missing (no ${gyp}); reinstall stcnet`, spec.target);
+  }
   const release = acquireBuildLock(spec, root);
   try {
     if (existsSync(file)) return; // built by whoever held the lock before us
