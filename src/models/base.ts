@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import { tidy, type Tensor } from '../engine/index.js';
 import { Module, Linear, Dropout, init } from '../nn/index.js';
 import { ModelInputError, shapeText } from './errors.js';
 import { trace, type Tracer, type TraceRow } from './flops.js';
@@ -71,11 +71,9 @@ export abstract class ZooModel extends Module {
     return logits;
   }
 
+  /** Logits N×classes; every tensor made on the way is freed, whoever calls (no tidy() needed). */
   forward(x: Tensor): Tensor {
-    const features = this.forwardFeatures(x);
-    const logits = this.forwardHead(features);
-    features.dispose();
-    return logits;
+    return tidy(() => this.forwardHead(this.forwardFeatures(x)));
   }
 
   /** Replaces `fc` with a freshly initialised Linear for `numClasses` classes (fine-tuning). */

@@ -251,9 +251,14 @@ export class Sequential extends Module {
     layers.forEach((layer, index) => this.addModule(String(index), layer));
   }
 
+  /** Frees each intermediate once the next layer has consumed it (autograd keeps what it needs). */
   forward(input: Tensor): Tensor {
     let output = input;
-    for (const layer of this.layers) output = layer.forward(output);
+    for (const layer of this.layers) {
+      const next = layer.forward(output);
+      if (output !== input && next !== output) output.dispose();
+      output = next;
+    }
     return output;
   }
 

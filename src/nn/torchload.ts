@@ -15,6 +15,8 @@ import { ZipArchive } from './zip.js';
 export interface TorchLoadOptions {
   /** Only for tests and tools: the name to use in error messages instead of the path. */
   displayName?: string;
+  /** Filled in with how many containers (lists, tuples, dicts) the load walked: each is walked once. */
+  stats?: { containers: number };
 }
 
 const ELEMENT_BYTES: Record<DType, number> = {
@@ -27,8 +29,9 @@ export function readTorchCheckpoint(path: string, options: TorchLoadOptions = {}
   const name = options.displayName ?? path;
   try {
     const magic = source.size >= 4 ? source.read(0, 4) : Buffer.alloc(0);
-    if (magic.length === 4 && magic.readUInt32LE(0) === 0x04034b50) return readZipCheckpoint(source, name);
-    if (magic.length >= 2 && magic[0] === 0x80 && magic[1]! <= 5) return readLegacyCheckpoint(source, name);
+    const stats = options.stats ?? { containers: 0 };
+    if (magic.length === 4 && magic.readUInt32LE(0) === 0x04034b50) return readZipCheckpoint(source, name, stats);
+    if (magic.length >= 2 && magic[0] === 0x80 && magic[1]! <= 5) return readLegacyCheckpoint(source, name, stats);
     throw new UserError(`${name}: not a PyTorch checkpoint (neither the zip format nor the legacy pickle format)`);
   } finally {
     source.close();
@@ -47,7 +50,7 @@ function wrapErrors<T>(name: string, fn: () => T): T {
 
 // ---- zip format ----
 
-function readZipCheckpoint(source: ByteSource, name: string): unknown {
+function readZipCheckpoint(source: ByteSource, name: string, stats: { containers: number }): unknown {
   return wrapErrors(name, () => {
     const zip = new ZipArchive(source);
     const pickleName = [...zip.entries.keys()].find((entry) => /^[^/]+\/data\.pkl$/.test(entry));
@@ -73,7 +76,7 @@ function readZipCheckpoint(source: ByteSource, name: string): unknown {
       }
       return fromTypedArray(bytes.subarray(0, needed), [ref.numel], { dtype: ref.dtype });
     };
-    return materialize(value, loadStorage, name);
+    return materialize(value, loadStorage, name, stats);
   });
 }
 
@@ -102,7 +105,7 @@ function ignoreDictState(target: unknown): void {
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-function readLegacyCheckpoint(source: ByteSource, name: string): unknown {
+function readLegacyCheckpoint(source: ByteSource, name: string, stats: { containers: number }): unknown {
   return wrapErrors(name, () => {
     // Legacy files are consecutive pickles followed by raw storages; they predate multi-GB
     // checkpoints, so the whole file is read at once.
@@ -148,7 +151,7 @@ function readLegacyCheckpoint(source: ByteSource, name: string): unknown {
       const start = root.offset + ref.rootOffset * ELEMENT_BYTES[ref.dtype];
       return fromTypedArray(bytes.subarray(start, start + ref.numel * ELEMENT_BYTES[ref.dtype]), [ref.numel], { dtype: ref.dtype });
     };
-    return materialize(value, loadStorage, name);
+    return materialize(value, loadStorage, name, stats);
   });
 }
 
@@ -178,7 +181,7 @@ function legacyStorageFromPid(pid: unknown, storages: Map<string, StorageRef>): 
  * pickled the same tensor share it). Each storage is read once; tensors that view part of a
  * storage or view it with gaps are copied out, so no tensor pins a larger buffer than its own.
  */
-function materialize(root: unknown, loadStorage: (ref: StorageRef) => Tensor, name: string): unknown {
+function materialize(root: unknown, loadStorage: (ref: StorageRef) => Tensor, name: string, stats: { containers: number }): unknown {
   const bases = new Map<StorageRef, Tensor>();
   const made = new Map<TensorSpec, Tensor>();
   const build = (spec: TensorSpec): Tensor => {
@@ -208,6 +211,9 @@ function materialize(root: unknown, loadStorage: (ref: StorageRef) => Tensor, na
     view.dispose();
     return copy;
   };
+  // A pickle's memo lets one container appear many times (and inside itself): walking each
+  // container once keeps the work proportional to the file, not to the paths through it.
+  const walked = new Set<unknown[] | Map<unknown, unknown>>();
   const walk = (value: unknown, depth: number): unknown => {
     if (depth > 64) throw new UserError(`${name}: the pickled object nests too deeply`);
     if (value instanceof TensorSpec) {
@@ -218,13 +224,14 @@ function materialize(root: unknown, loadStorage: (ref: StorageRef) => Tensor, na
       }
       return tensor;
     }
+    if (!Array.isArray(value) && !(value instanceof Map)) return value;
+    if (walked.has(value)) return value;
+    walked.add(value);
+    stats.containers++;
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) value[i] = walk(value[i], depth + 1);
-      return value;
-    }
-    if (value instanceof Map) {
+    } else {
       for (const [key, item] of value) value.set(key, walk(item, depth + 1));
-      return value;
     }
     return value;
   };
@@ -298,6 +305,7 @@ export function findStateDict(root: unknown, options: FindStateDictOptions = {})
   return result;
 }
 
+/** Looks two levels down NESTED_KEYS (at most 1 + 9 + 81 dicts, however they are shared). */
 function search(value: unknown, depth: number): Map<string, Tensor> | undefined {
   if (isTensorDict(value)) return value;
   if (!(value instanceof Map) || depth >= 2) return undefined;
@@ -308,11 +316,22 @@ function search(value: unknown, depth: number): Map<string, Tensor> | undefined 
   return undefined;
 }
 
-/** Every Tensor reachable from an unpickled value (to free what a caller does not keep). */
-export function tensorsIn(value: unknown, into = new Set<Tensor>(), depth = 0): Set<Tensor> {
-  if (depth > 64) return into;
-  if (value instanceof Tensor) into.add(value);
-  else if (Array.isArray(value)) for (const item of value) tensorsIn(item, into, depth + 1);
-  else if (value instanceof Map) for (const item of value.values()) tensorsIn(item, into, depth + 1);
+/**
+ * Every Tensor reachable from an unpickled value (to free what a caller does not keep). Each
+ * container is visited once, so shared and self-containing ones cost no more than their size.
+ */
+export function tensorsIn(value: unknown, into = new Set<Tensor>(), stats: { containers: number } = { containers: 0 }): Set<Tensor> {
+  const visited = new Set<unknown>();
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item instanceof Tensor) {
+      into.add(item);
+    } else if ((Array.isArray(item) || item instanceof Map) && !visited.has(item)) {
+      visited.add(item);
+      stats.containers++;
+      for (const child of item instanceof Map ? item.values() : item) pending.push(child);
+    }
+  }
   return into;
 }

@@ -89,7 +89,8 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, start = 0): { 
   };
   const appendItems = (target: unknown, items: unknown[]): void => {
     if (!Array.isArray(target)) throw new UnpickleError('APPEND(S) on something that is not a list');
-    target.push(...items);
+    // One push per item: spreading a list of many thousand items would overflow the call stack.
+    for (const item of items) target.push(item);
   };
   const resolve = (module: string, name: string): PyGlobal => hooks.findGlobal(module, name);
   const reduce = (callable: unknown, args: unknown): unknown => {
