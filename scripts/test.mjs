@@ -4,6 +4,7 @@
 // test/ as a test file; so the files are listed here.
 //   node scripts/test.mjs                      every test file
 //   node scripts/test.mjs engine video/cache   only those folders or files (relative to dist/test)
+//   node scripts/test.mjs --list [...]         print the files instead of running them
 // STCNET_THREADS defaults to 2 here: libtorch's thread count changes floating-point sums, so results
 // must not depend on the machine's core count.
 import { spawnSync } from 'node:child_process';
@@ -24,11 +25,17 @@ function testFiles(dir) {
     });
 }
 
+// dist/ is never cleaned: a compiled test whose source was renamed or deleted is left out.
+function hasSource(file) {
+  return existsSync(path.join(root, 'test', path.relative(testRoot, file)).replace(/\.js$/, '.ts'));
+}
+
 if (!existsSync(testRoot)) {
   process.stderr.write(`test: ${testRoot} does not exist; compile first (npx tsc -p tsconfig.json, or npm test)\n`);
   process.exit(2);
 }
-const selections = process.argv.slice(2);
+const list = process.argv.includes('--list');
+const selections = process.argv.slice(2).filter((arg) => arg !== '--list');
 const files = [];
 for (const selection of selections.length > 0 ? selections : ['.']) {
   let target = path.resolve(testRoot, selection.replace(/\.ts$/, '.js'));
@@ -39,9 +46,17 @@ for (const selection of selections.length > 0 ? selections : ['.']) {
   }
   files.push(...(statSync(target).isDirectory() ? testFiles(target) : [target]));
 }
+const stale = files.filter((file) => !hasSource(file));
+for (const file of stale) process.stderr.write(`test: skipping ${path.relative(root, file)}: its source is gone\n`);
+files.splice(0, files.length, ...files.filter(hasSource));
 if (files.length === 0) {
   process.stderr.write(`test: no *.test.js files under ${selections.join(', ') || testRoot}\n`);
   process.exit(2);
+}
+
+if (list) {
+  process.stdout.write(files.map((file) => `${path.relative(root, file)}\n`).join(''));
+  process.exit(0);
 }
 
 const env = { ...process.env, STCNET_THREADS: process.env.STCNET_THREADS ?? '2' };
