@@ -96,7 +96,7 @@ const PREFERRED_SPLITS = ['test1', 'test', 'val', 'all'];
 async function runEval(target: string, f: Flags): Promise<void> {
   const crops = Number(f.crops) as 1 | 3;
   const say = (line: string) => process.stdout.write(line + '\n');
-  const { resolveModelSource, loadClassifier } = await import('../train/classifier.js');
+  const { resolveModelSource } = await import('../train/model_source.js');
   const { loadDataset } = await import('../data/formats/index.js');
   const { checkEvalOut, writeEvalReport, formatEvalSummary } = await import('../train/report.js');
   const { readLabels } = await import('../train/labels.js');
@@ -119,6 +119,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
   const outDir = f.out ?? (source.runDir ? path.join(source.runDir, `eval-${split}`) : `eval-${split}`);
   checkEvalOut(outDir);
 
+  const { loadClassifier } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels });
   const { model, preprocessing } = classifier;
   try {

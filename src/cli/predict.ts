@@ -82,15 +82,23 @@ function timelineBases(files: string[], outDir: string): string[] {
   });
 }
 
+/** The timeline folder may exist (files are added to it) but must not be a file. */
+function checkTimelineOut(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`stcnet predict: --out ${dir}: is a file, expected a folder for the timeline files`);
+}
+
 async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags): Promise<void> {
   if (f.json && f.csv) throw new UserError('stcnet predict: --json and --csv are two output formats; give one');
   if (!f.timeline && (f.window !== flags.window.default || f.step !== flags.step.default)) {
     throw new UserError('stcnet predict: --window and --step need --timeline');
   }
   const crops = Number(f.crops) as 1 | 3;
-  const { resolveModelSource, loadClassifier } = await import('../train/classifier.js');
+  const { resolveModelSource } = await import('../train/model_source.js');
   const source = resolveModelSource(checkpointArg);
   const files = expandVideoArgs(videoArgs);
+  if (f.labels !== undefined) (await import('../train/labels.js')).readLabels(f.labels);
+  if (f.timeline) checkTimelineOut(f.out);
+  const { loadClassifier } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels });
   const { model, preprocessing } = classifier;
   try {
@@ -133,7 +141,6 @@ async function runTimelines(model: Model, files: string[], classes: string[], se
   header: Record<string, unknown>): Promise<number> {
   const { predictTimeline, failureReason } = await import('../train/predict.js');
   const { writeTimeline } = await import('../train/predict_report.js');
-  ensureDir(f.out);
   const bases = timelineBases(files, f.out);
   const json: Record<string, unknown>[] = [];
   const csvRows: string[] = [];
@@ -149,6 +156,7 @@ async function runTimelines(model: Model, files: string[], classes: string[], se
       progress?.finish();
       const ok = timeline.windows.filter((w) => w.ok);
       if (ok.length === 0) throw new Error(timeline.windows[0]?.error ?? 'no window could be decoded');
+      ensureDir(f.out);
       const written = await writeTimeline(timeline, classes, bases[i]!);
       succeeded++;
       const windows = timeline.windows.map((w) => (w.ok ? { start: w.start, end: w.end, top: w.top } : { start: w.start, end: w.end, error: w.error }));
@@ -157,8 +165,10 @@ async function runTimelines(model: Model, files: string[], classes: string[], se
         csvRows.push(csvLine([file, w.start, w.end, w.ok ? w.top![0]!.label : '', w.ok ? w.top![0]!.score : '', w.ok ? '' : w.error!]));
       }
       text.push(`${file} (${timeline.duration.toFixed(2)} s, ${timeline.windows.length} window${timeline.windows.length === 1 ? '' : 's'} of ${timeline.window} s every ${timeline.step} s)`);
-      for (const w of timeline.windows) {
-        const span = `${w.start.toFixed(2).padStart(7)}–${w.end.toFixed(2).padEnd(7)} s`;
+      const spans = timeline.windows.map((w) => `${w.start.toFixed(2)}–${w.end.toFixed(2)} s`);
+      const spanWidth = Math.max(...spans.map((span) => span.length));
+      for (const [j, w] of timeline.windows.entries()) {
+        const span = spans[j]!.padEnd(spanWidth);
         text.push(w.ok ? `  ${span}  ${w.top!.slice(0, 3).map((t) => `${t.label} ${(100 * t.score).toFixed(1)}%`).join(', ')}` : `  ${span}  failed: ${w.error}`);
       }
       text.push(`  wrote ${written.join(', ')}`);
