@@ -185,19 +185,40 @@ export function validateConfig(input: TrainConfigInput, source = 'config'): Trai
     if (config['weight-decay'] === undefined) config['weight-decay'] = DEFAULT_WEIGHT_DECAY[config.optimizer];
     return config;
   }
-  const problems = result.error.issues.map((issue) => describeIssue(issue, withDefaults));
+  // Cross-key checks only speak once every value has the right type (else they read nonsense).
+  const typed = result.error.issues.filter((issue) => issue.code !== 'custom');
+  const problems = (typed.length > 0 ? typed : result.error.issues).map((issue) => describeIssue(issue, withDefaults));
   throw new UserError(`${source}: ${problems.join('; ')}`);
 }
 
 function describeIssue(issue: z.core.$ZodIssue, values: Record<string, unknown>): string {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `unknown key "${key}" (did you mean "${closest(key, TRAIN_KEYS)}"?)`).join('; ');
-  }
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `unknown key "${key}" (did you mean "${suggestKey(key)}"?)`).join('; ');
   const key = String(issue.path[0] ?? '');
   const given = values[key];
   if (issue.code === 'custom') return `${key} ${issue.message}`;
   if (given === undefined) return `${key} is required (${expectation(issue)})`;
   return `${key}: expected ${expectation(issue)}, got ${JSON.stringify(given)}`;
+}
+
+/** Other names people give these keys (PyTorch's, Hara et al.'s options), for suggestions. */
+const KEY_ALIASES: Record<string, string> = {
+  'learning-rate': 'lr', 'base-lr': 'lr', 'n-epochs': 'epochs', 'num-epochs': 'epochs', 'max-epochs': 'epochs',
+  'wd': 'weight-decay', 'decay': 'weight-decay', 'arch': 'model', 'model-name': 'model', 'sample-duration': 'frames',
+  'clip-length': 'frames', 'sample-size': 'size', 'crop-size': 'size', 'n-threads': 'workers', 'num-workers': 'workers',
+  'pretrain-path': 'init', 'pretrained': 'init', 'resume-path': 'init', 'ft-begin-module': 'freeze', 'output': 'out',
+  'result-path': 'out', 'dataset': 'format', 'video-path': 'root', 'data': 'root', 'lr-scheduler': 'schedule',
+  'scheduler': 'schedule', 'warmup': 'warmup-epochs', 'smoothing': 'label-smoothing', 'accumulation': 'accumulate',
+  'gradient-accumulation': 'accumulate', 'val': 'val-split', 'validation-split': 'val-split', 'mixed-precision': 'amp',
+};
+
+/** The known key a misspelt one most likely means: same words in another case or separator, a known alias, else the nearest name. */
+export function suggestKey(key: string): string {
+  const normal = key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').replace(/_/g, '-').toLowerCase();
+  if ((TRAIN_KEYS as string[]).includes(normal)) return normal;
+  if (KEY_ALIASES[normal]) return KEY_ALIASES[normal];
+  const candidates = [...TRAIN_KEYS, ...Object.keys(KEY_ALIASES)];
+  const nearest = closest(normal, candidates);
+  return KEY_ALIASES[nearest] ?? nearest;
 }
 
 function expectation(issue: z.core.$ZodIssue): string {

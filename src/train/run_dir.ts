@@ -1,7 +1,7 @@
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
-import { ensureDir, fsUserError, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { ensureDir, fsUserError, TEMPORARY_SIBLING, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { configToYaml, orderedConfig, type TrainConfig } from './config.js';
 
 /**
@@ -74,6 +74,20 @@ export class RunDir {
     ensureDir(this.plots);
     writeFileAtomic(this.configYaml, configToYaml(config));
     writeJsonAtomic(this.configJson, orderedConfig(config));
+  }
+
+  /** Deletes temporary files a killed run left (only names stcnet's atomic writes make); returns their names. */
+  removeTemporaries(): string[] {
+    const removed: string[] = [];
+    for (const folder of [this.dir, this.plots]) {
+      if (!existsSync(folder)) continue;
+      for (const name of readdirSync(folder)) {
+        if (!TEMPORARY_SIBLING.test(name)) continue;
+        rmSync(path.join(folder, name), { force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
   }
 
   append(record: MetricsRecord): void {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { closest } from 'fastest-levenshtein';
 import { cudaAvailable, F, manualSeed, noGrad, tidy } from '../engine/index.js';
 import { loadDataset } from '../data/formats/index.js';
 import { ClipLoader, type ClipBatch } from '../data/loader.js';
@@ -112,7 +113,9 @@ export function resumeConfig(runDir: string, overrides: Record<string, unknown> 
 function splitSamples(dataset: VideoDataset, split: string, key: string): VideoSample[] {
   const samples = dataset.splits[split];
   if (!samples) {
-    throw new UserError(`${key}: the dataset at ${dataset.root} has no split "${split}"; its splits: ${Object.keys(dataset.splits).join(', ') || '(none)'}` +
+    const names = Object.keys(dataset.splits);
+    const hint = names.length > 0 ? ` (did you mean "${closest(split, names)}"?)` : '';
+    throw new UserError(`${key}: the dataset at ${dataset.root} has no split "${split}"${hint}; its splits: ${names.join(', ') || '(none)'}` +
       (key === 'val-split' ? ' (or "none" for no validation)' : ''));
   }
   const unlabeled = samples.filter((s) => s.label < 0).length;
@@ -147,6 +150,7 @@ async function prepare(config: TrainConfig): Promise<Prepared> {
   modelEntry(config.model);
   if (config.device === 'cuda' && !cudaAvailable()) throw new UserError('device: cuda was asked for, but this libtorch has no CUDA device (use --device cpu)');
   checkAutocast(config.amp, config.device);
+  if (!existsSync(config.root)) throw new UserError(`root: ${config.root}: no such ${config.format === 'manifest' ? 'manifest file' : 'dataset folder'}`);
   if (config.cache !== undefined && !existsSync(config.cache)) throw new UserError(`cache: ${config.cache}: no such folder (make it with stcnet prepare ROOT --out ${config.cache})`);
   const dataset = await loadDataset(config.root, config.format, {
     annotations: config.annotations, videos: config.videos, classList: config['class-list'],
@@ -204,6 +208,8 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
       }
       state = saved;
       records = run.truncateMetrics(saved.globalStep, saved.epoch);
+      const leftovers = run.removeTemporaries();
+      if (leftovers.length > 0) log(`resume: removed ${leftovers.length} half-written file${leftovers.length > 1 ? 's' : ''} of the stopped run (${leftovers.join(', ')})`);
       log(`resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
     } else {
       state = {
