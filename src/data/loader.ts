@@ -60,6 +60,12 @@ export interface ClipBatch {
   index: number;
   /** Videos that could not be read for this batch (they are left out, so N may be smaller). */
   failures: BatchFailure[];
+  /**
+   * The mean/std (for [0,1] pixels) of the loader's `normalize`: float32 data is normalised with it
+   * already; uint8 data is raw pixels that a consumer must scale by 1/255 and normalise with it
+   * (train's batchTensors does). Absent: 'none', pixels scaled to [0,1] only.
+   */
+  normalization?: Normalization;
 }
 
 interface Pending {
@@ -246,7 +252,7 @@ export class ClipLoader {
         yield {
           data: result.data, dtype: s.output, shape: [result.count, 3, s.frames, s.size, s.size], labels: result.labels,
           videoIndices: result.videoIndices, clipIndices: result.clipIndices, cropIndices: result.cropIndices,
-          epoch, index, failures: result.failures,
+          epoch, index, failures: result.failures, normalization: s.normalization,
         };
       }
     } finally {

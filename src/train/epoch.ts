@@ -4,13 +4,22 @@ import type { Optimizer } from '../optim/index.js';
 import type { ClipBatch } from '../data/loader.js';
 import { ScoreAccumulator, type AccuracyReport } from './metrics.js';
 
-/** A loader batch as engine tensors: clips N×C×T×H×W (float32) and int64 labels. */
+/**
+ * A loader batch as engine tensors: clips N×C×T×H×W (float32) and int64 labels. uint8 batches are
+ * raw pixels: scaled to [0,1] and normalised here with the batch's own mean/std, so a model sees the
+ * same inputs from either loader output.
+ */
 export function batchTensors(batch: ClipBatch): { clips: Tensor; labels: Tensor } {
-  const clips = fromTypedArray(batch.data, batch.shape, { dtype: batch.dtype });
-  return {
-    clips: batch.dtype === 'uint8' ? tidy(() => clips.float().div(255)) : clips,
-    labels: fromTypedArray(BigInt64Array.from(batch.labels, (label) => BigInt(label)), [batch.labels.length]),
-  };
+  const labels = fromTypedArray(BigInt64Array.from(batch.labels, (label) => BigInt(label)), [batch.labels.length]);
+  if (batch.dtype !== 'uint8') return { clips: fromTypedArray(batch.data, batch.shape, { dtype: batch.dtype }), labels };
+  const clips = tidy(() => {
+    const pixels = fromTypedArray(batch.data, batch.shape, { dtype: 'uint8' }).float().div(255);
+    const norm = batch.normalization;
+    if (!norm) return pixels;
+    const perChannel = (values: readonly number[]): Tensor => fromTypedArray(Float32Array.from(values), [1, 3, 1, 1, 1]);
+    return pixels.sub(perChannel(norm.mean)).div(perChannel(norm.std));
+  });
+  return { clips, labels };
 }
 
 export interface TrainStepResult {
