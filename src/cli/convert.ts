@@ -1,85 +1,70 @@
-import { basename } from 'node:path';
-import type { CommandSpec } from './args.js';
-import { UserError } from '../util/errors.js';
-import { dispose, noGrad, type Tensor } from '../engine/index.js';
-import { StateDictError } from '../nn/index.js';
-import { loadStateDict, saveStateDict } from '../nn/weights.js';
-import { createModel, modelEntry, temporalSizes, type ZooModel } from '../models/index.js';
+import { defineCommand } from './args.js';
 
-function tensorsEqual(a: Tensor, b: Tensor): boolean {
-  if (a.shape.join() !== b.shape.join() || a.dtype !== b.dtype) return false;
-  return noGrad(() => {
-    const equal = a.eq(b);
-    const all = equal.all();
-    const result = all.item() !== 0;
-    dispose([equal, all]);
-    return result;
-  });
-}
-
-/** The STC clip length a checkpoint was made for, from layer1's SCB width (C·T), if it has one. */
-function framesHint(dict: Map<string, Tensor>): number | undefined {
-  const scb = [...dict.keys()].find((k) => /^layer\d\.\d+\.stc\.scb\.fc1\.weight$/.test(k));
-  const tcb = scb && dict.get(scb.replace('.scb.', '.tcb.'));
-  if (!scb || !tcb) return undefined;
-  const t = dict.get(scb)!.shape[1]! / tcb.shape[1]!;
-  const stage = Number(scb[5]);
-  let found: number | undefined;
-  for (let frames = 1; frames <= 1024; frames++) if (temporalSizes(frames)[stage] === t) found = frames;
-  return found;
-}
-
-export const command: CommandSpec = {
+export const command = defineCommand({
   name: 'convert',
-  summary: 'convert a PyTorch checkpoint (.pt/.pth) to safetensors, verified by a strict load into --arch',
-  usage: 'stcnet convert IN.pth OUT.safetensors [--arch NAME] [--frames N] [--num-classes N] [--strip-prefix module.]',
+  summary: 'convert a PyTorch checkpoint (.pt/.pth) to safetensors, verified; with --arch, loaded strictly and self-describing',
+  usage: 'stcnet convert IN.pth OUT.safetensors [--arch NAME] [--frames N] [--width-multiplier X] [--num-classes N] [...model options]',
+  positionals: { name: 'IN.pth OUT.safetensors', min: 2, max: 2 },
+  examples: [
+    'stcnet convert resnet-18-kinetics.pth resnet18.safetensors --arch resnet3d_18',
+    'stcnet convert stc.pth stc.safetensors --arch stc_resnet3d_18 --frames 8 --width-multiplier 0.25',
+    'stcnet convert r3d_18.pth r3d_18.safetensors',
+  ],
   flags: {
-    arch: { type: 'string', description: 'architecture to load strictly into (see `stcnet models`); names and shapes must match exactly' },
-    frames: { type: 'int', description: 'clip length an STC architecture is built for (default: inferred from the checkpoint, else 16)', min: 1 },
+    arch: { type: 'string', description: 'architecture to load strictly into (see `stcnet models`); the output then records it and every option, so eval/predict need nothing else' },
+    frames: { type: 'int', description: 'clip length (STC: inferred from the SCB width when omitted)', min: 1 },
     'num-classes': { type: 'int', description: 'classifier outputs (default: the checkpoint\'s fc)', min: 1 },
-    'strip-prefix': { type: 'string', description: 'prefix removed from every key', default: 'module.' },
+    'width-multiplier': { type: 'number', description: 'width multiplier of a 3D ResNet/ResNeXt (default: inferred from the stem)', min: 0 },
+    'in-channels': { type: 'int', description: 'input channels (default 3)', min: 1 },
+    'conv1-temporal-size': { type: 'int', description: 'conv1\'s temporal kernel (3D ResNet/ResNeXt; default 7)', min: 1 },
+    'conv1-temporal-stride': { type: 'int', description: 'conv1\'s temporal stride (default 1)', min: 1 },
+    'no-max-pool': { type: 'boolean', description: 'the stem has no max-pool (3D ResNet/ResNeXt)' },
+    shortcut: { type: 'string', description: 'shortcut type where shapes change (3D ResNet/ResNeXt; default B)', choices: ['A', 'B'] },
+    'stc-stages': { type: 'list', description: 'stages with STC blocks (default 1,2,3)', choices: ['1', '2', '3', '4'] },
+    'stc-placement': { type: 'string', description: 'STC in every block of a stage, or in its last block only (default block)', choices: ['block', 'stage'] },
+    reduction: { type: 'int', description: 'STC reduction ratio r (default 16)', min: 1 },
+    cardinality: { type: 'int', description: 'ResNeXt groups (default 32)', min: 1 },
+    'stem-channels': { type: 'int', description: 'ResNeXt conv1 width (default 64 × width multiplier)', min: 1 },
+    'strip-prefix': { type: 'string', description: 'prefix removed from every key (default: module. when every key has it)' },
     key: { type: 'string', description: 'dotted path of the state dict inside the checkpoint (found automatically when omitted)' },
   },
   async run(args) {
-    const [input, output] = args.positionals;
-    if (!input || !output) throw new UserError(`stcnet convert: expected IN and OUT (usage: ${command.usage})`);
-    if (!output.endsWith('.safetensors')) throw new UserError(`stcnet convert: OUT must end in .safetensors, got ${basename(output)}`);
+    const [input, output] = args.positionals as [string, string];
     const f = args.flags;
-    const dict = loadStateDict(input, { stripPrefix: (f['strip-prefix'] as string) || undefined, key: f.key as string | undefined });
-    let toSave: Map<string, Tensor> = dict;
-    let model: ZooModel | undefined;
-    const arch = f.arch as string | undefined;
-    try {
-      if (arch) {
-        const entry = modelEntry(arch);
-        const fc = dict.get('fc.weight');
-        const numClasses = (f['num-classes'] as number | undefined) ?? fc?.shape[0];
-        const frames = (f.frames as number | undefined) ?? (entry.stc ? framesHint(dict) : undefined);
-        model = createModel(arch, { init: false, ...(numClasses ? { numClasses } : {}), ...(frames && entry.dims === 3 ? { frames } : {}) });
-        try {
-          model.loadStateDict(dict, { strict: true });
-        } catch (error) {
-          if (error instanceof StateDictError) {
-            throw new UserError(`stcnet convert: ${input} does not fit ${arch}${frames ? ` (${frames} frames)` : ''}:\n${error.message.split('\n').slice(1).join('\n')}`);
-          }
-          throw error;
-        }
-        toSave = model.stateDict();
-      }
-      saveStateDict(output, toSave, { format: 'pt', source: basename(input), ...(arch ? { arch } : {}) });
-      const back = loadStateDict(output);
-      try {
-        const bad = [...toSave].filter(([name, t]) => !back.has(name) || !tensorsEqual(t, back.get(name)!)).map(([name]) => name);
-        if (bad.length || back.size !== toSave.size) throw new Error(`stcnet convert: verification failed for ${bad.slice(0, 5).join(', ') || 'the key set'}`);
-      } finally {
-        dispose(back);
-      }
-      const params = model ? model.parameterCount() : [...toSave.values()].reduce((n, t) => n + t.numel, 0);
-      process.stdout.write(`convert: ${input} → ${output}: ${toSave.size} tensors, ${params.toLocaleString('en-US')} ${model ? 'parameters' : 'elements'}` +
-        `${arch ? `; strict load into ${arch} ok` : ''}; re-read and verified\n`);
-    } finally {
-      dispose(dict);
-      model?.dispose();
+    const { UserError } = await import('../util/errors.js');
+    // Only the options given reach the model: the rest are its defaults or inferred from the weights.
+    const given = MODEL_FLAGS.filter(([flag]) => f[flag] !== undefined);
+    if (f['width-multiplier'] !== undefined && !(f['width-multiplier'] > 0)) {
+      throw new UserError('stcnet convert: flag --width-multiplier must be above 0');
     }
+    if (!f.arch && given.length > 0) {
+      throw new UserError(`stcnet convert: ${given.map(([flag]) => `--${flag}`).join(', ')} describe${given.length > 1 ? '' : 's'} a model: give --arch too`);
+    }
+    const { modelEntry } = await import('../models/registry.js');
+    if (f.arch) {
+      const entry = modelEntry(f.arch);
+      const refused = given.filter(([, option]) => !entry.options.includes(option));
+      if (refused.length > 0) {
+        const accepted = MODEL_FLAGS.filter(([, option]) => entry.options.includes(option)).map(([flag]) => `--${flag}`);
+        throw new UserError(`stcnet convert: ${f.arch} does not take ${refused.map(([flag]) => `--${flag}`).join(', ')}; it takes ${accepted.join(', ')}`);
+      }
+    }
+    const modelOptions = Object.fromEntries(given.map(([flag, option]) => [option, flag === 'stc-stages' ? f['stc-stages']!.map(Number) : f[flag]]));
+    const { convertCheckpoint } = await import('../models/convert.js');
+    const result = convertCheckpoint(input, output, { ...modelOptions, arch: f.arch, key: f.key, stripPrefix: f['strip-prefix'] });
+    if (result.nonFinite.length > 0) {
+      const names = result.nonFinite.length > 8 ? `${result.nonFinite.slice(0, 8).join(', ')}, ... (${result.nonFinite.length} in all)` : result.nonFinite.join(', ');
+      process.stderr.write(`convert: warning: ${result.nonFinite.length} tensor${result.nonFinite.length > 1 ? 's hold' : ' holds'} NaN or Inf (copied as they are): ${names}\n`);
+    }
+    process.stdout.write(`convert: ${input} → ${output}: ${result.tensors} tensors, ${result.elements.toLocaleString('en-US')} ${f.arch ? 'parameters' : 'elements'}` +
+      `${f.arch ? `; strict load into ${f.arch} ok` : ''}; re-read and verified\n`);
   },
-};
+});
+
+/** Flags that describe the model, and the createModel option each sets. */
+const MODEL_FLAGS = [
+  ['frames', 'frames'], ['num-classes', 'numClasses'], ['width-multiplier', 'widthMultiplier'], ['in-channels', 'inChannels'],
+  ['conv1-temporal-size', 'conv1TemporalSize'], ['conv1-temporal-stride', 'conv1TemporalStride'], ['no-max-pool', 'noMaxPool'],
+  ['shortcut', 'shortcut'], ['stc-stages', 'stcStages'], ['stc-placement', 'stcPlacement'], ['reduction', 'reduction'],
+  ['cardinality', 'cardinality'], ['stem-channels', 'stemChannels'],
+] as const;

@@ -1,6 +1,6 @@
-import type { CommandSpec } from './args.js';
+import { defineCommand } from './args.js';
 import { UserError } from '../util/errors.js';
-import { listModels, modelInfo, modelEntry, type ModelInfo, type AnyModelOptions } from '../models/index.js';
+import type { ModelInfo, AnyModelOptions } from '../models/index.js';
 
 function formatCount(n: number): string {
   return n.toLocaleString('en-US');
@@ -38,10 +38,12 @@ function table(header: string[], rows: string[][], right: boolean[]): string[] {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
 }
 
-export const command: CommandSpec = {
+export const command = defineCommand({
   name: 'models',
   summary: 'list the model zoo with parameters and GFLOPs; `stcnet models info NAME` prints its layers',
   usage: 'stcnet models [--frames 16] [--size 112] [--json] | stcnet models info NAME [--frames N] [--size N] [--num-classes N]',
+  positionals: { name: '[info NAME]', min: 0, max: 2 },
+  examples: ['stcnet models', 'stcnet models --frames 32 --json', 'stcnet models info stc_resnext3d_101 --frames 32 --num-classes 101'],
   flags: {
     frames: { type: 'int', description: 'clip length for the costs (STC models are built for it)', default: 16, min: 1 },
     size: { type: 'int', description: 'input height and width (2-D teachers: 224 unless given)', min: 8 },
@@ -49,16 +51,16 @@ export const command: CommandSpec = {
     json: { type: 'boolean', description: 'print JSON', default: false },
   },
   async run(args) {
-    const frames = args.flags.frames as number;
-    const size = args.flags.size as number | undefined;
-    const numClasses = args.flags['num-classes'] as number | undefined;
+    const { frames, size, 'num-classes': numClasses } = args.flags;
+    const [action, name] = args.positionals;
+    if (action !== undefined && action !== 'info') throw new UserError(`stcnet models: unknown action "${action}"; expected nothing or "info NAME" (usage: ${command.usage})`);
+    if (action === 'info' && !name) throw new UserError(`stcnet models info: missing NAME (usage: ${command.usage})`);
+    const { listModels, modelInfo, modelEntry } = await import('../models/index.js');
     const optionsFor = (name: string): AnyModelOptions & { size?: number } => {
       const entry = modelEntry(name);
       return { ...(entry.dims === 3 ? { frames } : {}), ...(numClasses ? { numClasses } : {}), size: size ?? (entry.dims === 3 ? 112 : 224) };
     };
-    const [action, name] = args.positionals;
-    if (action === 'info') {
-      if (!name) throw new UserError(`stcnet models info: missing NAME (usage: ${command.usage})`);
+    if (action === 'info' && name) {
       const info = modelInfo(name, optionsFor(name));
       if (args.flags.json) {
         process.stdout.write(JSON.stringify(info, null, 2) + '\n');
@@ -73,7 +75,6 @@ export const command: CommandSpec = {
       process.stdout.write(lines.join('\n') + '\n');
       return;
     }
-    if (action !== undefined) throw new UserError(`stcnet models: unknown action "${action}"; expected nothing or "info NAME" (usage: ${command.usage})`);
     const infos: ModelInfo[] = [];
     const header = ['model', 'params', 'GFLOPs', 'input', 'description'];
     const right = [false, true, true, false, false];
@@ -91,4 +92,4 @@ export const command: CommandSpec = {
     const rows = infos.map((i) => [i.name, formatCount(i.params), i.gflops.toFixed(2), shape(i.inputShape.slice(1)), i.description]);
     process.stdout.write(table(header, rows, right).join('\n') + '\n');
   },
-};
+});

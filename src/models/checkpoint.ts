@@ -223,6 +223,10 @@ export interface LoadModelCheckpointOptions extends AnyModelOptions {
   device?: Device;
   /** Return the extra tensors (optimizer state) instead of freeing them. */
   keepExtraTensors?: boolean;
+  /** For PyTorch files: a dotted path to the state dict inside (found automatically when omitted). */
+  key?: string;
+  /** Removed from every key that has it (default: `module.` when every key has it). */
+  stripPrefix?: string;
 }
 
 export interface LoadedCheckpoint {
@@ -242,7 +246,7 @@ export interface LoadedCheckpoint {
  * shapes need beyond what the weights tell: `frames` and `widthMultiplier` are inferred when omitted).
  */
 export function loadModelCheckpoint(file: string, options: LoadModelCheckpointOptions = {}): LoadedCheckpoint {
-  const { arch: givenArch, numClasses, strict = true, device, keepExtraTensors = false, ...overrides } = options;
+  const { arch: givenArch, numClasses, strict = true, device, keepExtraTensors = false, key, stripPrefix, ...overrides } = options;
   delete (overrides as AnyModelOptions).init;
   const extension = extname(file).toLowerCase();
   if (extension !== '.safetensors' && !TORCH_EXTENSIONS.has(extension)) {
@@ -256,7 +260,7 @@ export function loadModelCheckpoint(file: string, options: LoadModelCheckpointOp
     throw new UserError(`${file}: ${extension === '.safetensors' ? 'a plain state dict without stcnet metadata' : 'a PyTorch checkpoint'} ` +
       'does not say which model it is; pass its architecture (arch, or --arch on the command line)');
   }
-  const dict = loadStateDict(file);
+  const dict = loadStateDict(file, { key, stripPrefix });
   const extra = new Map<string, Tensor>();
   for (const name of meta?.extraTensors ?? []) {
     const tensor = dict.get(name);
