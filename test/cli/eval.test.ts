@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, sharedVideos, systemPython } from '../helpers.js';
+import { repoRoot, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -140,11 +140,12 @@ test('stcnet eval on a PyTorch checkpoint in Hara et al.\'s layout (module. pref
 test('stcnet eval refuses bad input before any work, exit 2, nothing written', async () => {
   const fixture = await predictFixture();
   const out = join(fixture.work, 'never');
+  const many = join(fixture.work, 'many.txt');
+  writeFileSync(many, Array.from({ length: 400 }, (_, i) => `class ${i}`).join('\n'));
   const cases: [string[], RegExp][] = [
     [['eval', join(fixture.work, 'missing.safetensors'), '--data', fixture.data], /missing\.safetensors: no such checkpoint file or run folder/],
     [['eval', fixture.checkpoint, '--data', fixture.data, '--arch', 'resnet3d_18'], /model\.safetensors: the checkpoint is a stc_resnet3d_18, not resnet3d_18/],
-    [['eval', fixture.checkpoint, '--data', fixture.data, '--labels', join(sharedVideos, 'label_maps', 'kinetics400_label_map.txt')],
-      /--labels .*kinetics400_label_map\.txt: names 400 classes, but the model has 4 outputs/],
+    [['eval', fixture.checkpoint, '--data', fixture.data, '--labels', many], /--labels .*many\.txt: names 400 classes, but the model has 4 outputs/],
     [['eval', fixture.checkpoint, '--data', fixture.data, '--clip', '3'], /unknown flag --clip; did you mean --clips\?/],
     [['eval', fixture.checkpoint, '--data', fixture.data, '--crops', '2'], /--crops expects one of 1, 3, got "2"/],
     [['eval', fixture.checkpoint], /--data ROOT is required for a checkpoint outside a run folder/],

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, sharedVideos } from '../helpers.js';
+import { repoRoot, sharedVideos, sharedVideosAvailable, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -16,7 +16,8 @@ function garbageFile(dir: string, name = 'garbage.mp4'): string {
   return file;
 }
 
-test('stcnet predict: a table per video, the undecodable file reported on stderr and in --json, the rest go on', async () => {
+test('stcnet predict: a table per video, the undecodable file reported on stderr and in --json, the rest go on', async (t) => {
+  if (!sharedVideosAvailable(t, 'test.avi', 'demo_skeleton.mp4')) return;
   const fixture = await predictFixture();
   const garbage = garbageFile(fixture.work);
   const avi = join(sharedVideos, 'test.avi');
@@ -76,7 +77,8 @@ test('stcnet predict DIR --csv with --labels; exit status 1 when no video could 
   assert.match(none.stderr, /predict: 1 of 1 videos could not be decoded/);
 });
 
-test('stcnet predict --timeline: windows over a real clip as CSV and chart files; an undecodable file is reported', async () => {
+test('stcnet predict --timeline: windows over a real clip as CSV and chart files; an undecodable file is reported', async (t) => {
+  if (!sharedVideosAvailable(t, 'demo.mp4')) return;
   const fixture = await predictFixture();
   const garbage = garbageFile(fixture.work, 'broken.mp4');
   const video = join(sharedVideos, 'demo.mp4'); // 10.0 s
@@ -96,9 +98,41 @@ test('stcnet predict --timeline: windows over a real clip as CSV and chart files
   assert.match(readFileSync(join(out, 'demo.mp4.timeline.svg'), 'utf8'), /demo\.mp4: class scores over time/);
 });
 
+test('stcnet predict on a torchvision checkpoint (a plain state dict of r3d_18) given --arch and --labels: torchvision\'s preprocessing', async (t) => {
+  if (!sharedVideosAvailable(t, 'v_Basketball_g01_c01.avi')) return;
+  const fixture = await predictFixture();
+  const pth = join(fixture.work, 'r3d_18.pth');
+  const python = spawnSync(systemPython, ['-c', [
+    'import sys, torch, torchvision',
+    'torch.manual_seed(0)',
+    'torch.save(torchvision.models.video.r3d_18(num_classes=4).state_dict(), sys.argv[1])',
+  ].join('\n'), pth], { encoding: 'utf8' });
+  if (python.status !== 0 && /No module named/.test(python.stderr)) {
+    t.skip(`${systemPython} has no torchvision`);
+    return;
+  }
+  assert.equal(python.status, 0, python.stderr);
+  const labels = join(fixture.work, 'four.txt');
+  writeFileSync(labels, 'alpha\nbeta\ngamma\ndelta\n');
+  const video = join(sharedVideos, 'v_Basketball_g01_c01.avi');
+  const result = run('predict', pth, video, '--arch', 'r3d_18', '--labels', labels, '--clips', '1', '--top', '4', '--json', '--quiet');
+  assert.equal(result.status, 0, result.stderr);
+  const json = JSON.parse(result.stdout) as { arch: string; preprocessing: { frames: number; size: number; mean: number[]; std: number[]; shortSide: number };
+    videos: { ok: boolean; top: { label: string }[] }[] };
+  assert.equal(json.arch, 'r3d_18');
+  assert.deepEqual(json.preprocessing, { frames: 16, stride: 1, size: 112, mean: [0.43216, 0.394666, 0.37645], std: [0.22803, 0.22145, 0.216989], shortSide: 128 });
+  assert.deepEqual(json.videos[0]!.top.map((c) => c.label).sort(), ['alpha', 'beta', 'delta', 'gamma']);
+
+  const noArch = run('predict', pth, video);
+  assert.equal(noArch.status, 2);
+  assert.match(noArch.stderr, /r3d_18\.pth: a PyTorch checkpoint does not say which model it is; pass its architecture/);
+});
+
 test('stcnet predict refuses bad input before any work, exit 2, nothing written', async () => {
   const fixture = await predictFixture();
-  const video = join(sharedVideos, 'test.avi');
+  const video = join(fixture.data, 'MoveUp', 'v_MoveUp_g01_c01.mp4');
+  const hundred = join(fixture.work, 'hundred.txt');
+  writeFileSync(hundred, Array.from({ length: 101 }, (_, i) => `class ${i}`).join('\n'));
   const out = join(fixture.work, 'never');
   const emptyDir = join(fixture.work, 'no-videos');
   mkdirSync(emptyDir, { recursive: true });
@@ -107,7 +141,7 @@ test('stcnet predict refuses bad input before any work, exit 2, nothing written'
     [['predict', join(fixture.work, 'missing.safetensors'), video], /missing\.safetensors: no such checkpoint file or run folder/],
     [['predict', fixture.checkpoint, join(fixture.work, 'missing.mp4')], /missing\.mp4: no such video file or folder/],
     [['predict', fixture.checkpoint, video, '--timeline', '--arch', 'r3d_18'], /model\.safetensors: the checkpoint is a stc_resnet3d_18, not r3d_18/],
-    [['predict', fixture.checkpoint, video, '--timeline', '--labels', join(sharedVideos, 'label_maps', 'ucf101_label_map.txt')], /names 101 classes, but the model has 4 outputs/],
+    [['predict', fixture.checkpoint, video, '--timeline', '--labels', hundred], /names 101 classes, but the model has 4 outputs/],
     [['predict', fixture.checkpoint, video, '--labels', join(fixture.work, 'nolabels.txt')], /nolabels\.txt: no such file or folder/],
     [['predict', fixture.checkpoint, video, '--windows', '3'], /unknown flag --windows; did you mean --window\?/],
     [['predict', fixture.checkpoint, video, '--json', '--csv'], /--json and --csv are two output formats; give one/],

@@ -10,7 +10,7 @@ import { centerCropBox, cropResizeJs, normalizationTables, normalizeClip, render
 import { predictTimeline, predictVideos, scoreSegments, timelineWindows } from '../../src/train/predict.js';
 import { timelineChartSpec, timelineClasses, timelineCsv } from '../../src/train/predict_report.js';
 import { renderChart } from '../../src/util/plot.js';
-import { assertClose, sharedVideos } from '../helpers.js';
+import { assertClose, sharedVideos, sharedVideosAvailable } from '../helpers.js';
 import { predictFixture } from './predict_fixture.js';
 
 test('timeline windows: a grid of starts every step, the tail covered by an end-aligned window, short videos one window', () => {
@@ -24,7 +24,8 @@ test('timeline windows: a grid of starts every step, the tail covered by an end-
   assert.throws(() => timelineWindows(5, 0, 1), /window and step must be positive/);
 });
 
-test('predict makes exactly the clips of the test-mode protocol: an independent decode, crop and normalisation gives the same scores', async () => {
+test('predict makes exactly the clips of the test-mode protocol: an independent decode, crop and normalisation gives the same scores', async (t) => {
+  if (!sharedVideosAvailable(t, 'v_Basketball_g01_c01.avi')) return;
   const fixture = await predictFixture();
   const file = join(sharedVideos, 'v_Basketball_g01_c01.avi');
   const { model } = loadModelCheckpoint(fixture.checkpoint);
@@ -57,7 +58,8 @@ test('predict makes exactly the clips of the test-mode protocol: an independent 
   }
 });
 
-test('predict on real clips (AVI, MKV, 1080p H.264) and a file of garbage bytes: the garbage is reported, the rest go on', async () => {
+test('predict on real clips (AVI, MKV, 1080p H.264) and a file of garbage bytes: the garbage is reported, the rest go on', async (t) => {
+  if (!sharedVideosAvailable(t, 'test.avi', 'S001C001P001R001A001_rgb.avi', 'flipping_a_pancake.mkv')) return;
   const fixture = await predictFixture();
   const garbage = join(fixture.work, 'garbage.mp4');
   writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256)));
@@ -85,7 +87,8 @@ test('predict on real clips (AVI, MKV, 1080p H.264) and a file of garbage bytes:
   }
 });
 
-test('a timeline over the longest real clip: every window scored, the last ending at the end, CSV and chart', async () => {
+test('a timeline over the longest real clip: every window scored, the last ending at the end, CSV and chart', async (t) => {
+  if (!sharedVideosAvailable(t, 'flipping_a_pancake.mkv')) return;
   const fixture = await predictFixture();
   const file = join(sharedVideos, 'flipping_a_pancake.mkv');
   const { model } = loadModelCheckpoint(fixture.checkpoint);
