@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,8 @@ export interface LoadOptions {
 export function loadAddon<T>(spec: AddonSpec, options: LoadOptions = {}): T {
   const root = options.root ?? packageRoot();
   const file = addonFile(spec, root);
-  if (!existsSync(file) || buildInProgress(spec, root)) {
+  // A lock folder means a build is running, or one was interrupted (its .node may be cut short).
+  if (!existsSync(file) || existsSync(lockDir(spec, root))) {
     if (options.build === false) {
       throw new AddonError(`stcnet: ${spec.title} is not built (${file}); ${howToBuild(spec, root)}`, spec.target);
     }
@@ -123,9 +124,10 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
   if (!existsSync(gyp)) {
     throw new AddonError(`stcnet: ${spec.title} is not built (${file}) and its sources are missing (no ${gyp}); reinstall stcnet`, spec.target);
   }
-  const release = acquireBuildLock(spec, root);
+  const lock = acquireBuildLock(spec, root);
   try {
-    if (existsSync(file)) return; // built by whoever held the lock before us
+    // Built by whoever held the lock before us, unless that build died halfway.
+    if (existsSync(file) && !lock.interrupted) return;
     const nodeGyp = findNodeGyp(root);
     const dir = path.join(root, spec.dir);
     if (announce) {
@@ -152,7 +154,7 @@ export function buildAddon(spec: AddonSpec, options: BuildOptions = {}): void {
       process.stderr.write(`stcnet: built ${spec.title} in ${seconds.toFixed(0)} s (${file})\n`);
     }
   } finally {
-    release();
+    lock.release();
   }
 }
 
@@ -222,11 +224,6 @@ function findNodeGyp(root: string): { command: string; args: string[] } {
   throw new AddonError('stcnet: the native addons are built with node-gyp, which was not found (npm ships one; or `npm install -g node-gyp`)', 'node-gyp');
 }
 
-function buildInProgress(spec: AddonSpec, root: string): boolean {
-  const owner = lockOwner(lockDir(spec, root));
-  return owner !== undefined && processAlive(owner);
-}
-
 function lockDir(spec: AddonSpec, root: string): string {
   return path.join(root, spec.dir, 'build.lock');
 }
@@ -240,8 +237,15 @@ function lockOwner(dir: string): number | undefined {
   }
 }
 
+function lockAgeMs(dir: string): number {
+  try {
+    return Date.now() - statSync(dir).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 function processAlive(pid: number): boolean {
-  if (pid === 0) return true;
   try {
     process.kill(pid, 0);
     return true;
@@ -251,18 +255,19 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Takes the addon's build lock, waiting while another live process (or thread) holds it; a lock left
- * by a dead process is taken over. Returns the release function.
+ * Takes the addon's build lock, waiting while another live process (or thread) holds it. A lock left
+ * by a dead process is taken over, and `interrupted` says so: that build may have left a partial file.
  */
-function acquireBuildLock(spec: AddonSpec, root: string): () => void {
+function acquireBuildLock(spec: AddonSpec, root: string): { release: () => void; interrupted: boolean } {
   const dir = lockDir(spec, root);
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   let waitingForUnwritten = 0;
+  let interrupted = false;
   for (;;) {
     try {
       mkdirSync(dir);
       writeFileSync(path.join(dir, 'pid'), String(process.pid));
-      return () => rmSync(dir, { recursive: true, force: true });
+      return { release: () => rmSync(dir, { recursive: true, force: true }), interrupted };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
@@ -271,10 +276,14 @@ function acquireBuildLock(spec: AddonSpec, root: string): () => void {
       }
     }
     const owner = lockOwner(dir);
-    // A lock without a pid for long (its maker died between mkdir and write) is stale too.
-    if (owner === 0 && ++waitingForUnwritten > 50) rmSync(dir, { recursive: true, force: true });
-    else if (owner !== undefined && owner !== 0 && !processAlive(owner)) rmSync(dir, { recursive: true, force: true });
-    else Atomics.wait(sleeper, 0, 0, 200); // another process is building it: wait for it to finish
+    // Stale: its process is gone, it never got a pid (its maker died between mkdir and write), or it is
+    // older than any build (the pid now names another process).
+    if ((owner === 0 && ++waitingForUnwritten > 50) || (owner !== undefined && owner !== 0 && !processAlive(owner)) || lockAgeMs(dir) > 30 * 60_000) {
+      rmSync(dir, { recursive: true, force: true });
+      interrupted = true;
+    } else {
+      Atomics.wait(sleeper, 0, 0, 200); // another process is building it: wait for it to finish
+    }
   }
 }
 

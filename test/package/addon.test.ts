@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AddonError, addonFile, loadAddon, diagnose, packageRoot, TORCH_ADDON, type AddonSpec } from '../../src/util/addon.js';
@@ -63,6 +63,18 @@ test('a missing addon is built on first load, once, even when two processes load
   assert.ok(!existsSync(path.join(root, spec.dir, 'build.lock')), 'the lock is released');
   // Built: later loads do not build again.
   assert.equal(loadAddon<{ answer(): number }>(spec, { root }).answer(), 42);
+
+  // A build killed halfway leaves its lock and maybe a cut-short file: the next load builds again.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  mkdirSync(path.join(root, spec.dir, 'build.lock'));
+  writeFileSync(path.join(root, spec.dir, 'build.lock', 'pid'), String(dead));
+  // A new file, not the loaded one truncated in place: this process has that one mapped.
+  rmSync(addonFile(spec, root));
+  writeFileSync(addonFile(spec, root), Buffer.alloc(100));
+  const again = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual([again.status, again.stdout], [0, '42'], again.stderr);
+  assert.match(again.stderr, /is not built yet; building it/);
+  assert.ok(!existsSync(path.join(root, spec.dir, 'build.lock')));
 });
 
 test('a failed build is an AddonError naming the missing header and the saved log; build: false names the file', () => {
