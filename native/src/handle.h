@@ -1,4 +1,4 @@
-// Tensor handles: a JS external owning one at::Tensor, plus the shared helpers every file uses.
+// Tensor handles: numbers naming a slot (with a generation count) that owns one at::Tensor, plus the shared helpers every file uses.
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
