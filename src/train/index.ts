@@ -1,2 +1,12 @@
 export { ScoreAccumulator, type AccuracyReport } from './metrics.js';
 export { batchTensors, trainStep, evaluate, type TrainStepResult } from './epoch.js';
+export { topClasses, type ClassReport, type VideoPrediction, type ScoreAccumulatorOptions } from './metrics.js';
+export { loadClassifier, resolveModelSource, defaultPreprocessing, type Classifier, type ClassifierOptions, type ModelSource } from './classifier.js';
+export { readLabels, parseLabels } from './labels.js';
+export { evaluateSamples, type EvaluationSettings, type EvaluationResult } from './eval_run.js';
+export { writeEvalReport, formatEvalSummary, confusionChartSpec, type EvalContext } from './report.js';
+export {
+  predictVideos, predictTimeline, scoreSegments, timelineWindows, topScores,
+  type PredictSettings, type Segment, type SegmentScores, type VideoResult, type Timeline, type TimelineWindow, type ClassScore,
+} from './predict.js';
+export { writeTimeline, timelineCsv, timelineChartSpec } from './predict_report.js';

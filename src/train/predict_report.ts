@@ -1,5 +1,5 @@
 import { writeFileAtomic } from '../util/fs.js';
-import { writeChart, type VegaLiteSpec } from '../util/plot.js';
+import type { VegaLiteSpec } from '../util/plot.js';
 import { csvText, formatNumber } from './csv.js';
 import { topClasses } from './metrics.js';
 import type { Timeline, VideoResult } from './predict.js';
@@ -97,6 +97,7 @@ export function timelineChartSpec(timeline: Timeline, classes: readonly string[]
 
 /** Writes base.csv, base.svg and base.png (each atomically); returns the paths. */
 export async function writeTimeline(timeline: Timeline, classes: readonly string[], base: string): Promise<string[]> {
+  const { writeChart } = await import('../util/plot.js');
   writeFileAtomic(`${base}.csv`, timelineCsv(timeline, classes));
   const charts = await writeChart(timelineChartSpec(timeline, classes), base);
   return [`${base}.csv`, ...charts];

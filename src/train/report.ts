@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { writeChart, type VegaLiteSpec } from '../util/plot.js';
+import type { VegaLiteSpec } from '../util/plot.js';
 import { csvText } from './csv.js';
 import type { AccuracyReport } from './metrics.js';
 import { checkReplaceable, writeFolderAtomic } from './output_dir.js';
@@ -147,6 +147,8 @@ export function confusionChartSpec(confusion: number[][], classes: string[], tit
 
 /** Writes the whole report folder (replacing an earlier evaluation there); returns the file paths. */
 export async function writeEvalReport(outDir: string, report: AccuracyReport, context: EvalContext): Promise<string[]> {
+  // vega and resvg load only when a chart is drawn (the package root stays light).
+  const { writeChart } = await import('../util/plot.js');
   await writeFolderAtomic(outDir, isEvalReportFolder, async (dir) => {
     writeJsonAtomic(path.join(dir, 'report.json'), evalReportJson(report, context));
     writeFileAtomic(path.join(dir, 'per_class.csv'), perClassCsv(report, context.classes));
