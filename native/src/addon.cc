@@ -9,6 +9,7 @@
 #include <c10/core/GradMode.h>
 #include <cmath>
 #include <sstream>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 namespace stcnet {
@@ -307,6 +308,35 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Mixed precision (torch.autocast): turns the AutocastCPU/AutocastCUDA dispatch keys on for this
+// thread with the given lower-precision dtype; returns whether it was on before, to restore it.
+static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+  std::string device = info[0].As<Napi::String>().Utf8Value();
+  bool enabled = info[1].As<Napi::Boolean>().Value();
+  std::string dtype = info[2].As<Napi::String>().Utf8Value();
+  if (dtype != "bfloat16" && dtype != "float16") throw Napi::TypeError::New(info.Env(), "setAutocast: dtype must be bfloat16 or float16");
+  at::ScalarType type = dtype == "bfloat16" ? at::kBFloat16 : at::kHalf;
+  bool previous;
+  if (device == "cpu") {
+    previous = at::autocast::is_cpu_enabled();
+    at::autocast::set_autocast_cpu_dtype(type);
+    at::autocast::set_cpu_enabled(enabled);
+  } else if (device == "cuda") {
+    previous = at::autocast::is_enabled();
+    at::autocast::set_autocast_gpu_dtype(type);
+    at::autocast::set_enabled(enabled);
+  } else {
+    throw Napi::TypeError::New(info.Env(), "setAutocast: device must be cpu or cuda");
+  }
+  return Napi::Boolean::New(info.Env(), previous);
+}
+
+// Frees the low-precision copies of weights autocast keeps while it is on.
+static Napi::Value AutocastClearCache(const Napi::CallbackInfo& info) {
+  at::autocast::clear_cache();
+  return info.Env().Undefined();
+}
+
 static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   int devices = at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
   return Napi::Number::New(info.Env(), devices);
@@ -349,6 +379,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("numThreads", NumThreads);
   fn("manualSeed", ManualSeed);
   fn("cudaDeviceCount", CudaDeviceCount);
+  fn("setAutocast", SetAutocast);
+  fn("autocastClearCache", AutocastClearCache);
   fn("buildInfo", BuildInfo);
   initOperators(env, exports);
   initTensorIO(env, exports);

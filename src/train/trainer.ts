@@ -22,7 +22,7 @@ import { RunDir, type MetricsRecord } from './run_dir.js';
 import { emptyTotals, loadTrainingState, saveTrainingState, type EpochTotals, type TrainingState } from './state.js';
 import { writeTrainingPlots } from './plots.js';
 import { OnDevice } from './on_device.js';
-import { checkAutocast } from './autocast.js';
+import { checkAutocast, cpuBf16Warning } from './autocast.js';
 import type { Module } from '../nn/index.js';
 
 /**
@@ -158,6 +158,10 @@ async function prepare(config: TrainConfig): Promise<Prepared> {
   const train = splitSamples(dataset, config.split, 'split');
   const val = config['val-split'] === 'none' ? null : splitSamples(dataset, config['val-split'], 'val-split');
   const { model, notes, frozenModules } = buildModel(config, dataset.classes.length);
+  if (config.amp === 'bf16' && config.device === 'cpu') {
+    const warning = cpuBf16Warning();
+    if (warning) notes.push(warning);
+  }
   const loaders: ClipLoader[] = [];
   try {
     const runner = new OnDevice(model, config.device, config.amp);
