@@ -10,3 +10,7 @@ export {
   type PredictSettings, type Segment, type SegmentScores, type VideoResult, type Timeline, type TimelineWindow, type ClassScore,
 } from './predict.js';
 export { writeTimeline, timelineCsv, timelineChartSpec } from './predict_report.js';
+export { runTraining, resumeConfig, readSummary, type TrainEvent, type StepRecord, type EpochRecord, type TrainSummary, type RunTrainingOptions } from './trainer.js';
+export { validateConfig, readConfigFile, resolvePaths, configToYaml, TRAIN_DEFAULTS, TRAIN_KEYS, type TrainConfig } from './config.js';
+export { RunDir, type MetricsRecord, type CheckpointName } from './run_dir.js';
+export { withAutocast, type AmpMode } from './autocast.js';

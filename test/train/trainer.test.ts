@@ -152,3 +152,19 @@ test('fine-tuning from a PyTorch .pth (module. keys, no num_batches_tracked, 7 c
   const steps = metricsOf(config.out).filter((r) => r.type === 'step') as StepRecord[];
   assert.equal(steps[0]!.lr, 0.01, 'group 0 (the backbone) logs the base lr');
 });
+
+test('training straight from the video files (no cache) with gradient accumulation: one optimizer step per 2 batches', async () => {
+  const data = await tinyData();
+  const config = tinyConfig(data, join(data.work, 'from-videos'), {
+    cache: undefined, 'short-side': 36, 'batch-size': 2, accumulate: 2, epochs: 1, 'label-smoothing': 0.1, 'val-split': 'none',
+  });
+  assert.equal(config.cache, undefined);
+  const summary = await runTraining(config);
+  assert.equal(summary.status, 'completed');
+  const steps = metricsOf(config.out).filter((r) => r.type === 'step') as StepRecord[];
+  assert.deepEqual(steps.map((s) => s.batch), [2, 4, 6, 8], '16 videos in batches of 2, a step every second batch');
+  assert.ok(steps.every((s) => Number.isFinite(s.loss) && s.loss > 0));
+  const { model, meta } = loadModelCheckpoint(join(config.out, 'best.safetensors'));
+  model.dispose();
+  assert.equal(meta.preprocessing!.shortSide, 36, 'decoded at --short-side, which eval must repeat');
+});
