@@ -143,7 +143,8 @@ function checkSettings(options: PrepareOptions): void {
 async function claimFolder(dir: string, settings: CacheSettings, overwrite: boolean): Promise<void> {
   const state = await readCacheMeta(dir);
   if (state.kind === 'none') {
-    const names = (await readdir(dir)).filter((name) => name !== '.lock');
+    // Hidden names (our .lock, a .DS_Store) are not content; anything else means the folder is someone's.
+    const names = (await readdir(dir)).filter((name) => !name.startsWith('.'));
     if (names.length > 0) {
       throw new UserError(`prepare: ${dir} is not empty and is not a frame cache (no meta.json: ${names.slice(0, 3).join(', ')}` +
         `${names.length > 3 ? ', …' : ''}); give --out a new or empty folder`);
