@@ -4,7 +4,7 @@ import path from 'node:path';
 import { defineCommand, type FlagValues } from './args.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { DATASET_FORMATS } from '../data/dataset.js';
+import { DATASET_FORMATS, sampleKey } from '../data/dataset.js';
 
 /**
  * `stcnet eval RUN_DIR|CHECKPOINT`: the test protocol on a labelled split (K clips per video, ×1
@@ -118,6 +118,16 @@ async function runEval(target: string, f: Flags): Promise<void> {
   if (unlabeled > 0) throw new UserError(`stcnet eval: split "${split}" has ${unlabeled} videos without a label; evaluation needs labels (use stcnet predict for unlabeled videos)`);
   const outDir = f.out ?? (source.runDir ? path.join(source.runDir, `eval-${split}`) : `eval-${split}`);
   checkEvalOut(outDir);
+  if (data.cache !== undefined) {
+    // A folder that is not a frame cache (or an old layout) fails here, before the model loads.
+    const { FrameCache } = await import('../video/cache.js');
+    const cache = await FrameCache.open(data.cache);
+    const cached = samples.filter((sample) => cache.entry(sampleKey(sample))).length;
+    if (cached === 0) {
+      throw new UserError(`stcnet eval: none of the ${samples.length} videos of split "${split}" is in the frame cache ${data.cache}; ` +
+        `prepare them (stcnet prepare ${data.root} --out ${data.cache}) or pass --cache none to decode the videos`);
+    }
+  }
 
   const { loadClassifier } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels });

@@ -5,6 +5,9 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import { join } from 'node:path';
 import { repoRoot, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
+import { loadDataset } from '../../src/data/formats/index.js';
+import { sampleKey, uniqueSamples } from '../../src/data/dataset.js';
+import { prepareCache } from '../../src/video/cache.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -89,11 +92,14 @@ test('stcnet eval CHECKPOINT on a generated dataset: every figure, CSV and chart
   });
 });
 
-test('stcnet eval RUN_DIR: the run\'s config gives the dataset and split, 3 crops, the report lands in RUN_DIR/eval-SPLIT and a rerun replaces it', async () => {
+test('stcnet eval RUN_DIR: the run\'s config gives the dataset, cache and split, 3 crops, the report lands in RUN_DIR/eval-SPLIT and a rerun replaces it', async () => {
   const fixture = await predictFixture();
   const runDir = join(fixture.work, 'run');
   mkdirSync(runDir);
-  writeFileSync(join(runDir, 'config.json'), JSON.stringify({ root: fixture.data, format: 'ucf101', split: 'train1', 'val-split': 'test1', frames: 4, size: 32 }));
+  const cache = join(fixture.work, 'cache');
+  const dataset = await loadDataset(fixture.data, 'ucf101');
+  await prepareCache(cache, uniqueSamples(dataset).map((sample) => ({ key: sampleKey(sample), path: sample.path })), { shortSide: 36, quality: 90, jobs: 2, quiet: true });
+  writeFileSync(join(runDir, 'config.json'), JSON.stringify({ root: fixture.data, format: 'ucf101', cache, split: 'train1', 'val-split': 'test1', frames: 4, size: 32 }));
   writeFileSync(join(runDir, 'metrics.jsonl'), '');
   copyFileSync(fixture.checkpoint, join(runDir, 'last.safetensors'));
   const first = run('eval', runDir, '--clips', '1', '--crops', '3', '--workers', '1', '--quiet');
@@ -103,12 +109,18 @@ test('stcnet eval RUN_DIR: the run\'s config gives the dataset and split, 3 crop
   const report = readReport(out);
   assert.deepEqual([report.videos, report.clips, report.clipsPerVideo, report.cropsPerClip], [8, 8, 1, 3]);
   assert.equal(report.checkpoint, join(runDir, 'last.safetensors'));
+  assert.deepEqual(report.dataset, { root: fixture.data, format: 'ucf101', split: 'test1', cache }, 'frames from the run\'s cache');
   assert.match(first.stdout, /\(8 videos, 1 clips × 3 crops each; chance 25\.0%\)/);
 
-  const second = run('eval', runDir, '--clips', '2', '--split', 'test2', '--out', out, '--workers', '1', '--quiet');
+  const second = run('eval', runDir, '--clips', '2', '--split', 'test2', '--cache', 'none', '--out', out, '--workers', '1', '--quiet');
   assert.equal(second.status, 0, second.stderr);
   const replaced = readReport(out);
   assert.deepEqual([replaced.dataset.split, replaced.clipsPerVideo, replaced.cropsPerClip], ['test2', 2, 1]);
+  assert.deepEqual(replaced.dataset, { root: fixture.data, format: 'ucf101', split: 'test2' }, '--cache none decodes the videos');
+
+  const notCache = run('eval', runDir, '--cache', fixture.data);
+  assert.equal(notCache.status, 2);
+  assert.match(notCache.stderr, /is not a frame cache \(no meta\.json\)/);
   assert.deepEqual(noTemporaries(runDir), []);
 });
 
