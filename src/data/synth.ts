@@ -502,6 +502,16 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
 const INTERRUPTIONS = ['SIGINT', 'SIGTERM'] as const;
 
 /**
+ * The runs in progress in this process and one SIGINT/SIGTERM handler for all of them (installed
+ * while any runs), so a signal stops every run, and is raised again only after the last one cleaned up.
+ */
+const interruption = {
+  runs: new Set<AbortController>(),
+  caught: undefined as { signal: NodeJS.Signals; alone: boolean } | undefined,
+  handlers: new Map<NodeJS.Signals, () => void>(),
+};
+
+/**
  * Runs `work` with an abort signal that fires on the caller's signal, on SIGINT and on SIGTERM, so an
  * interruption kills the encoders and removes their temporary folders before the process ends. When
  * nothing else listens for the signal that came, it is raised again once the cleanup is done (the
@@ -509,16 +519,20 @@ const INTERRUPTIONS = ['SIGINT', 'SIGTERM'] as const;
  */
 async function withInterruption(outer: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
   const controller = new AbortController();
-  let caught: { signal: NodeJS.Signals; alone: boolean } | undefined;
-  const handlers = INTERRUPTIONS.map((name) => {
-    const handler = (): void => {
-      if (caught) return;
-      caught = { signal: name, alone: process.listenerCount(name) === 1 };
-      controller.abort(new UserError(`synth: interrupted by ${name}; the partial videos were removed, run the command again`));
-    };
-    process.on(name, handler);
-    return [name, handler] as const;
-  });
+  if (interruption.runs.size === 0) {
+    interruption.caught = undefined;
+    for (const name of INTERRUPTIONS) {
+      const handler = (): void => {
+        if (interruption.caught) return;
+        interruption.caught = { signal: name, alone: process.listenerCount(name) === 1 };
+        const reason = new UserError(`synth: interrupted by ${name}; the partial videos were removed, run the command again`);
+        for (const run of interruption.runs) run.abort(reason);
+      };
+      interruption.handlers.set(name, handler);
+      process.on(name, handler);
+    }
+  }
+  interruption.runs.add(controller);
   const onOuter = (): void => controller.abort(outer!.reason);
   if (outer?.aborted) onOuter();
   outer?.addEventListener('abort', onOuter, { once: true });
@@ -526,11 +540,16 @@ async function withInterruption(outer: AbortSignal | undefined, work: (signal: A
     await work(controller.signal);
   } finally {
     outer?.removeEventListener('abort', onOuter);
-    for (const [name, handler] of handlers) process.off(name, handler);
-    if (caught?.alone) {
-      process.kill(process.pid, caught.signal);
-      // The signal is delivered asynchronously; until then nothing else may run.
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+    interruption.runs.delete(controller);
+    if (interruption.runs.size === 0) {
+      for (const [name, handler] of interruption.handlers) process.off(name, handler);
+      interruption.handlers.clear();
+      const caught = interruption.caught;
+      if (caught?.alone) {
+        process.kill(process.pid, caught.signal);
+        // The signal is delivered asynchronously; until then nothing else may run.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
   }
 }
