@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { firstErrorLine, runTool, toolPath, videoFileBytes, VideoError } from './process.js';
 
 export interface VideoInfo {
@@ -17,18 +18,22 @@ export interface VideoInfo {
   bytes: number;
 }
 
-interface ProbeStream {
-  codec_type?: string;
-  codec_name?: string;
-  width?: number;
-  height?: number;
-  avg_frame_rate?: string;
-  r_frame_rate?: string;
-  duration?: string;
-  nb_frames?: string;
-  tags?: Record<string, string>;
-  side_data_list?: { rotation?: number }[];
-}
+/** The part of ffprobe's JSON this reads; every field optional, as ffprobe leaves out what it does not know. */
+const ProbeSchema = z.object({
+  streams: z.array(z.object({
+    codec_type: z.string().optional(),
+    codec_name: z.string().optional(),
+    width: z.number().optional(),
+    height: z.number().optional(),
+    avg_frame_rate: z.string().optional(),
+    r_frame_rate: z.string().optional(),
+    duration: z.string().optional(),
+    nb_frames: z.string().optional(),
+    tags: z.record(z.string(), z.string()).optional(),
+    side_data_list: z.array(z.object({ rotation: z.number().optional() })).optional(),
+  })).optional(),
+  format: z.object({ duration: z.string().optional() }).optional(),
+});
 
 function parseRate(rate: string | undefined): number {
   if (!rate) return 0;
@@ -47,12 +52,15 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format',
     '-select_streams', 'v:0', toolPath(file)]);
   if (result.code !== 0) throw new VideoError(file, `unreadable: ${firstErrorLine(result.stderr, file)}`);
-  let parsed: { streams?: ProbeStream[]; format?: { duration?: string } };
+  let json: unknown;
   try {
-    parsed = JSON.parse(result.stdout.toString('utf8')) as typeof parsed;
+    json = JSON.parse(result.stdout.toString('utf8'));
   } catch {
     throw new VideoError(file, 'unreadable: ffprobe gave no JSON');
   }
+  const checked = ProbeSchema.safeParse(json);
+  if (!checked.success) throw new VideoError(file, `unreadable: unexpected ffprobe output (${checked.error.issues[0]!.path.join('.')})`);
+  const parsed = checked.data;
   const stream = parsed.streams?.find((s) => s.codec_type === 'video');
   if (!stream || !stream.width || !stream.height) throw new VideoError(file, 'no video stream');
   let fps = parseRate(stream.avg_frame_rate);
