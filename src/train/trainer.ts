@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { closest } from 'fastest-levenshtein';
-import { cudaAvailable, F, manualSeed, noGrad, tidy } from '../engine/index.js';
+import { cudaAvailable, F, manualSeed, memory, noGrad, tidy } from '../engine/index.js';
 import { loadDataset } from '../data/formats/index.js';
 import { ClipLoader, type ClipBatch } from '../data/loader.js';
 import { hashKeys } from '../data/random.js';
@@ -60,6 +60,8 @@ export type EpochRecord = {
   dataWait: number;
   seconds: number;
   best: boolean;
+  /** Live libtorch tensors after the epoch (weights, optimizer state): flat from epoch to epoch, or something leaks. */
+  liveTensors: number;
 };
 
 export type TrainEvent =
@@ -355,6 +357,7 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
         type: 'epoch', epoch: epoch + 1, steps: stepsPerEpoch, loss: trainLoss, accuracy: trainAccuracy, valAccuracy, valTop5, lr,
         clipsPerSecond: totals.clips / Math.max(1e-9, totals.waitSeconds + totals.busySeconds),
         dataWait: totals.waitSeconds / Math.max(1e-9, totals.waitSeconds + totals.busySeconds), seconds, best: improved,
+        liveTensors: memory().tensors,
       };
       run.append(record);
       records.push(record);

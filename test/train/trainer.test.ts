@@ -100,8 +100,9 @@ test('the run folder holds the config (YAML and JSON), per-step and per-epoch me
   // Warm-up from 0.1×lr over the first epoch's 4 steps, then cosine down.
   assert.ok(Math.abs(steps[0]!.lr - 0.0003) < 1e-12, `first lr ${steps[0]!.lr}`);
   assert.ok(steps[1]!.lr > steps[0]!.lr && steps[4]!.lr === 0.003 && steps[7]!.lr < steps[4]!.lr, steps.map((s) => s.lr).join());
-  const epochs = records.filter((r) => r.type === 'epoch') as unknown as { valAccuracy: number; best: boolean }[];
+  const epochs = records.filter((r) => r.type === 'epoch') as unknown as { valAccuracy: number; best: boolean; liveTensors: number }[];
   assert.equal(epochs.length, 2);
+  assert.equal(epochs[1]!.liveTensors, epochs[0]!.liveTensors, 'no tensor leaks from one epoch to the next');
   assert.ok(epochs.every((e) => e.valAccuracy >= 0 && e.valAccuracy <= 1));
   for (const name of ['loss', 'accuracy', 'lr']) {
     for (const ext of ['svg', 'png']) assert.ok(existsSync(join(dir, 'plots', `${name}.${ext}`)), `plots/${name}.${ext}`);
