@@ -25,6 +25,7 @@ const flags = {
   frames: { type: 'int', description: 'clip length an STC model of a PyTorch checkpoint is built for (default: inferred, else 16)', min: 1 },
   'num-classes': { type: 'int', description: 'expected classifier outputs (checked)', min: 1 },
   labels: { type: 'string', description: 'class names, one per line (or classInd.txt / JSON); must match the dataset\'s classes' },
+  'short-side': { type: 'int', description: 'short side the videos are decoded at without a cache (default: the checkpoint\'s, else its run\'s cache\'s)', min: 8 },
   'batch-size': { type: 'int', description: 'clips per forward pass', default: 10, min: 1 },
   workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
   out: { type: 'string', description: 'report folder (default: RUN_DIR/eval-SPLIT, or ./eval-SPLIT for a bare checkpoint); an earlier report there is replaced' },
@@ -91,6 +92,12 @@ function dataSettings(f: Flags, runConfig: Record<string, unknown> | undefined, 
   return settings;
 }
 
+/** How the decode short side was chosen, for the log line. */
+export const SHORT_SIDE_FROM = {
+  flag: '--short-side', checkpoint: 'the checkpoint\'s', run: 'the run\'s frame cache', defaults: 'the family\'s published test transform',
+  guess: 'a guess: the checkpoint does not record it; --short-side sets it',
+} as const;
+
 const PREFERRED_SPLITS = ['test1', 'test', 'val', 'all'];
 
 async function runEval(target: string, f: Flags): Promise<void> {
@@ -130,7 +137,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
   }
 
   const { loadClassifier } = await import('../train/classifier.js');
-  const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels });
+  const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   try {
     if (model.numClasses !== dataset.classes.length) {
@@ -144,11 +151,12 @@ async function runEval(target: string, f: Flags): Promise<void> {
           '(the model\'s outputs would be scored against the wrong labels; --class-list fixes the dataset\'s order)');
       }
     }
-    const views = crops > 1 ? `${f.clips} clips × ${crops} crops` : `${f.clips} clips`;
+    const clips = `${f.clips} clip${f.clips === 1 ? '' : 's'}`;
+    const views = crops > 1 ? `${clips} × ${crops} crops` : clips;
     if (!f.quiet) {
       process.stderr.write(`eval: ${classifier.arch} from ${source.checkpoint} on ${data.format} ${data.root} split ${split}: ${samples.length} videos, ${views} per video, ` +
         `${preprocessing.frames}×${preprocessing.size}² (stride ${preprocessing.stride}; preprocessing from the ${classifier.preprocessingFrom}), ` +
-        `frames from ${data.cache ? `the cache ${data.cache}` : 'the videos'}\n`);
+        `frames from ${data.cache ? `the cache ${data.cache}` : `the videos at short side ${preprocessing.shortSide} (${SHORT_SIDE_FROM[classifier.shortSideFrom]})`}\n`);
     }
     const { evaluateSamples } = await import('../train/eval_run.js');
     const progress = new Progress({ total: samples.length * f.clips * crops, label: 'eval', unit: 'clips', quiet: f.quiet });

@@ -21,6 +21,7 @@ const flags = {
   arch: { type: 'string', description: 'architecture of a PyTorch checkpoint (see `stcnet models`); checked against a stcnet checkpoint' },
   frames: { type: 'int', description: 'clip length an STC model of a PyTorch checkpoint is built for (default: inferred, else 16)', min: 1 },
   'num-classes': { type: 'int', description: 'expected classifier outputs (checked)', min: 1 },
+  'short-side': { type: 'int', description: 'short side the videos are decoded at (default: the checkpoint\'s, else its run\'s frame cache\'s)', min: 8 },
   json: { type: 'boolean', description: 'print JSON (failures included) instead of a table', default: false },
   csv: { type: 'boolean', description: 'print CSV (file,rank,class_index,class,score,error) instead of a table', default: false },
   timeline: { type: 'boolean', description: 'per-window predictions over each video, written as CSV and a chart (PNG+SVG)', default: false },
@@ -99,15 +100,19 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags):
   if (f.labels !== undefined) (await import('../train/labels.js')).readLabels(f.labels);
   if (f.timeline) checkTimelineOut(f.out);
   const { loadClassifier } = await import('../train/classifier.js');
-  const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels });
+  const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   try {
     const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
     if (!classifier.classes && !f.quiet) process.stderr.write(`predict: ${source.checkpoint} names no classes; showing indices (--labels FILE gives names)\n`);
+    if (classifier.shortSideFrom === 'guess' && !f.quiet) {
+      process.stderr.write(`predict: ${source.checkpoint} does not record the short side its training frames had; decoding at ${preprocessing.shortSide} ` +
+        '(--short-side sets it; a network sees its training resolution only at that side)\n');
+    }
     const settings = { preprocessing, clips: f.clips, crops, workers: f.workers, top: f.top };
     const header = {
       checkpoint: source.checkpoint, arch: classifier.arch, clips: f.clips, crops,
-      preprocessing,
+      preprocessing, shortSideFrom: classifier.shortSideFrom,
     };
     const succeeded = f.timeline
       ? await runTimelines(model, files, classes, { ...settings, window: f.window, step: f.step }, f, header)
@@ -130,7 +135,7 @@ async function runVideos(model: Model, files: string[], classes: string[], setti
     progress.tick(1);
   });
   progress.finish();
-  const out = f.json ? JSON.stringify(predictionsJson(results, header), null, 2) : f.csv ? predictionsCsv(results).trimEnd() : predictionsTable(results);
+  const out = f.json ? JSON.stringify(predictionsJson(results, header), null, 2) : f.csv ? predictionsCsv(results).trimEnd() : predictionsTable(results, settings.crops);
   process.stdout.write(out + '\n');
   const failed = results.filter((r) => !r.ok).length;
   if (failed > 0 && !f.json && !f.csv) process.stderr.write(`predict: ${failed} of ${results.length} videos could not be decoded\n`);

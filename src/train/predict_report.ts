@@ -7,14 +7,16 @@ import type { Timeline, VideoResult } from './predict.js';
 /** How predictions are shown: a table, CSV and JSON for videos; CSV and a chart for a timeline. */
 
 /** The terminal table: one block per video, its top-k classes with scores. */
-export function predictionsTable(results: VideoResult[]): string {
+export function predictionsTable(results: VideoResult[], crops = 1): string {
   const lines: string[] = [];
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   for (const r of results) {
     if (!r.ok) {
       lines.push(`${r.file}: failed: ${r.error}`);
       continue;
     }
-    lines.push(`${r.file} (${r.views} clips)`);
+    const clips = Math.round(r.views / crops);
+    lines.push(`${r.file} (${crops > 1 ? `${plural(clips, 'clip')} × ${crops} crops` : plural(clips, 'clip')})`);
     const width = Math.max(...r.top.map((t) => t.label.length));
     r.top.forEach((t, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${t.label.padEnd(width)}  ${(100 * t.score).toFixed(1).padStart(5)}%`));
   }

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
 import { loadDataset } from '../../src/data/formats/index.js';
 import { sampleKey, uniqueSamples } from '../../src/data/dataset.js';
 import { prepareCache } from '../../src/video/cache.js';
+import { loadModelCheckpoint, saveModelCheckpoint } from '../../src/models/checkpoint.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -16,7 +17,7 @@ interface Report {
   kind: string; arch: string; checkpoint: string; videos: number; clips: number; clipsPerVideo: number; cropsPerClip: number;
   clipTop1: number; clipTop5: number; videoTop1: number; videoTop5: number; clipMeanClassAccuracy: number; videoMeanClassAccuracy: number;
   classes: string[]; confusion: number[][]; perClass: { class: string; videos: number; correct: number; accuracy: number }[];
-  dataset: { root: string; format: string; split: string }; preprocessing: { frames: number; size: number };
+  dataset: { root: string; format: string; split: string }; preprocessing: { frames: number; size: number; shortSide?: number };
 }
 
 /** A stcnet safetensors file re-saved as Hara et al.'s train.py saves (DataParallel keys, no num_batches_tracked). */
@@ -101,7 +102,11 @@ test('stcnet eval RUN_DIR: the run\'s config gives the dataset, cache and split,
   await prepareCache(cache, uniqueSamples(dataset).map((sample) => ({ key: sampleKey(sample), path: sample.path })), { shortSide: 36, quality: 90, jobs: 2, quiet: true });
   writeFileSync(join(runDir, 'config.json'), JSON.stringify({ root: fixture.data, format: 'ucf101', cache, split: 'train1', 'val-split': 'test1', frames: 4, size: 32 }));
   writeFileSync(join(runDir, 'metrics.jsonl'), '');
-  copyFileSync(fixture.checkpoint, join(runDir, 'last.safetensors'));
+  // As stcnet train saves a model trained from a cache: preprocessing without a short side (the cache has it).
+  const { model } = loadModelCheckpoint(fixture.checkpoint);
+  const { shortSide: _, ...fromCache } = fixture.preprocessing;
+  saveModelCheckpoint(join(runDir, 'last.safetensors'), model, { classes: fixture.classes, preprocessing: fromCache });
+  model.dispose();
   const first = run('eval', runDir, '--clips', '1', '--crops', '3', '--workers', '1', '--quiet');
   assert.equal(first.status, 0, first.stderr);
   assert.equal(first.stderr, '', 'quiet: no progress');
@@ -110,13 +115,14 @@ test('stcnet eval RUN_DIR: the run\'s config gives the dataset, cache and split,
   assert.deepEqual([report.videos, report.clips, report.clipsPerVideo, report.cropsPerClip], [8, 8, 1, 3]);
   assert.equal(report.checkpoint, join(runDir, 'last.safetensors'));
   assert.deepEqual(report.dataset, { root: fixture.data, format: 'ucf101', split: 'test1', cache }, 'frames from the run\'s cache');
-  assert.match(first.stdout, /\(8 videos, 1 clips × 3 crops each; chance 25\.0%\)/);
+  assert.match(first.stdout, /\(8 videos, 1 clip × 3 crops each; chance 25\.0%\)/);
 
   const second = run('eval', runDir, '--clips', '2', '--split', 'test2', '--cache', 'none', '--out', out, '--workers', '1', '--quiet');
   assert.equal(second.status, 0, second.stderr);
   const replaced = readReport(out);
   assert.deepEqual([replaced.dataset.split, replaced.clipsPerVideo, replaced.cropsPerClip], ['test2', 2, 1]);
   assert.deepEqual(replaced.dataset, { root: fixture.data, format: 'ucf101', split: 'test2' }, '--cache none decodes the videos');
+  assert.equal(replaced.preprocessing.shortSide, 36, 'decoded at the short side of the run\'s cache');
 
   const notCache = run('eval', runDir, '--cache', fixture.data);
   assert.equal(notCache.status, 2);

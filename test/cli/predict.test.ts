@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { repoRoot, sharedVideos, sharedVideosAvailable, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
+import { loadModelCheckpoint, saveModelCheckpoint } from '../../src/models/checkpoint.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -25,11 +26,11 @@ test('stcnet predict: a table per video, the undecodable file reported on stderr
   const table = run('predict', fixture.checkpoint, avi, garbage, hd, '--clips', '1', '--top', '2', '--workers', '2');
   assert.equal(table.status, 0, table.stderr);
   const lines = table.stdout.trimEnd().split('\n');
-  assert.equal(lines[0], `${avi} (1 clips)`);
+  assert.equal(lines[0], `${avi} (1 clip)`);
   assert.match(lines[1]!, /^ {3}1\. (MoveRight|MoveLeft|MoveUp|MoveDown) +\d+\.\d%$/);
   assert.match(lines[2]!, /^ {3}2\. /);
   assert.match(lines[3]!, new RegExp(`^${garbage}: failed: `));
-  assert.equal(lines[4], `${hd} (1 clips)`);
+  assert.equal(lines[4], `${hd} (1 clip)`);
   assert.equal(lines.length, 7);
   assert.match(table.stderr, new RegExp(`predict: ${garbage}: `));
   assert.match(table.stderr, /predict: 1 of 3 videos could not be decoded/);
@@ -75,6 +76,30 @@ test('stcnet predict DIR --csv with --labels; exit status 1 when no video could 
   assert.equal(none.status, 1);
   assert.match(none.stdout, /only\.mp4: failed: /);
   assert.match(none.stderr, /predict: 1 of 1 videos could not be decoded/);
+});
+
+test('stcnet predict: the decode short side comes from --short-side, else the checkpoint, else a guess that is said', async () => {
+  const fixture = await predictFixture();
+  const { model } = loadModelCheckpoint(fixture.checkpoint);
+  const { shortSide: _, ...noSide } = fixture.preprocessing;
+  const checkpoint = join(fixture.work, 'no-short-side.safetensors');
+  saveModelCheckpoint(checkpoint, model, { classes: fixture.classes, preprocessing: noSide });
+  model.dispose();
+  const video = join(fixture.data, 'MoveUp', 'v_MoveUp_g01_c01.mp4');
+  const shortSide = (args: string[]) => {
+    const result = run('predict', ...args, video, '--clips', '1', '--json');
+    assert.equal(result.status, 0, result.stderr);
+    const json = JSON.parse(result.stdout) as { preprocessing: { shortSide: number }; shortSideFrom: string };
+    return { side: json.preprocessing.shortSide, from: json.shortSideFrom, stderr: result.stderr };
+  };
+  const guessed = shortSide([checkpoint]);
+  assert.deepEqual([guessed.side, guessed.from], [37, 'guess']);
+  assert.match(guessed.stderr, /no-short-side\.safetensors does not record the short side its training frames had; decoding at 37 \(--short-side sets it/);
+  const given = shortSide([checkpoint, '--short-side', '36']);
+  assert.deepEqual([given.side, given.from], [36, 'flag']);
+  assert.doesNotMatch(given.stderr, /does not record/);
+  const recorded = shortSide([fixture.checkpoint]);
+  assert.deepEqual([recorded.side, recorded.from], [36, 'checkpoint']);
 });
 
 test('stcnet predict --timeline: windows over a real clip as CSV and chart files; an undecodable file is reported', async (t) => {
