@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -49,6 +49,31 @@ export function readLock(file: string): LockHolder | 'unreadable' | undefined {
   }
 }
 
+/**
+ * Removes a stale lock, unless another run replaced it since it was read: the file is first moved
+ * aside (atomic), and put back when what was moved is not the stale holder's.
+ */
+function breakStaleLock(file: string, stale: LockHolder): void {
+  const aside = `${file}.stale-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  try {
+    renameSync(file, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else broke it first
+    throw fsUserError(error, file);
+  }
+  const moved = readLock(aside);
+  if (moved !== 'unreadable' && moved?.pid === stale.pid && moved.started === stale.started && moved.host === stale.host) {
+    rmSync(aside, { force: true });
+    return;
+  }
+  try {
+    linkSync(aside, file); // a fresh lock: back where it was (fails only if a third run holds it now)
+  } catch {
+    // The next attempt reads whoever holds it now.
+  }
+  rmSync(aside, { force: true });
+}
+
 function describe(holder: LockHolder): string {
   return `${holder.purpose}, pid ${holder.pid} on ${holder.host}, since ${holder.started}`;
 }
@@ -90,7 +115,7 @@ export function acquireLock(dir: string, purpose: string, name = '.lock'): Folde
         throw new UserError(`${dir} is in use by another run (${describe(current)}); wait for it to finish` +
           (current.host === os.hostname() ? '' : `, or remove ${file} if that process is gone`));
       }
-      rmSync(file, { force: true });
+      breakStaleLock(file, current);
       continue;
     }
     try {
