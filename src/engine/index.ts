@@ -6,4 +6,4 @@ export * from './runtime.js';
 export { tidy, keep, dispose } from './scope.js';
 export { operatorSchema } from './ops.js';
 export { EngineError, TorchError, DisposedError, ArgumentError } from './errors.js';
-export { DTYPES, isFloatingPoint, type DType, type AnyTypedArray } from './dtype.js';
+export { DTYPES, isFloatingPoint, bytesPerElement, type DType, type AnyTypedArray } from './dtype.js';

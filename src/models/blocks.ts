@@ -322,24 +322,3 @@ export class VideoBasicBlock extends VideoBlock {
     if (shortcut) this.downsample = this.addModule('downsample', shortcut);
   }
 }
-
-/** torchvision's video Bottleneck: 1×1×1, the policy's convolution, 1×1×1 (expansion 4). */
-export class VideoBottleneck extends VideoBlock {
-  static readonly expansion = 4;
-  readonly conv1: Sequential;
-  readonly conv2: Sequential;
-  readonly conv3: Sequential;
-  protected readonly branches: Sequential[];
-
-  constructor(options: VideoBlockOptions) {
-    super();
-    const { inPlanes, planes, stride, conv } = options;
-    const mid = midPlanesOf(inPlanes, planes);
-    this.conv1 = this.addModule('conv1', new Sequential(new Conv3d(inPlanes, planes, 1, { bias: false }), new BatchNorm3d(planes), new ReLU(true)));
-    this.conv2 = this.addModule('conv2', new Sequential(conv.build(planes, planes, mid, stride), new BatchNorm3d(planes), new ReLU(true)));
-    this.conv3 = this.addModule('conv3', new Sequential(new Conv3d(planes, planes * 4, 1, { bias: false }), new BatchNorm3d(planes * 4)));
-    this.branches = [this.conv1, this.conv2, this.conv3];
-    const shortcut = videoShortcut(options, planes * 4);
-    if (shortcut) this.downsample = this.addModule('downsample', shortcut);
-  }
-}

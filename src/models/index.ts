@@ -1,6 +1,6 @@
 export { StcBlock, GateBranch, DEFAULT_REDUCTION, type Reduction } from './stc.js';
 export {
-  BasicBlock, Bottleneck, ZeroPadShortcut, VideoBasicBlock, VideoBottleneck, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, midPlanesOf,
+  BasicBlock, Bottleneck, ZeroPadShortcut, VideoBasicBlock, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, midPlanesOf,
   type ConvPolicy, type Shortcut, type Dims, type StcSpec,
 } from './blocks.js';
 export { ZooModel, type InputSpec } from './base.js';

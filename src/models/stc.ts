@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import { tidy, type Tensor } from '../engine/index.js';
 import { Module, Linear } from '../nn/index.js';
 import { ModelInputError, shapeText } from './errors.js';
 import type { Tracer } from './flops.js';
@@ -28,12 +28,7 @@ export class GateBranch extends Module {
 
   /** [N, in] → gate [N, out] in (0, 1). */
   forward(z: Tensor): Tensor {
-    const hidden = this.fc1.forward(z).relu_();
-    const logits = this.fc2.forward(hidden);
-    hidden.dispose();
-    const gate = logits.sigmoid();
-    logits.dispose();
-    return gate;
+    return tidy(() => this.fc2.forward(this.fc1.forward(z).relu()).sigmoid());
   }
 }
 
@@ -66,33 +61,22 @@ export class StcBlock extends Module {
     this.scb = this.addModule('scb', new GateBranch(channels * temporalSize, channels, reductionOf(reduction, 'scb')));
   }
 
-  /** The gate (s_t + s_s)/2 as N×C. */
+  /** The gate (s_t + s_s)/2 as N×C; the scope frees the pooled vectors and the two branch gates. */
   gate(x: Tensor): Tensor {
     this.check(x);
-    const zt = x.mean([2, 3, 4]);
-    const st = this.tcb.forward(zt);
-    zt.dispose();
-    const pooled = x.mean([3, 4]);
-    const zs = pooled.flatten(1);
-    pooled.dispose();
-    const ss = this.scb.forward(zs);
-    zs.dispose();
-    const sum = st.add(ss);
-    st.dispose();
-    ss.dispose();
-    const gate = sum.mul(0.5);
-    sum.dispose();
-    return gate;
+    return tidy(() => {
+      const st = this.tcb.forward(x.mean([2, 3, 4]));          // TCB: pool T,H,W → N×C
+      const ss = this.scb.forward(x.mean([3, 4]).flatten(1));  // SCB: pool H,W → N×C×T → N×(C·T), index c·T+t
+      return st.add(ss).mul(0.5);
+    });
   }
 
+  /** X · (s_t + s_s)/2, the gate broadcast over T,H,W. */
   forward(x: Tensor): Tensor {
-    const gate = this.gate(x);
-    const [n, c] = gate.shape as [number, number];
-    const broadcast = gate.view([n, c, 1, 1, 1]);
-    gate.dispose();
-    const out = x.mul(broadcast);
-    broadcast.dispose();
-    return out;
+    return tidy(() => {
+      const [n, c] = x.shape as [number, number];
+      return x.mul(this.gate(x).view([n, c, 1, 1, 1]));
+    });
   }
 
   private check(x: Tensor): void {

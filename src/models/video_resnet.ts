@@ -1,7 +1,7 @@
 import { tidy, type Tensor } from '../engine/index.js';
 import { Conv3d, BatchNorm3d, ReLU, AdaptiveAvgPool3d, Sequential, Linear, type Module, init } from '../nn/index.js';
 import {
-  VideoBasicBlock, VideoBottleneck, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, runSequential, step, type ConvPolicy,
+  VideoBasicBlock, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, runSequential, step, type ConvPolicy,
 } from './blocks.js';
 import { ZooModel, checkPositiveInt, initConvolutions, type InputSpec } from './base.js';
 import { ModelInputError } from './errors.js';
@@ -41,7 +41,6 @@ function makeStem(kind: VideoStem, inChannels: number): Sequential {
 }
 
 export interface VideoResNetSpec {
-  block: 'basic' | 'bottleneck';
   convs: readonly [ConvPolicy, ConvPolicy, ConvPolicy, ConvPolicy];
   layers: readonly [number, number, number, number];
   stem: VideoStem;
@@ -69,15 +68,14 @@ export class VideoResNet extends ZooModel {
     this.input = { dims: 3, channels: inChannels, defaultFrames: frames };
     this.recordOptions({ numClasses, inChannels, frames, dropout });
     this.stem = this.addModule('stem', makeStem(spec.stem, inChannels));
-    const expansion = spec.block === 'basic' ? VideoBasicBlock.expansion : VideoBottleneck.expansion;
     let inPlanes = 64;
     const stages: Sequential[] = [];
     [64, 128, 256, 512].forEach((planes, index) => {
       const blocks: Module[] = [];
       for (let i = 0; i < spec.layers[index]!; i++) {
         const blockOptions = { inPlanes, planes, stride: i === 0 && index > 0 ? 2 : 1, conv: spec.convs[index]! };
-        blocks.push(spec.block === 'basic' ? new VideoBasicBlock(blockOptions) : new VideoBottleneck(blockOptions));
-        inPlanes = planes * expansion;
+        blocks.push(new VideoBasicBlock(blockOptions));
+        inPlanes = planes * VideoBasicBlock.expansion;
       }
       stages.push(this.addModule(`layer${index + 1}`, new Sequential(...blocks)));
     });
@@ -118,15 +116,15 @@ export class VideoResNet extends ZooModel {
 
 /** R3D-18: 3×3×3 convolutions throughout (Tran et al. 2018). */
 export function r3d_18(options?: VideoResNetOptions): VideoResNet {
-  return new VideoResNet('r3d_18', { block: 'basic', convs: [Conv3DSimple, Conv3DSimple, Conv3DSimple, Conv3DSimple], layers: [2, 2, 2, 2], stem: 'basic' }, options);
+  return new VideoResNet('r3d_18', { convs: [Conv3DSimple, Conv3DSimple, Conv3DSimple, Conv3DSimple], layers: [2, 2, 2, 2], stem: 'basic' }, options);
 }
 
 /** MC3-18: 3×3×3 in layer1, 1×3×3 (no temporal) in layer2–4. */
 export function mc3_18(options?: VideoResNetOptions): VideoResNet {
-  return new VideoResNet('mc3_18', { block: 'basic', convs: [Conv3DSimple, Conv3DNoTemporal, Conv3DNoTemporal, Conv3DNoTemporal], layers: [2, 2, 2, 2], stem: 'basic' }, options);
+  return new VideoResNet('mc3_18', { convs: [Conv3DSimple, Conv3DNoTemporal, Conv3DNoTemporal, Conv3DNoTemporal], layers: [2, 2, 2, 2], stem: 'basic' }, options);
 }
 
 /** R(2+1)D-18: every 3×3×3 factorised into 1×3×3 then 3×1×1, with the (2+1)D stem. */
 export function r2plus1d_18(options?: VideoResNetOptions): VideoResNet {
-  return new VideoResNet('r2plus1d_18', { block: 'basic', convs: [Conv2Plus1D, Conv2Plus1D, Conv2Plus1D, Conv2Plus1D], layers: [2, 2, 2, 2], stem: 'r2plus1d' }, options);
+  return new VideoResNet('r2plus1d_18', { convs: [Conv2Plus1D, Conv2Plus1D, Conv2Plus1D, Conv2Plus1D], layers: [2, 2, 2, 2], stem: 'r2plus1d' }, options);
 }

@@ -114,8 +114,8 @@ export abstract class Module {
    */
   loadStateDict(dict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadReport {
     const strict = options.strict ?? true;
-    const source = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const own = this.stateDict();
+    const source = withoutDataParallelPrefix(dict instanceof Map ? dict : new Map(Object.entries(dict)), own);
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
     const matched: [Tensor, Tensor][] = [];
     const defaults = this.stateDefaults();
@@ -199,6 +199,14 @@ export abstract class Module {
 }
 
 const NO_DEFAULTS: ReadonlyMap<string, number> = new Map();
+
+/** DataParallel's `module.` before every key, where the model names none so, is dropped (as loadStateDict(path) does). */
+function withoutDataParallelPrefix(source: Map<string, Tensor>, own: Map<string, Tensor>): Map<string, Tensor> {
+  const prefix = 'module.';
+  const keys = [...source.keys()];
+  if (keys.length === 0 || !keys.every((key) => key.startsWith(prefix)) || [...own.keys()].some((key) => key.startsWith(prefix))) return source;
+  return new Map(keys.map((key) => [key.slice(prefix.length), source.get(key)!]));
+}
 
 function checkName(name: string): void {
   if (name.length === 0 || name.includes('.')) throw new Error(`module member name "${name}" must be non-empty and contain no "."`);

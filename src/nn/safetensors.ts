@@ -1,5 +1,5 @@
 import { closeSync, openSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
-import { fromTypedArray, type DType, type Tensor } from '../engine/index.js';
+import { fromTypedArray, bytesPerElement, type DType, type Tensor } from '../engine/index.js';
 import { UserError } from '../util/errors.js';
 import { fsUserError, temporarySibling } from '../util/fs.js';
 import { bufferSource, openFileSource, type ByteSource } from './bytesource.js';
@@ -17,7 +17,6 @@ const TO_DTYPE: Record<SafetensorsDType, DType> = {
   I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
 };
 const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([code, dtype]) => [dtype, code])) as Record<DType, SafetensorsDType>;
-const BYTES: Record<SafetensorsDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 /** Names the format defines that we cannot hold, so the error can say "unsupported" rather than "unknown". */
 const KNOWN_UNSUPPORTED = new Set(['U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'C64']);
 /** The reference implementation refuses headers above 100 MB; so do we, before allocating. */
@@ -113,7 +112,7 @@ function parseEntry(source: ByteSource, name: string, value: unknown): Safetenso
     throw malformed(source, `tensor "${name}" has bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const code = dtype as SafetensorsDType;
-  const expected = (shape as number[]).reduce((a, b) => a * b, 1) * BYTES[code];
+  const expected = (shape as number[]).reduce((a, b) => a * b, 1) * bytesPerElement(TO_DTYPE[code]);
   const [begin, end] = offsets as [number, number];
   if (end - begin !== expected) {
     throw malformed(source, `tensor "${name}" of shape [${shape.join(', ')}] ${dtype} needs ${expected} bytes, data_offsets give ${end - begin}`);
@@ -174,7 +173,7 @@ function encodeHeader(tensors: [string, Tensor][], metadata: Record<string, stri
   for (const [name, tensor] of tensors) {
     if (name === '__metadata__') throw new TypeError('a tensor cannot be named "__metadata__"');
     const dtype = FROM_DTYPE[tensor.dtype];
-    const bytes = tensor.numel * BYTES[dtype];
+    const bytes = tensor.numel * bytesPerElement(tensor.dtype);
     header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }

@@ -1,4 +1,4 @@
-import { callOp, fromTypedArray, Tensor, type DType } from '../engine/index.js';
+import { bytesPerElement, callOp, fromTypedArray, Tensor, type DType } from '../engine/index.js';
 import { UserError } from '../util/errors.js';
 import { openFileSource, type ByteSource } from './bytesource.js';
 import { findTorchGlobal, StorageRef, TensorSpec } from './torchglobals.js';
@@ -18,10 +18,6 @@ export interface TorchLoadOptions {
   /** Filled in with how many containers (lists, tuples, dicts) the load walked: each is walked once. */
   stats?: { containers: number };
 }
-
-const ELEMENT_BYTES: Record<DType, number> = {
-  float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2, int8: 1, uint8: 1, bool: 1,
-};
 
 /** Reads a torch.save file and returns its top-level object with Tensors in place of tensors. */
 export function readTorchCheckpoint(path: string, options: TorchLoadOptions = {}): unknown {
@@ -70,7 +66,7 @@ function readZipCheckpoint(source: ByteSource, name: string, stats: { containers
       const entry = `${prefix}data/${ref.key}`;
       if (!zip.has(entry)) throw new UserError(`${name}: storage ${ref.key} is missing (no entry ${entry})`);
       const bytes = zip.read(entry);
-      const needed = ref.numel * ELEMENT_BYTES[ref.dtype];
+      const needed = ref.numel * bytesPerElement(ref.dtype);
       if (bytes.length < needed) {
         throw new UserError(`${name}: storage ${ref.key} holds ${bytes.length} bytes, ${ref.numel} ${ref.dtype} elements need ${needed}`);
       }
@@ -139,7 +135,7 @@ function readLegacyCheckpoint(source: ByteSource, name: string, stats: { contain
       if (!dtype) throw new UserError(`${name}: storage ${key} is listed but never used; cannot tell its element size`);
       if (at + 8 > bytes.length) throw new UserError(`${name}: truncated file (storage ${key} is missing)`);
       const numel = Number(bytes.readBigInt64LE(at));
-      const length = numel * ELEMENT_BYTES[dtype];
+      const length = numel * bytesPerElement(dtype);
       if (at + 8 + length > bytes.length) throw new UserError(`${name}: truncated file (storage ${key} needs ${length} bytes)`);
       located.set(key, { offset: at + 8, numel, dtype });
       at += 8 + length;
@@ -148,8 +144,8 @@ function readLegacyCheckpoint(source: ByteSource, name: string, stats: { contain
       const root = located.get(ref.rootKey);
       if (!root) throw new UserError(`${name}: storage ${ref.rootKey} is not in the file`);
       if (ref.rootOffset + ref.numel > root.numel) throw new UserError(`${name}: storage view ${ref.key} runs past storage ${ref.rootKey}`);
-      const start = root.offset + ref.rootOffset * ELEMENT_BYTES[ref.dtype];
-      return fromTypedArray(bytes.subarray(start, start + ref.numel * ELEMENT_BYTES[ref.dtype]), [ref.numel], { dtype: ref.dtype });
+      const start = root.offset + ref.rootOffset * bytesPerElement(ref.dtype);
+      return fromTypedArray(bytes.subarray(start, start + ref.numel * bytesPerElement(ref.dtype)), [ref.numel], { dtype: ref.dtype });
     };
     return materialize(value, loadStorage, name, stats);
   });

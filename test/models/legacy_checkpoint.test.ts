@@ -31,6 +31,8 @@ test('a BatchNorm state dict without num_batches_tracked loads strictly, the cou
   const report = net.loadStateDict(dict, { strict: true });
   assert.deepEqual(report, { missing: [], unexpected: [], mismatched: [] });
   assert.equal(counter.item(), 0);
+  // A dict with DataParallel's prefix on every key loads too.
+  net.loadStateDict(new Map([...dict].map(([key, t]) => [`module.${key}`, t])));
   // Only the counter has a default: a missing running mean still fails a strict load.
   const withoutMean = new Map(dict);
   withoutMean.delete('1.running_mean');
