@@ -149,7 +149,9 @@ interface Prepared {
 }
 
 async function prepare(config: TrainConfig): Promise<Prepared> {
-  modelEntry(config.model);
+  if (modelEntry(config.model).dims !== 3) {
+    throw new UserError(`model: ${config.model} is a 2D image model (a teacher for transfer); stcnet train trains video models (see stcnet models)`);
+  }
   if (config.device === 'cuda' && !cudaAvailable()) throw new UserError('device: cuda was asked for, but this libtorch has no CUDA device (use --device cpu)');
   checkAutocast(config.amp, config.device);
   if (!existsSync(config.root)) throw new UserError(`root: ${config.root}: no such ${config.format === 'manifest' ? 'manifest file' : 'dataset folder'}`);

@@ -52,6 +52,8 @@ test('stcnet train: bad input is one clear line, exit 2, and no run folder', asy
   assertUserError(train(tinyFlags(data, out).map((a) => (a === data.root ? join(data.work, 'no-such-dataset') : a))),
     /^error: root: .*no-such-dataset: no such dataset folder$/m, out);
   assertUserError(train([...tinyFlags(data, out), '--model', 'stc_resnt3d_18']), /unknown model "stc_resnt3d_18" \(did you mean "stc_resnet3d_18"\?\)/, out);
+  assertUserError(train([...tinyFlags(data, out), '--model', 'resnet2d_18']), /model: resnet2d_18 is a 2D image model/, out);
+  assertUserError(train([...tinyFlags(data, out), '--model', 'r3d_18']), /width-multiplier: r3d_18 has no such option \(it takes numClasses, inChannels, frames, dropout\)/, out);
   const config = join(data.work, 'typo.yaml');
   writeFileSync(config, `root: ${data.root}\ncache: ${data.cache}\nout: ${out}\nlearning-rate: 0.1\nbatch_size: 4\n`);
   assertUserError(train(['train', '--config', config]), /typo\.yaml: unknown key "learning-rate" \(did you mean "lr"\?\); unknown key "batch_size" \(did you mean "batch-size"\?\)/, out);
