@@ -271,7 +271,7 @@ export function loadModelCheckpoint(file: string, options: LoadModelCheckpointOp
   }
   let model: ZooModel | undefined;
   try {
-    if (!meta) meta = describeStateDict(file, modelEntry(givenArch!).name, dict, overrides);
+    if (!meta) meta = describeStateDict(modelEntry(givenArch!).name, dict, overrides);
     const fc = dict.get('fc.weight');
     const built: AnyModelOptions = { ...meta.options, ...overrides, init: false };
     if (built.numClasses === undefined && fc && fc.rank === 2) built.numClasses = fc.shape[0];
@@ -289,7 +289,10 @@ export function loadModelCheckpoint(file: string, options: LoadModelCheckpointOp
     if (headReset) model.resetClassifier(numClasses);
     if (device !== undefined) model.to(device);
     if (!keepExtraTensors) dispose([...extra.values()]);
-    return { model, meta: { ...meta, options: model.options }, report, headReset, ...(keepExtraTensors ? { extraTensors: extra } : {}) };
+    // A replaced head has no names for its classes: the file's describe the old one.
+    const { classes, ...rest } = meta;
+    const described: CheckpointMeta = { ...rest, ...(classes && !headReset ? { classes } : {}), options: model.options };
+    return { model, meta: described, report, headReset, ...(keepExtraTensors ? { extraTensors: extra } : {}) };
   } catch (error) {
     model?.dispose();
     dispose([...extra.values()]);
@@ -300,7 +303,7 @@ export function loadModelCheckpoint(file: string, options: LoadModelCheckpointOp
 }
 
 /** Metadata for a file without it: the given options, plus what the weights' shapes tell. */
-function describeStateDict(file: string, arch: ModelName, dict: Map<string, Tensor>, given: AnyModelOptions): CheckpointMeta {
+function describeStateDict(arch: ModelName, dict: Map<string, Tensor>, given: AnyModelOptions): CheckpointMeta {
   const entry = modelEntry(arch);
   const options: AnyModelOptions = { ...given };
   if (entry.options.includes('frames') && options.frames === undefined && entry.stc) {
@@ -311,7 +314,6 @@ function describeStateDict(file: string, arch: ModelName, dict: Map<string, Tens
     const width = inferWidthMultiplier(dict, entry.family === 'resnext3d');
     if (width !== undefined && width !== 1) options.widthMultiplier = width;
   }
-  void file;
   return { arch, options, extraTensors: [], extra: {} };
 }
 

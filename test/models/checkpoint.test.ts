@@ -84,9 +84,11 @@ test('round trip: a small STC model (width 0.25, 8 frames) comes back from the f
 test('fine-tuning load: numClasses different from the checkpoint\'s replaces the classifier after a strict load', () => {
   const model = createModel('resnet3d_10', { widthMultiplier: 0.25, numClasses: 6 });
   const file = join(dir, 'ft.safetensors');
-  saveModelCheckpoint(file, model);
-  const { model: loaded, headReset } = loadModelCheckpoint(file, { numClasses: 2 });
+  saveModelCheckpoint(file, model, { classes: ['a', 'b', 'c', 'd', 'e', 'f'] });
+  const { model: loaded, headReset, meta } = loadModelCheckpoint(file, { numClasses: 2 });
   assert.equal(headReset, true);
+  assert.equal(meta.classes, undefined, 'the file\'s class names describe the replaced head');
+  assert.equal(meta.options.numClasses, 2);
   assert.equal(loaded.numClasses, 2);
   assert.equal(loaded.options.widthMultiplier, 0.25);
   model.dispose();
