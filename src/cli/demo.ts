@@ -1,203 +1,167 @@
-import { mkdirSync, existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defineCommand, type FlagValues } from './args.js';
+import { z } from 'zod';
+import { defineCommand, parseArgs, type CommandSpec, type FlagSpecs, type FlagValues } from './args.js';
 import { UserError } from '../util/errors.js';
-import { Progress } from '../util/progress.js';
+import { ensureDir } from '../util/fs.js';
+import { formatDuration } from '../util/progress.js';
 
 /**
- * The main job, end to end on generated data: synth videos whose classes differ only by motion,
- * a JPEG frame cache, an STC network trained from scratch on split 1, and clip- and video-level
- * accuracy on the held-out groups. Everything lands in one run folder.
+ * The main job, end to end on generated data, through the same commands a user runs:
+ * `synth` (videos whose classes differ only by motion) → `prepare` (the frame cache) → `train`
+ * (an STC network from scratch, validated every epoch) → `eval` (the held-out groups, K clips per
+ * video) → `predict` (a few test videos). Every output lands in one folder.
  */
 const flagSpecs = {
-  out: { type: 'string', description: 'run folder (data, cache, checkpoint, metrics)', default: 'runs/demo' },
-  model: { type: 'string', description: 'model name (stcnet models lists them)', default: 'stc_resnet3d_18' },
-  classes: { type: 'int', description: 'synth classes, the first N of MoveRight, MoveLeft, MoveUp, MoveDown, RotateClockwise, RotateAnticlockwise, Approach, Recede, SpeedUp, SlowDown, Oscillate, SingleSwing (2..12)', default: 6, min: 2 },
-  videos: { type: 'int', description: 'videos per class', default: 30, min: 3 },
+  out: { type: 'string', description: 'demo folder (data, cache, run folders with checkpoints, plots and reports)', default: 'runs/demo' },
+  model: { type: 'string', description: 'video model name (stcnet models lists them)', default: 'stc_resnet3d_18' },
+  classes: { type: 'int', description: 'synth classes, the first N of MoveRight, MoveLeft, MoveUp, MoveDown, RotateClockwise, RotateAnticlockwise, Approach, Recede, SpeedUp, SlowDown, Oscillate, SingleSwing', default: 6, min: 2, max: 12 },
+  videos: { type: 'int', description: 'videos per class', default: 60, min: 3 },
   epochs: { type: 'int', description: 'training epochs', default: 40, min: 1 },
   frames: { type: 'int', description: 'frames per clip', default: 8, min: 1 },
   size: { type: 'int', description: 'clip side in pixels', default: 48, min: 16 },
   scene: { type: 'string', description: "synth scenes: 'plain' (learnt in minutes) or 'varied' (textures and distractors; needs far more videos)", default: 'plain', choices: ['plain', 'varied'] },
-  'width-multiplier': { type: 'number', description: 'channel width factor of the backbone (1 = the paper\'s widths)', default: 0.25 },
+  'width-multiplier': { type: 'number', description: 'channel width factor of the backbone (1 = the paper\'s widths)', default: 0.25, max: 4 },
   'batch-size': { type: 'int', description: 'clips per batch', default: 8, min: 1 },
   lr: { type: 'number', description: 'AdamW learning rate (cosine schedule)', default: 0.002 },
+  'test-clips': { type: 'int', description: 'clips per test video, scores averaged per video', default: 4, min: 1 },
   seed: { type: 'int', description: 'seed for data, weights and sampling', default: 0 },
   workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
-  quick: { type: 'boolean', description: 'a tiny run (4 classes, 2 epochs) that checks the whole pipeline in seconds', default: false },
-} as const;
+  quick: { type: 'boolean', description: 'a tiny run (4 classes × 6 videos, 2 epochs, 32² clips) that checks the whole pipeline in seconds', default: false },
+  quiet: { type: 'boolean', description: 'no progress bars', default: false },
+} as const satisfies FlagSpecs;
 
 export const command = defineCommand({
   name: 'demo',
-  summary: 'generate motion-only videos, train a small STC network on them and evaluate it (end to end)',
-  usage: 'stcnet demo [--out runs/demo] [--epochs 15] [--model stc_resnet3d_18] [--quick]',
+  summary: 'generate motion-only videos, train a small STC network on them, evaluate and predict (end to end)',
+  usage: 'stcnet demo [--out runs/demo] [--model stc_resnet3d_18] [--epochs N] [--quick]',
   examples: ['stcnet demo', 'stcnet demo --quick --out /tmp/demo', 'stcnet demo --model resnet3d_18 --out runs/demo-baseline'],
   flags: flagSpecs,
   run: (args) => runDemo(args.flags),
 });
 
-interface DemoSettings {
-  out: string;
-  model: string;
-  classes: number;
-  videos: number;
-  epochs: number;
-  frames: number;
-  size: number;
-  scene: 'plain' | 'varied';
-  widthMultiplier: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
-  workers: number;
+type Flags = FlagValues<typeof flagSpecs>;
+
+/** The synthetic data every demo run with the same settings shares (96×72 at 16 fps, one group per video). */
+function synthArgs(flags: Flags, classes: number, videos: number, dataDir: string): string[] {
+  return [dataDir, '--classes', String(classes), '--videos', String(videos), '--width', '96', '--height', '72', '--fps', '16',
+    '--min-duration', '1.5', '--max-duration', '2.5', '--noise', '3', '--shake', '1', '--scene', flags.scene, '--seed', String(flags.seed),
+    // A group per video: videos of a group share their look, which a small training set lets a
+    // network memorise instead of learning the motion.
+    '--clips-per-group', '1', '--jobs', String(os.availableParallelism()), ...(flags.quiet ? ['--quiet'] : [])];
 }
 
-function settingsFrom(flags: FlagValues<typeof flagSpecs>): DemoSettings {
-  const quick = flags.quick === true;
-  const settings: DemoSettings = {
-    out: flags.out,
-    model: flags.model,
-    classes: quick ? 4 : flags.classes,
-    videos: quick ? 6 : flags.videos,
-    epochs: quick ? 2 : flags.epochs,
-    frames: flags.frames,
-    size: quick ? 32 : flags.size,
-    scene: flags.scene,
-    widthMultiplier: flags['width-multiplier'],
-    batchSize: flags['batch-size'],
-    lr: flags.lr,
-    seed: flags.seed,
-    workers: flags.workers,
-  };
-  if (settings.classes > 12) throw new UserError(`stcnet demo: --classes must be 2..12, got ${settings.classes}`);
-  if (!(settings.widthMultiplier > 0 && settings.widthMultiplier <= 4)) {
-    throw new UserError(`stcnet demo: --width-multiplier must be in (0, 4], got ${settings.widthMultiplier}`);
+const SynthMeta = z.object({ seed: z.number(), scene: z.string().optional(), videosPerClass: z.number(), classes: z.array(z.unknown()) });
+
+/** Reuses the videos of an earlier run only when they are the ones this run asks for. */
+function reusableData(dataDir: string, wanted: { classes: number; videos: number; scene: string; seed: number }): boolean {
+  const metaFile = path.join(dataDir, 'synth.json');
+  if (!existsSync(metaFile)) {
+    if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+      throw new UserError(`stcnet demo: ${dataDir} exists but holds no synth.json (not demo data); use another --out`);
+    }
+    return false;
   }
-  if (!(settings.lr > 0)) throw new UserError(`stcnet demo: --lr must be positive, got ${settings.lr}`);
-  return settings;
+  const parsed = SynthMeta.safeParse(JSON.parse(readFileSync(metaFile, 'utf8')));
+  if (!parsed.success) throw new UserError(`stcnet demo: ${metaFile} is damaged (${parsed.error.issues[0]?.message}); remove ${dataDir}`);
+  const meta = parsed.data;
+  const found = `${meta.classes.length} classes × ${meta.videosPerClass} videos, ${meta.scene ?? 'varied'} scenes, seed ${meta.seed}`;
+  const asked = `${wanted.classes} classes × ${wanted.videos} videos, ${wanted.scene} scenes, seed ${wanted.seed}`;
+  if (found !== asked) throw new UserError(`stcnet demo: ${dataDir} holds ${found}, this run asks for ${asked}; use another --out or remove ${dataDir}`);
+  return true;
 }
 
-function writeJsonAtomic(file: string, value: unknown): void {
-  const temporary = `${file}.tmp-${process.pid}`;
-  writeFileSync(temporary, JSON.stringify(value, null, 2) + '\n');
-  renameSync(temporary, file);
+/** A fresh run folder: `train`, then `train-2`, `train-3`, ... (earlier runs are kept). */
+function freshRunDir(out: string): string {
+  for (let index = 1; ; index++) {
+    const dir = path.join(out, index === 1 ? 'train' : `train-${index}`);
+    if (!existsSync(dir)) return dir;
+  }
+}
+
+async function loadCommand(name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict'): Promise<CommandSpec<FlagSpecs>> {
+  return (await import(`./${name}.js`) as { command: CommandSpec<FlagSpecs> }).command;
+}
+
+/** Runs a subcommand exactly as `stcnet NAME ARGS...` would, after echoing the command line. */
+async function runCommand(say: (line: string) => void, name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict', args: string[]): Promise<void> {
+  const spec = await loadCommand(name);
+  say(`$ stcnet ${name} ${args.map((arg) => (/^[\w./:=,-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ')}`);
+  await spec.run(parseArgs(spec, args));
 }
 
 const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
 
-async function runDemo(flags: FlagValues<typeof flagSpecs>): Promise<void> {
-  const settings = settingsFrom(flags);
+const EvalReport = z.object({
+  videos: z.number(), clips: z.number(), clipTop1: z.number(), videoTop1: z.number(), videoTop5: z.number(),
+  videoMeanClassAccuracy: z.number(), classes: z.array(z.string()),
+});
+
+async function runDemo(flags: Flags): Promise<void> {
+  const started = Date.now();
   const say = (line: string) => process.stdout.write(line + '\n');
-  const { selfCheck } = await import('./selfcheck.js');
-  const { generateSynth } = await import('../data/synth.js');
-  const { loadDataset } = await import('../data/formats/index.js');
-  const { sampleKey, uniqueSamples } = await import('../data/dataset.js');
-  const { prepareCache } = await import('../video/cache.js');
-  const { ClipLoader } = await import('../data/loader.js');
-  const { createModel } = await import('../models/index.js');
-  const { manualSeed, memory } = await import('../engine/index.js');
-  const { AdamW, CosineAnnealingLR } = await import('../optim/index.js');
-  const { saveStateDict } = await import('../nn/weights.js');
-  const { trainStep, evaluate } = await import('../train/index.js');
+  const classes = flags.quick ? 4 : flags.classes;
+  const videos = flags.quick ? 6 : flags.videos;
+  const epochs = flags.quick ? 2 : flags.epochs;
+  const size = flags.quick ? 32 : flags.size;
+  if (!(flags['width-multiplier'] > 0)) throw new UserError(`stcnet demo: --width-multiplier must be positive, got ${flags['width-multiplier']}`);
+  if (!(flags.lr > 0)) throw new UserError(`stcnet demo: --lr must be positive, got ${flags.lr}`);
+  const dataDir = path.join(flags.out, 'data');
+  const cacheDir = path.join(flags.out, 'cache');
+  const runDir = freshRunDir(flags.out);
+  const trainArgs = [dataDir, '--cache', cacheDir, '--out', runDir, '--model', flags.model, '--width-multiplier', String(flags['width-multiplier']),
+    '--frames', String(flags.frames), '--size', String(size), '--no-flip', '--optimizer', 'adamw', '--lr', String(flags.lr), '--schedule', 'cosine',
+    '--epochs', String(epochs), '--batch-size', String(flags['batch-size']), '--split', 'train1', '--val-split', 'test1', '--val-clips', '1',
+    '--seed', String(flags.seed), '--workers', String(flags.workers), ...(flags.quiet ? ['--quiet'] : [])];
+
+  // Every option is checked before any work: the train command's own validation, and the model
+  // built once (no weights drawn) with the run's classes and clip length.
+  const trainSpec = await loadCommand('train');
+  const parsedTrain = parseArgs(trainSpec, trainArgs);
+  const { validateConfig } = await import('../train/config.js');
+  const { createModel, modelEntry } = await import('../models/index.js');
+  validateConfig({ root: dataDir, cache: cacheDir, out: runDir, ...Object.fromEntries([...parsedTrain.given].map((key) => [key, parsedTrain.flags[key]])) }, 'stcnet demo');
+  if (modelEntry(flags.model).dims !== 3) throw new UserError(`stcnet demo: --model ${flags.model} is a 2D image model; the demo trains video models (see stcnet models)`);
+  createModel(flags.model, { numClasses: classes, frames: flags.frames, widthMultiplier: flags['width-multiplier'], init: false }).dispose();
+  ensureDir(flags.out);
+  const reuse = reusableData(dataDir, { classes, videos, scene: flags.scene, seed: flags.seed });
 
   say('== engine');
+  const { selfCheck } = await import('./selfcheck.js');
   await selfCheck();
 
-  const dataDir = path.join(settings.out, 'data');
-  const cacheDir = path.join(settings.out, 'cache');
-  mkdirSync(settings.out, { recursive: true });
-  say(`\n== data: ${settings.classes} motion-only classes × ${settings.videos} videos (${settings.scene} scenes) → ${dataDir}`);
-  const synthMeta = path.join(dataDir, 'synth.json');
-  if (existsSync(synthMeta)) {
-    // Reuse the videos of an earlier run only when they are the ones this run asks for.
-    const meta = JSON.parse(readFileSync(synthMeta, 'utf8')) as { seed: number; scene?: string; videosPerClass: number; classes: unknown[] };
-    const found = `${meta.classes.length} classes × ${meta.videosPerClass} videos, ${meta.scene ?? 'varied'} scenes, seed ${meta.seed}`;
-    const wanted = `${settings.classes} classes × ${settings.videos} videos, ${settings.scene} scenes, seed ${settings.seed}`;
-    if (found !== wanted) throw new UserError(`stcnet demo: ${dataDir} holds ${found}, this run asks for ${wanted}; use another --out or remove ${settings.out}`);
-    say('synth: reusing the videos already generated there');
-  } else {
-    await generateSynth({
-      out: dataDir, classes: settings.classes, videosPerClass: settings.videos, width: 96, height: 72, fps: 16,
-      minDuration: 1.5, maxDuration: 2.5, noise: 3, shake: 1, seed: settings.seed, jobs: os.availableParallelism(), scene: settings.scene,
-      // A group per video: videos of a group share their look, which a small training set lets a
-      // network memorise instead of learning the motion.
-      clipsPerGroup: 1,
-    });
-  }
+  say(`\n== data: ${classes} motion-only classes × ${videos} videos (${flags.scene} scenes) → ${dataDir}`);
+  if (reuse) say('synth: reusing the videos already generated there');
+  else await runCommand(say, 'synth', synthArgs(flags, classes, videos, dataDir));
+  await runCommand(say, 'prepare', [dataDir, '--out', cacheDir, '--short-side', String(Math.max(size, 48)), ...(flags.quiet ? ['--quiet'] : [])]);
+
+  say(`\n== train: ${flags.model} (width ×${flags['width-multiplier']}) from scratch on split 1, ${flags.frames}×${size}² clips, ${epochs} epochs, ` +
+    'AdamW + cosine (no flip: it would turn MoveRight into MoveLeft)');
+  await runCommand(say, 'train', trainArgs);
+  const interrupted = process.exitCode === 130;
+  if (interrupted) say('demo: training was interrupted; evaluating the last checkpoint');
+
+  say(`\n== evaluate: the held-out groups of split 1, ${flags['test-clips']} clips per video, scores averaged per video`);
+  const evalDir = path.join(runDir, 'eval-test1');
+  await runCommand(say, 'eval', [runDir, '--clips', String(flags['test-clips']), '--workers', String(Math.max(1, flags.workers)), ...(flags.quiet ? ['--quiet'] : [])]);
+  const report = EvalReport.parse(JSON.parse(readFileSync(path.join(evalDir, 'report.json'), 'utf8')));
+
+  say('\n== predict: three test videos, as a user labels new videos');
+  const { loadDataset } = await import('../data/formats/index.js');
   const dataset = await loadDataset(dataDir, 'ucf101');
-  const items = uniqueSamples(dataset).map((sample) => ({ key: sampleKey(sample), path: sample.path }));
-  const prepared = await prepareCache(cacheDir, items, { shortSide: Math.max(settings.size, 48), quality: 90, jobs: os.availableParallelism() });
-  say(`prepare: ${prepared.cached + prepared.skipped} videos in the frame cache, ${prepared.failed.length} failed`);
+  const test = dataset.splits.test1 ?? [];
+  const picks = [0, Math.floor(test.length / 2), test.length - 1].map((index) => test[index]!.path);
+  const checkpoint = existsSync(path.join(runDir, 'best.safetensors')) ? path.join(runDir, 'best.safetensors') : path.join(runDir, 'last.safetensors');
+  await runCommand(say, 'predict', [checkpoint, ...new Set(picks), '--top', '3', '--clips', String(flags['test-clips']), '--quiet']);
 
-  const train = dataset.splits.train1!;
-  const test = dataset.splits.test1!;
-  say(`split 1: ${train.length} training videos, ${test.length} test videos (no group in both)`);
-  // No horizontal flip: it would turn MoveRight into MoveLeft and clockwise into anticlockwise.
-  const common = { source: { kind: 'cache' as const, dir: cacheDir }, frames: settings.frames, size: settings.size,
-    workers: settings.workers, seed: settings.seed, normalize: 'kinetics' as const, flip: false };
-  // The moving object is small; the two largest of Hara et al.'s crop scales keep it in view.
-  const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: settings.batchSize,
-    scales: [1, 2 ** -0.25, 2 ** -0.5] });
-  const testLoader = await ClipLoader.create({ ...common, samples: test, mode: 'test', batchSize: settings.batchSize, testClips: 4 });
-
-  manualSeed(settings.seed);
-  const model = createModel(settings.model, {
-    numClasses: dataset.classes.length, frames: settings.frames, widthMultiplier: settings.widthMultiplier,
-  });
-  // From scratch on a few hundred clips AdamW finds the motion cue within minutes; SGD at the
-  // paper's settings needs far more steps (measured on this data: chance level after 20 epochs).
-  const optimizer = new AdamW(model.parameters(), { lr: settings.lr, weightDecay: 1e-2 });
-  const schedule = new CosineAnnealingLR(optimizer, { tMax: settings.epochs });
-  say(`\n== train: ${settings.model} (width ×${settings.widthMultiplier}, ${model.parameterCount().toLocaleString('en-US')} parameters), ` +
-    `${settings.frames}×${settings.size}² clips, ${settings.epochs} epochs, AdamW + cosine`);
-
-  const history: Record<string, unknown>[] = [];
-  const interrupted = { value: false };
-  const onSignal = () => {
-    if (interrupted.value) process.exit(130);
-    interrupted.value = true;
-    process.stderr.write('\ndemo: interrupted; stopping after this batch, then evaluating and saving (Ctrl-C again to quit at once)\n');
-  };
-  process.on('SIGINT', onSignal);
-  try {
-    for (let epoch = 0; epoch < settings.epochs && !interrupted.value; epoch++) {
-      const progress = new Progress({ total: trainLoader.clipsPerEpoch, label: `epoch ${epoch + 1}/${settings.epochs}`, unit: 'clips' });
-      let lossSum = 0;
-      let correct = 0;
-      let clips = 0;
-      model.train();
-      for await (const batch of trainLoader.epoch(epoch)) {
-        const step = trainStep(model, optimizer, batch);
-        lossSum += step.loss * step.clips;
-        correct += step.correct;
-        clips += step.clips;
-        progress.tick(step.clips, `loss ${(lossSum / clips).toFixed(3)}`);
-        if (interrupted.value) break;
-      }
-      progress.finish(`loss ${(lossSum / Math.max(1, clips)).toFixed(3)} train acc ${percent(correct / Math.max(1, clips))}`);
-      history.push({ epoch: epoch + 1, lr: optimizer.paramGroups[0]!.lr, loss: lossSum / Math.max(1, clips), trainAccuracy: correct / Math.max(1, clips) });
-      schedule.step();
-    }
-
-    say('\n== evaluate: 4 clips per test video, scores averaged per video');
-    const evalProgress = new Progress({ total: testLoader.clipsPerEpoch, label: 'evaluate', unit: 'clips' });
-    const report = await evaluate(model, testLoader.epoch(0), dataset.classes.length, (n) => evalProgress.tick(n));
-    evalProgress.finish();
-    say(`clip accuracy  top-1 ${percent(report.clipTop1)}  top-5 ${percent(report.clipTop5)}  (${report.clips} clips)`);
-    say(`video accuracy top-1 ${percent(report.videoTop1)}  top-5 ${percent(report.videoTop5)}  (${report.videos} videos; chance ${percent(1 / dataset.classes.length)})`);
-    const nameWidth = Math.max(...dataset.classes.map((name) => name.length));
-    for (const [index, name] of dataset.classes.entries()) {
-      const row = report.perClass[index]!;
-      say(`  ${name.padEnd(nameWidth)}  ${row.correct}/${row.videos}`);
-    }
-
-    const checkpoint = path.join(settings.out, 'model.safetensors');
-    saveStateDict(checkpoint, model.stateDict(), { arch: settings.model, frames: String(settings.frames), classes: JSON.stringify(dataset.classes) });
-    // An interrupted run still evaluates and saves what it trained, and says so.
-    writeJsonAtomic(path.join(settings.out, 'metrics.json'), { settings, interrupted: interrupted.value, history, evaluation: report, classes: dataset.classes });
-    say(`\nwrote ${checkpoint} and ${path.join(settings.out, 'metrics.json')}; live tensors ${memory().tensors}`);
-  } finally {
-    process.off('SIGINT', onSignal);
-    await Promise.all([trainLoader.close(), testLoader.close()]);
-  }
+  const seconds = (Date.now() - started) / 1000;
+  say(`\n== result: video top-1 ${percent(report.videoTop1)} on ${report.videos} held-out videos of ${report.classes.length} classes ` +
+    `(chance ${percent(1 / report.classes.length)}), clip top-1 ${percent(report.clipTop1)}, mean class accuracy ${percent(report.videoMeanClassAccuracy)}; ` +
+    `the whole demo took ${formatDuration(seconds)}${interrupted ? ' (training interrupted)' : ''}`);
+  say(`run folder:  ${runDir} (config, metrics.jsonl, best/last checkpoints, summary.json)`);
+  say(`plots:       ${path.join(runDir, 'plots')} (loss, accuracy, learning rate; PNG and SVG)`);
+  say(`evaluation:  ${evalDir} (report.json, per_class.csv, confusion.csv and confusion.png)`);
+  say(`next:        stcnet predict ${checkpoint} YOUR_VIDEO.mp4`);
+  if (interrupted) process.exitCode = 130;
 }
