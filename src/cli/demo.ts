@@ -134,7 +134,8 @@ async function runDemo(flags: Flags): Promise<void> {
   say(`\n== data: ${classes} motion-only classes × ${videos} videos (${flags.scene} scenes) → ${dataDir}`);
   if (reuse) say('synth: reusing the videos already generated there');
   else await runCommand(say, 'synth', synthArgs(flags, classes, videos, dataDir));
-  await runCommand(say, 'prepare', [dataDir, '--out', cacheDir, '--short-side', String(Math.max(size, 48)), ...(flags.quiet ? ['--quiet'] : [])]);
+  // The demo's own cache: rebuilt when an earlier demo made it with other settings (or an older layout).
+  await runCommand(say, 'prepare', [dataDir, '--out', cacheDir, '--short-side', String(Math.max(size, 48)), '--overwrite', ...(flags.quiet ? ['--quiet'] : [])]);
 
   say(`\n== train: ${flags.model} (width ×${flags['width-multiplier']}) from scratch on split 1, ${flags.frames}×${size}² clips, ${epochs} epochs, ` +
     'AdamW + cosine (no flip: it would turn MoveRight into MoveLeft)');
