@@ -301,12 +301,14 @@ export function findStateDict(root: unknown, options: FindStateDictOptions = {})
   return result;
 }
 
-/** Looks two levels down NESTED_KEYS (at most 1 + 9 + 81 dicts, however they are shared). */
-function search(value: unknown, depth: number): Map<string, Tensor> | undefined {
+/** Looks two levels down NESTED_KEYS, checking each dict once however often the pickle shares it. */
+function search(value: unknown, depth: number, seen = new Set<unknown>()): Map<string, Tensor> | undefined {
+  if (!(value instanceof Map) || seen.has(value)) return undefined;
+  seen.add(value);
   if (isTensorDict(value)) return value;
-  if (!(value instanceof Map) || depth >= 2) return undefined;
+  if (depth >= 2) return undefined;
   for (const key of NESTED_KEYS) {
-    const found = value.has(key) ? search(value.get(key), depth + 1) : undefined;
+    const found = value.has(key) ? search(value.get(key), depth + 1, seen) : undefined;
     if (found) return found;
   }
   return undefined;
