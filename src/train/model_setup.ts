@@ -42,13 +42,25 @@ export interface BuiltModel {
   frozenModules: Module[];
 }
 
-export function buildModel(config: TrainConfig, numClasses: number): BuiltModel {
+/**
+ * `resumeFrom`: a training-state file; the model is rebuilt from its metadata (arch and every
+ * option, as the run built it, whatever `--init` it started from), so a resume needs neither the
+ * init file nor options that only the init checkpoint knew.
+ */
+export function buildModel(config: TrainConfig, numClasses: number, resumeFrom?: string): BuiltModel {
   const options = modelOptions(config, numClasses);
   const notes: string[] = [];
   // The same seed gives the same initial weights (and the new classifier of a fine-tuning run).
   manualSeed(config.seed);
   let model: ZooModel;
-  if (config.init !== undefined) {
+  if (resumeFrom !== undefined) {
+    model = loadModelCheckpoint(resumeFrom, { arch: config.model }).model;
+    if (model.numClasses !== numClasses) {
+      const found = model.numClasses;
+      model.dispose();
+      throw new UserError(`--resume: ${resumeFrom} has ${found} classes, the dataset now ${numClasses}; the data changed since the run started`);
+    }
+  } else if (config.init !== undefined) {
     const { numClasses: wanted, ...shapeOptions } = options;
     const loaded = loadModelCheckpoint(config.init, { ...shapeOptions, arch: config.model, numClasses: wanted });
     model = loaded.model;

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { closest } from 'fastest-levenshtein';
 import { cudaAvailable, F, manualSeed, memory, noGrad, tidy } from '../engine/index.js';
 import { loadDataset } from '../data/formats/index.js';
@@ -148,7 +149,7 @@ interface Prepared {
   notes: string[];
 }
 
-async function prepare(config: TrainConfig): Promise<Prepared> {
+async function prepare(config: TrainConfig, resumeFrom: string | undefined): Promise<Prepared> {
   if (modelEntry(config.model).dims !== 3) {
     throw new UserError(`model: ${config.model} is a 2D image model (a teacher for transfer); stcnet train trains video models (see stcnet models)`);
   }
@@ -161,7 +162,10 @@ async function prepare(config: TrainConfig): Promise<Prepared> {
   });
   const train = splitSamples(dataset, config.split, 'split');
   const val = config['val-split'] === 'none' ? null : splitSamples(dataset, config['val-split'], 'val-split');
-  const { model, notes, frozenModules } = buildModel(config, dataset.classes.length);
+  if (resumeFrom !== undefined && !existsSync(resumeFrom)) {
+    throw new UserError(`--resume ${config.out}: no ${path.basename(resumeFrom)} there; the run was stopped before its first checkpoint (start it again instead)`);
+  }
+  const { model, notes, frozenModules } = buildModel(config, dataset.classes.length, resumeFrom);
   if (config.amp === 'bf16' && config.device === 'cpu') {
     const warning = cpuBf16Warning();
     if (warning) notes.push(warning);
@@ -200,7 +204,7 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
   const log = (message: string) => emit({ type: 'log', message });
   const run = new RunDir(config.out);
   if (!options.resume) RunDir.checkFresh(config.out);
-  const p = await prepare(config);
+  const p = await prepare(config, options.resume ? run.state('last') : undefined);
   const { model, runner, optimizer, schedule, trainLoader, valLoader, stepsPerEpoch, dataset } = p;
   const classes = dataset.classes;
   const showProgress = options.progress ?? !config.quiet;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { runTraining, resumeConfig, type StepRecord, type TrainEvent } from '../../src/train/trainer.js';
@@ -132,9 +132,26 @@ test('fine-tuning from a PyTorch .pth (module. keys, no num_batches_tracked, 7 c
   runPython('scripts/fixtures/train_init.py', [pth, 'stc_resnet3d_18', '4', '0.125', '7']);
   const config = tinyConfig(data, join(data.work, 'finetune'), { init: pth, freeze: 'conv1,layer1', 'fc-lr': 0.05, lr: 0.01, epochs: 1 });
   const logs: string[] = [];
-  await runTraining(config, { onEvent: (event) => { if (event.type === 'log') logs.push(event.message); } });
+  const controller = new AbortController();
+  const stopped = await runTraining(config, {
+    signal: controller.signal,
+    onEvent: (event) => {
+      if (event.type === 'log') logs.push(event.message);
+      if (event.type === 'step' && event.step === 2) controller.abort();
+    },
+  });
+  assert.equal(stopped.status, 'interrupted');
   assert.ok(logs.some((line) => /replaced it with a new one \(64 → 4\)/.test(line)), logs.join('\n'));
-  assert.ok(logs.some((line) => /freeze: conv1, layer1/.test(line)), logs.join('\n'));
+  assert.ok(logs.some((line) => /freeze: conv1, layer1 \(conv1 with its bn1\)/.test(line)), logs.join('\n'));
+  // The resume rebuilds the model from the run's own checkpoint: the --init file is no longer needed.
+  renameSync(pth, `${pth}.away`);
+  try {
+    const resumed = await runTraining(resumeConfig(config.out), { resume: true });
+    assert.equal(resumed.status, 'completed');
+    assert.equal(resumed.steps, 4);
+  } finally {
+    renameSync(`${pth}.away`, pth);
+  }
 
   const initial = loadStateDict(pth);
   const trained = loadStateDict(join(config.out, 'last.safetensors'));
