@@ -9,6 +9,7 @@ SYSTEM_PACKAGES=(
   libopenblas0-pthread    # a threaded BLAS; without it matmul falls back to the reference BLAS
   ffmpeg                  # video probe, decode and encode
   libturbojpeg0-dev       # JPEG frame cache encode/decode
+  fonts-dejavu-core       # text in the PNG charts (plots, confusion matrices)
   python3-torch           # PyTorch: fixtures and benchmark comparisons
   python3-torchvision
   python3-pil
