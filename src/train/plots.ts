@@ -18,7 +18,7 @@ function thin<T>(items: T[]): T[] {
 
 const num = (value: unknown): number | null => (typeof value === 'number' && Number.isFinite(value) ? value : null);
 
-function lineChart(title: string, values: Record<string, unknown>[], x: string, y: string, yTitle: string): VegaLiteSpec {
+function lineChart(title: string, values: Record<string, unknown>[], x: string, y: string, yTitle: string, legend = true): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title, width: 480, height: 260, background: 'white',
@@ -27,7 +27,7 @@ function lineChart(title: string, values: Record<string, unknown>[], x: string, 
     encoding: {
       x: { field: x, type: 'quantitative', title: x === 'step' ? 'optimizer step' : 'epoch' },
       y: { field: y, type: 'quantitative', title: yTitle, scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, ...(legend ? {} : { legend: null }) },
     },
   } as VegaLiteSpec;
 }
@@ -49,6 +49,6 @@ export async function writeTrainingPlots(dir: string, records: MetricsRecord[]):
   const written: string[] = [];
   written.push(...await writeChart(lineChart('Loss', loss, 'epoch', 'value', 'cross-entropy'), path.join(dir, 'loss')));
   written.push(...await writeChart(lineChart('Accuracy', accuracy, 'epoch', 'value', 'top-1 accuracy'), path.join(dir, 'accuracy')));
-  written.push(...await writeChart(lineChart('Learning rate', lr, 'step', 'value', 'learning rate (group 0)'), path.join(dir, 'lr')));
+  written.push(...await writeChart(lineChart('Learning rate', lr, 'step', 'value', 'learning rate (group 0)', false), path.join(dir, 'lr')));
   return written;
 }
