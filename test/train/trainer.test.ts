@@ -186,3 +186,26 @@ test('training straight from the video files (no cache) with gradient accumulati
   model.dispose();
   assert.equal(meta.preprocessing!.shortSide, 36, 'decoded at --short-side, which eval must repeat');
 });
+
+test('fine-tuning from torchvision\'s r3d_18 weights (a plain state dict saved by PyTorch, 5 classes)', async () => {
+  const data = await tinyData();
+  const pth = join(data.work, 'r3d_18.pth');
+  runPython('scripts/fixtures/train_init.py', [pth, 'r3d_18', '4', '1', '5']);
+  const config = tinyConfig(data, join(data.work, 'torchvision'), {
+    model: 'r3d_18', 'width-multiplier': undefined, init: pth, freeze: 'stem,layer1,layer2', epochs: 1, 'val-split': 'none',
+  });
+  const logs: string[] = [];
+  const summary = await runTraining(config, { onEvent: (event) => { if (event.type === 'log') logs.push(event.message); } });
+  assert.equal(summary.status, 'completed');
+  assert.ok(logs.some((line) => /replaced it with a new one \(512 → 4\)/.test(line)), logs.join('\n'));
+  const initial = loadStateDict(pth);
+  const trained = loadStateDict(join(config.out, 'last.safetensors'));
+  try {
+    const a = initial.get('stem.0.weight')!.toFloat32Array();
+    const b = trained.get('stem.0.weight')!.toFloat32Array();
+    assert.ok(a.every((value, i) => value === b[i]), 'the frozen stem keeps torchvision\'s weights');
+    assert.deepEqual(trained.get('fc.weight')!.shape, [4, 512]);
+  } finally {
+    dispose([...initial.values(), ...trained.values()]);
+  }
+});
