@@ -1,0 +1,309 @@
+import { F, keep, noGrad, tidy, type Tensor } from '../engine/index.js';
+import {
+  Module, Conv3d, Conv2d, BatchNorm3d, BatchNorm2d, ReLU, Sequential, Linear, MaxPool3d, MaxPool2d, Dropout, Identity,
+  AdaptiveAvgPool3d, AdaptiveAvgPool2d,
+} from '../nn/index.js';
+import { ArgumentError } from '../engine/errors.js';
+import { BasicBlock, Bottleneck, VideoBasicBlock, ZeroPadShortcut } from './blocks.js';
+import type { ZooModel, InputSpec } from './base.js';
+import { StagedResNet } from './staged.js';
+import { VideoResNet } from './video_resnet.js';
+import { StcBlock, type GateBranch } from './stc.js';
+
+/**
+ * Inference mode, prepared once per model (issue 9). `prepareForInference(model)` builds a
+ * separate, frozen network from the model's current weights:
+ * - every BatchNorm is folded into the convolution before it (W·γ/σ and a bias β − μ·γ/σ), so
+ *   the eval forward makes one pass over memory per convolution instead of two;
+ * - ReLU runs in place on the convolution's output; the residual addition, the STC gate and the
+ *   final ReLU are one `addcmul_` and one `relu_` on a buffer the block owns (eager: mul, add, relu
+ *   into fresh tensors);
+ * - the STC block pools H,W once and derives its temporal-branch mean from that (eager pools twice);
+ * - the weights carry no autograd state and the forward runs without gradient recording;
+ * - dtype 'bfloat16' stores the weights in bf16 and runs the whole network in bf16 (inputs cast on
+ *   entry, logits returned in float32): with BatchNorm folded there is no normalisation left that
+ *   needs float32 statistics.
+ * The original model is left untouched; later changes to its weights are not seen (prepare again).
+ */
+export type InferenceDType = 'float32' | 'bfloat16';
+
+export interface PrepareForInferenceOptions {
+  /** Precision of weights and activations (default float32). bf16 is fast only with AVX-512 BF16 or AMX. */
+  dtype?: InferenceDType;
+}
+
+/** A tensor the network owns: exempt from the caller's tidy() scopes, without autograd history. */
+function own(tensor: Tensor, dtype: InferenceDType): Tensor {
+  // A copy (clone), so that later in-place changes to the model's parameters do not leak in.
+  return tidy(() => keep(tensor.detach().to(dtype).contiguous().clone()));
+}
+
+/** A convolution with the BatchNorm after it (if any) folded in, and an optional ReLU. */
+class FoldedConv {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  private readonly options: F.ConvOptions;
+  private readonly dims: 2 | 3;
+
+  constructor(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d | null, readonly relu: boolean, dtype: InferenceDType) {
+    this.dims = conv.dims;
+    this.options = { ...conv.options };
+    if (!bn) {
+      this.weight = own(conv.weight, dtype);
+      this.bias = conv.bias ? own(conv.bias, dtype) : null;
+      return;
+    }
+    if (!bn.runningMean || !bn.runningVar) throw new ArgumentError('prepareForInference: a BatchNorm without running statistics cannot be folded');
+    const folded = tidy(() => {
+      // Folded in float64, so that the float32 result is the correctly rounded product.
+      const scale = bn.runningVar!.double().add(bn.eps).rsqrt().mul(bn.weight ? bn.weight.double() : 1);
+      const shape = [scale.size(0), ...new Array<number>(conv.weight.rank - 1).fill(1)];
+      const weight = conv.weight.double().mul(scale.view(shape));
+      const convBias = conv.bias ? conv.bias.double() : 0;
+      const bias = scale.mul(bn.runningMean!.double().neg().add(convBias)).add(bn.bias ? bn.bias.double() : 0);
+      return { weight: own(weight, dtype), bias: own(bias, dtype) };
+    });
+    this.weight = folded.weight;
+    this.bias = folded.bias;
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = this.dims === 3 ? F.conv3d(x, this.weight, this.bias, this.options) : F.conv2d(x, this.weight, this.bias, this.options);
+    return this.relu ? y.relu_() : y;
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+    this.bias?.dispose();
+  }
+}
+
+/** A layer the plan runs as the model does (pooling, shortcut A): it has no weights to fold. */
+interface Stage {
+  forward(x: Tensor): Tensor;
+  dispose(): void;
+}
+
+class PassThrough implements Stage {
+  constructor(private readonly module: Module) {}
+  forward(x: Tensor): Tensor {
+    if (x.dtype !== 'bfloat16') return this.module.forward(x);
+    // libtorch 1.13 has no bf16 CPU kernel for max_pool3d / avg_pool3d: pool in float32.
+    return tidy(() => this.module.forward(x.to('float32')).to('bfloat16'));
+  }
+  dispose(): void {}
+}
+
+/** Flattens nested Sequentials into the leaf layers, in order. */
+function leaves(modules: readonly Module[]): Module[] {
+  return modules.flatMap((m) => (m instanceof Sequential ? leaves(m.layers) : [m]));
+}
+
+/** Compiles conv [BN] [ReLU] ... runs into folded convolutions; pooling passes through. */
+function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string): Stage[] {
+  const layers = leaves(modules).filter((m) => !(m instanceof Identity) && !(m instanceof Dropout));
+  const stages: Stage[] = [];
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i]!;
+    if (layer instanceof Conv3d || layer instanceof Conv2d) {
+      const next = layers[i + 1];
+      const bn = next instanceof BatchNorm3d || next instanceof BatchNorm2d ? next : null;
+      if (bn) i++;
+      const relu = layers[i + 1] instanceof ReLU;
+      if (relu) i++;
+      stages.push(new FoldedConv(layer, bn, relu, dtype));
+    } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
+      stages.push(new PassThrough(layer));
+    } else {
+      throw new ArgumentError(`prepareForInference: ${where}: cannot fold a ${layer.constructor.name} here (expected convolution, BatchNorm, ReLU or pooling)`);
+    }
+  }
+  return stages;
+}
+
+/** Runs stages in order, freeing each intermediate (never `input`, which the caller owns). */
+function runChain(stages: readonly Stage[], input: Tensor): Tensor {
+  let current = input;
+  for (const stage of stages) {
+    const next = stage.forward(current);
+    if (current !== input && next !== current) current.dispose();
+    current = next;
+  }
+  return current;
+}
+
+class FrozenLinear {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(linear: Linear, dtype: InferenceDType) {
+    this.weight = own(linear.weight, dtype);
+    this.bias = linear.bias ? own(linear.bias, dtype) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+  dispose(): void {
+    this.weight.dispose();
+    this.bias?.dispose();
+  }
+}
+
+/** The STC gate (s_t + s_s)/2 as N×C×1×1×1, pooling H,W once for both branches. */
+class FrozenStc {
+  private readonly branches: [FrozenLinear, FrozenLinear][];
+  constructor(private readonly stc: StcBlock, dtype: InferenceDType) {
+    const branch = (b: GateBranch): [FrozenLinear, FrozenLinear] => [new FrozenLinear(b.fc1, dtype), new FrozenLinear(b.fc2, dtype)];
+    this.branches = [branch(stc.tcb), branch(stc.scb)];
+  }
+
+  gate(x: Tensor): Tensor {
+    const [n, c] = x.shape as [number, number];
+    if (x.shape[2] !== this.stc.temporalSize) this.stc.gate(x); // throws the model's own error for a wrong T
+    return tidy(() => {
+      const pooled = x.mean([3, 4]);                   // N×C×T
+      const [tcb, scb] = this.branches;
+      // The mean over T of per-frame means is the mean over T,H,W (every frame has H·W values).
+      const st = tcb[1].forward(tcb[0].forward(pooled.mean(2)).relu_()).sigmoid();
+      const ss = scb[1].forward(scb[0].forward(pooled.flatten(1)).relu_()).sigmoid();
+      return st.add_(ss).mul_(0.5).view([n, c, 1, 1, 1]);
+    });
+  }
+
+  dispose(): void {
+    for (const pair of this.branches) for (const linear of pair) linear.dispose();
+  }
+}
+
+/** One residual block: branch convolutions, optional STC gate, shortcut, fused merge. */
+class FrozenBlock implements Stage {
+  constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[]) {}
+
+  /** Takes ownership of x (frees it), as the blocks in the plan always own their input. */
+  forward(x: Tensor): Tensor {
+    const residual = runChain(this.branch, x);
+    let out: Tensor;
+    if (this.shortcut.length > 0) {
+      const identity = runChain(this.shortcut, x);
+      x.dispose();
+      out = this.mergeInto(identity, residual);
+    } else {
+      out = this.mergeInto(x, residual);
+    }
+    return out.relu_();
+  }
+
+  /** identity += residual · gate (or + residual), in place on the identity buffer, which the block owns. */
+  private mergeInto(identity: Tensor, residual: Tensor): Tensor {
+    if (this.stc) {
+      const gate = this.stc.gate(residual);
+      identity.addcmul_(residual, gate);
+      gate.dispose();
+    } else {
+      identity.add_(residual);
+    }
+    residual.dispose();
+    return identity;
+  }
+
+  dispose(): void {
+    for (const stage of [...this.branch, ...this.shortcut]) stage.dispose();
+    this.stc?.dispose();
+  }
+}
+
+function compileBlock(block: Module, dtype: InferenceDType, where: string): FrozenBlock {
+  if (block instanceof BasicBlock || block instanceof Bottleneck) {
+    const relu = new ReLU(true);
+    const branch = block instanceof BasicBlock
+      ? [block.conv1, block.bn1, relu, block.conv2, block.bn2]
+      : [block.conv1, block.bn1, relu, block.conv2, block.bn2, relu, block.conv3, block.bn3];
+    return new FrozenBlock(compileChain(branch, dtype, where), block.stc ? new FrozenStc(block.stc, dtype) : null,
+      block.downsample ? compileChain([block.downsample], dtype, `${where}.downsample`) : []);
+  }
+  if (block instanceof VideoBasicBlock) {
+    return new FrozenBlock(compileChain([block.conv1, block.conv2], dtype, where), null,
+      block.downsample ? compileChain([block.downsample], dtype, `${where}.downsample`) : []);
+  }
+  throw new ArgumentError(`prepareForInference: ${where}: unsupported block ${block.constructor.name}`);
+}
+
+/** A model prepared for inference: `forward(x)` gives float32 logits N×classes, no gradients. */
+export class InferenceModel {
+  readonly arch: string;
+  readonly input: InputSpec;
+  readonly numClasses: number;
+  #disposed = false;
+
+  constructor(private readonly model: ZooModel, readonly dtype: InferenceDType,
+    private readonly stem: Stage[], private readonly blocks: FrozenBlock[], private readonly fc: FrozenLinear) {
+    this.arch = model.arch;
+    this.input = model.input;
+    this.numClasses = model.numClasses;
+  }
+
+  /** Pooled features N×numFeatures (in the network's dtype). */
+  forwardFeatures(x: Tensor): Tensor {
+    if (this.#disposed) throw new ArgumentError(`${this.arch} (inference): used after dispose()`);
+    (this.model as unknown as { checkInput(x: Tensor): void }).checkInput(x);
+    return noGrad(() => tidy(() => {
+      const input = x.dtype === this.dtype ? x : x.to(this.dtype);
+      let out = runChain(this.stem, input);
+      if (out === input && input === x) out = x.clone();  // blocks write into their input; never into the caller's
+      for (const block of this.blocks) out = block.forward(out);
+      const spatial = Array.from({ length: out.rank - 2 }, (_, i) => i + 2);
+      return out.mean(spatial);
+    }));
+  }
+
+  /** Logits N×classes in float32. */
+  forward(x: Tensor): Tensor {
+    return noGrad(() => tidy(() => {
+      const logits = this.fc.forward(this.forwardFeatures(x));
+      return logits.dtype === 'float32' ? logits : logits.to('float32');
+    }));
+  }
+
+  /** Frees the prepared weights (the original model keeps its own). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const stage of [...this.stem, ...this.blocks]) stage.dispose();
+    this.fc.dispose();
+  }
+}
+
+/**
+ * A frozen inference network from `model`'s current weights: BatchNorm folded into the convolutions,
+ * fused merges, no autograd; float32 or bfloat16. Supports the Hara-style 3D/2D ResNets and ResNeXts
+ * (with or without STC) and torchvision's video ResNets (R3D, MC3, R(2+1)D).
+ */
+export function prepareForInference(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel {
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ArgumentError(`prepareForInference: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`);
+  for (const [, parameter] of model.namedParameters()) {
+    if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
+    break;
+  }
+  return noGrad(() => {
+    let stem: Stage[];
+    let layers: Sequential[];
+    let avgpool: Module;
+    if (model instanceof StagedResNet) {
+      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem');
+      layers = [model.layer1, model.layer2, model.layer3, model.layer4];
+      avgpool = model.avgpool;
+    } else if (model instanceof VideoResNet) {
+      stem = compileChain([model.stem], dtype, 'stem');
+      layers = [model.layer1, model.layer2, model.layer3, model.layer4];
+      avgpool = model.avgpool;
+    } else {
+      throw new ArgumentError(`prepareForInference: unsupported model ${model.arch} (expected a ResNet/ResNeXt, STC or torchvision video ResNet)`);
+    }
+    const global = (avgpool instanceof AdaptiveAvgPool3d || avgpool instanceof AdaptiveAvgPool2d) && [avgpool.outputSize].flat().every((size) => size === 1);
+    if (!global) {
+      throw new ArgumentError(`prepareForInference: ${model.arch}: expected a global average pool before fc`);
+    }
+    const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => compileBlock(block, dtype, `layer${s + 1}.${i}`)));
+    return new InferenceModel(model, dtype, stem, blocks, new FrozenLinear(model.fc, dtype));
+  });
+}

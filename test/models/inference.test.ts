@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
+import { BatchNorm3d, BatchNorm2d, init } from '../../src/nn/index.js';
+import { createModel, prepareForInference, type ModelName, type ZooModel } from '../../src/models/index.js';
+
+/** Non-trivial BatchNorm statistics and affine parameters, so that folding has something to fold. */
+function randomiseBatchNorms(model: ZooModel): void {
+  noGrad(() => {
+    for (const [, module] of model.namedModules()) {
+      if (!(module instanceof BatchNorm3d || module instanceof BatchNorm2d)) continue;
+      init.normal_(module.runningMean!, 0, 0.2);
+      init.uniform_(module.runningVar!, 0.5, 2);
+      init.normal_(module.weight!, 1, 0.3);
+      init.normal_(module.bias!, 0, 0.2);
+    }
+  });
+}
+
+function maxAbs(t: Tensor): number {
+  return tidy(() => t.abs().max().item());
+}
+
+const CASES: [ModelName, Record<string, unknown>, number[]][] = [
+  ['resnet3d_18', { widthMultiplier: 0.25 }, [2, 3, 8, 32, 32]],
+  ['stc_resnet3d_18', { widthMultiplier: 0.25, frames: 16 }, [2, 3, 16, 32, 32]],
+  ['resnext3d_50', { widthMultiplier: 0.25, cardinality: 8 }, [1, 3, 8, 32, 32]],
+  ['stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, shortcut: 'A' }, [1, 3, 8, 32, 32]],
+  ['r2plus1d_18', {}, [1, 3, 4, 24, 24]],
+];
+
+test('prepareForInference (float32) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
+  for (const [arch, options, shape] of CASES) {
+    manualSeed(7);
+    const model = createModel(arch, { numClasses: 11, ...options } as never).eval();
+    randomiseBatchNorms(model);
+    const prepared = prepareForInference(model);
+    tidy(() => {
+      const x = randn(shape);
+      const original = x.clone();
+      const reference = noGrad(() => model.forward(x));
+      const folded = prepared.forward(x);
+      assert.deepEqual(folded.shape, reference.shape, arch);
+      assert.equal(folded.dtype, 'float32');
+      const error = maxAbs(folded.sub(reference)) / maxAbs(reference);
+      assert.ok(error < 1e-4, `${arch} ${JSON.stringify(options)}: relative error ${error}`);
+      // The caller's input is left as it was (the blocks write into buffers they own).
+      assert.equal(maxAbs(x.sub(original)), 0);
+    });
+    prepared.dispose();
+    model.dispose();
+  }
+});
+
+test('prepareForInference copies the weights: later changes to the model do not reach it, and dispose frees them', () => {
+  manualSeed(3);
+  const model = createModel('resnet3d_10', { widthMultiplier: 0.25, numClasses: 4 }).eval();
+  randomiseBatchNorms(model);
+  const before = memory().tensors;
+  const prepared = prepareForInference(model);
+  tidy(() => {
+    const x = randn([1, 3, 4, 24, 24]);
+    const first = prepared.forward(x);
+    noGrad(() => model.fc.weight.mul_(0));
+    assert.equal(maxAbs(prepared.forward(x).sub(first)), 0);
+    assert.equal(first.requiresGrad, false);
+  });
+  prepared.dispose();
+  assert.equal(memory().tensors, before);
+  assert.throws(() => prepared.forward(randn([1, 3, 4, 24, 24])), /after dispose/);
+  model.dispose();
+});
+
+test('bfloat16 inference: same top-1 as float32 and logits within 2% of the max logit', () => {
+  manualSeed(11);
+  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 21 }).eval();
+  randomiseBatchNorms(model);
+  const f32 = prepareForInference(model);
+  const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
+  tidy(() => {
+    const x = randn([4, 3, 8, 32, 32]);
+    const a = f32.forward(x);
+    const b = bf16.forward(x);
+    assert.equal(b.dtype, 'float32');
+    const error = maxAbs(a.sub(b)) / maxAbs(a);
+    assert.ok(error < 0.02, `relative error ${error}`);
+    assert.deepEqual(b.argmax(1).toArray(), a.argmax(1).toArray());
+  });
+  f32.dispose();
+  bf16.dispose();
+  model.dispose();
+});
+
+test('prepareForInference checks its options and the input like the model does', () => {
+  manualSeed(1);
+  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 3 }).eval();
+  assert.throws(() => prepareForInference(model, { dtype: 'float16' as never }), /dtype must be 'float32' or 'bfloat16', got "float16"/);
+  const prepared = prepareForInference(model);
+  assert.throws(() => tidy(() => prepared.forward(randn([1, 3, 16, 32, 32]))), /built for 8-frame clips, got 16 frames/);
+  prepared.dispose();
+  model.dispose();
+});
