@@ -163,13 +163,15 @@ const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
 
 /** The report as the terminal shows it. */
 export function formatEvalSummary(report: AccuracyReport, context: EvalContext, perClassRows = 30): string {
-  const views = context.crops > 1 ? `${context.clips} clips × ${context.crops} crops` : `${context.clips} clips`;
+  const clips = `${context.clips} clip${context.clips === 1 ? '' : 's'}`;
+  const views = context.crops > 1 ? `${clips} × ${context.crops} crops` : clips;
   const lines = [
     `clip accuracy   top-1 ${percent(report.clipTop1)}  top-5 ${percent(report.clipTop5)}  mean class ${percent(report.clipMeanClassAccuracy)}  (${report.clips} clips)`,
     `video accuracy  top-1 ${percent(report.videoTop1)}  top-5 ${percent(report.videoTop5)}  mean class ${percent(report.videoMeanClassAccuracy)}  ` +
       `(${report.videos} videos, ${views} each; chance ${percent(1 / context.classes.length)})`,
   ];
-  if (context.failures.length > 0) lines.push(`${context.failures.length} videos could not be read and are left out (see report.json "failures")`);
+  const failed = context.failures.length;
+  if (failed > 0) lines.push(`${failed} video${failed === 1 ? ' could not be read and is' : 's could not be read and are'} left out (see report.json "failures")`);
   if (context.classes.length <= perClassRows) {
     const width = Math.max(5, ...context.classes.map((c) => c.length));
     lines.push(`  ${'class'.padEnd(width)}  videos  top-1   clips`);

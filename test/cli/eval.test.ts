@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
@@ -153,6 +153,23 @@ test('stcnet eval on a PyTorch checkpoint in Hara et al.\'s layout (module. pref
   assert.equal(wrongArch.status, 2);
   assert.match(wrongArch.stderr, /hara\.pth does not fit resnet3d_18/);
   assert.ok(!existsSync(join(fixture.work, 'never-1')));
+});
+
+test('stcnet eval leaves out a video that cannot be decoded, names it, and scores the rest', async () => {
+  const fixture = await predictFixture();
+  const data = join(fixture.work, 'data-broken');
+  cpSync(fixture.data, data, { recursive: true });
+  const broken = readFileSync(join(data, 'testlist01.txt'), 'utf8').split(/\r?\n/)[0]!.trim();
+  writeFileSync(join(data, broken), Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 13 + 5) % 251)));
+  const out = join(fixture.work, 'eval-broken');
+  const result = run('eval', fixture.checkpoint, '--data', data, '--clips', '1', '--workers', '1', '--out', out, '--quiet');
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, new RegExp(`eval: left out ${join(data, broken).replace(/[.]/g, '\\.')}: `));
+  assert.match(result.stdout, /^1 video could not be read and is left out \(see report\.json "failures"\)$/m);
+  const report = readReport(out) as Report & { failures: { path: string; reason: string }[] };
+  assert.equal(report.videos, 7);
+  assert.deepEqual(report.failures.map((f) => f.path), [join(data, broken)]);
+  assert.doesNotMatch(report.failures[0]!.reason, /@ 0x/);
 });
 
 test('stcnet eval refuses bad input before any work, exit 2, nothing written', async () => {

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ScoreAccumulator, topClasses } from '../../src/train/metrics.js';
+import { isEvalReportFolder, writeEvalReport } from '../../src/train/report.js';
+import { writeFolderAtomic } from '../../src/train/output_dir.js';
+import { tempDir } from '../helpers.js';
 
 /**
  * A hand-made score matrix (6 classes, 5 videos, 9 clips) whose every figure was worked out on paper:
@@ -97,4 +102,26 @@ test('bad rows are refused: labels outside the classes, a video with two labels,
 test('topClasses: best first, ties by index, NaN last', () => {
   assert.deepEqual(topClasses(Float32Array.from([0.1, NaN, 0.5, 0.5, 0.2]), 5), [2, 3, 4, 0, 1]);
   assert.deepEqual(topClasses([3, 1, 2], 2), [0, 2]);
+});
+
+test('a report folder is replaced whole or not at all: a failure while writing leaves the earlier report and no temporary folder', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'eval-test1');
+  const first = new ScoreAccumulator(2);
+  first.add(Float32Array.from([0.9, 0.1, 0.2, 0.8]), [0, 1], [0, 1]);
+  const context = {
+    checkpoint: 'm.safetensors', arch: 'stc_resnet3d_18', classes: ['a', 'b'], dataset: { root: 'data', format: 'ucf101', split: 'test1' },
+    preprocessing: { frames: 4, stride: 1, size: 32, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, clips: 1, crops: 1,
+    samples: [{ path: '/d/a.mp4', relPath: 'a.mp4' }, { path: '/d/b.mp4', relPath: 'b.mp4' }], failures: [], elapsedSeconds: 1,
+  };
+  await writeEvalReport(out, first.report(), context);
+  assert.ok(isEvalReportFolder(out));
+  assert.equal(readFileSync(join(out, 'videos.csv'), 'utf8'), 'video,label,predicted,score,correct,true_rank,top5\na.mp4,a,a,0.9,true,1,a|b\nb.mp4,b,b,0.8,true,1,b|a\n');
+  const before = readFileSync(join(out, 'report.json'), 'utf8');
+  await assert.rejects(writeFolderAtomic(out, isEvalReportFolder, async (temporary) => {
+    writeFileSync(join(temporary, 'report.json'), '{"kind": "stcnet-eval", "half": true}');
+    throw new Error('disk full (simulated)');
+  }), /disk full/);
+  assert.equal(readFileSync(join(out, 'report.json'), 'utf8'), before);
+  assert.deepEqual(readdirSync(dir), ['eval-test1']);
 });
