@@ -222,7 +222,9 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
       records = run.truncateMetrics(saved.globalStep, saved.epoch);
       const leftovers = run.removeTemporaries();
       if (leftovers.length > 0) log(`resume: removed ${leftovers.length} half-written file${leftovers.length > 1 ? 's' : ''} of the stopped run (${leftovers.join(', ')})`);
-      log(`resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
+      log(saved.epoch >= config.epochs
+        ? `resume: ${config.out} already trained its ${config.epochs} epochs; nothing to do`
+        : `resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
     } else {
       state = {
         epoch: 0, nextBatch: 0, globalStep: 0, best: null, epochTotals: emptyTotals(),
