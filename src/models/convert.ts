@@ -1,10 +1,10 @@
 import { basename, extname } from 'node:path';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { noGrad, tidy, isFloatingPoint, type Tensor } from '../engine/index.js';
 import { readSafetensors, writeSafetensors } from '../nn/safetensors.js';
 import { loadStateDict } from '../nn/weights.js';
 import { UserError } from '../util/errors.js';
-import { fsUserError, temporarySibling } from '../util/fs.js';
+import { fsUserError, removeTemporary, temporarySibling } from '../util/fs.js';
 import type { ZooModel } from './base.js';
 import { loadModelCheckpoint, checkpointMetadata } from './checkpoint.js';
 import { modelEntry, type AnyModelOptions } from './registry.js';
@@ -69,7 +69,7 @@ export function convertCheckpoint(input: string, output: string, options: Conver
       ...(model ? { options: model.options } : {}),
     };
   } catch (error) {
-    rmSync(temporary, { force: true });
+    removeTemporary(temporary);
     throw fsUserError(error, output);
   } finally {
     model?.dispose();

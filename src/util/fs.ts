@@ -26,7 +26,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array | readon
     }
     renameSync(temporary, file);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    removeTemporary(temporary);
     throw fsUserError(error, file);
   }
 }
@@ -43,8 +43,20 @@ export async function writeFileAtomicAsync(file: string, data: string | Uint8Arr
     }
     await rename(temporary, file);
   } catch (error) {
-    await rm(temporary, { force: true });
+    await rm(temporary, { force: true }).catch(() => {});
     throw fsUserError(error, file);
+  }
+}
+
+/**
+ * Removes a temporary file after a failed write. Never throws: where the file could not be made (its
+ * parent is a file, the folder is gone) removing it fails too, and that must not hide the first error.
+ */
+export function removeTemporary(temporary: string): void {
+  try {
+    rmSync(temporary, { force: true });
+  } catch {
+    // Nothing was made there.
   }
 }
 
@@ -57,7 +69,7 @@ export function ensureDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {
-    throw fsUserError(error, dir);
+    throw mkdirUserError(error, dir);
   }
 }
 
@@ -65,8 +77,16 @@ export async function ensureDirAsync(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (error) {
-    throw fsUserError(error, dir);
+    throw mkdirUserError(error, dir);
   }
+}
+
+/** A recursive mkdir fails with EEXIST only when the path, or one of its parents, is not a folder. */
+function mkdirUserError(error: unknown, dir: string): unknown {
+  if (isFsError(error) && error.code === 'EEXIST') {
+    return new UserError(`${userPath(error.path ?? dir)}: is a file, expected a folder${error.path && error.path !== dir ? ` (to create ${dir})` : ''}`);
+  }
+  return fsUserError(error, dir);
 }
 
 const FS_REASONS: Record<string, string> = {
@@ -97,6 +117,18 @@ export function isFsError(error: unknown): error is NodeJS.ErrnoException {
  */
 export function fsUserError(error: unknown, fallbackPath?: string): unknown {
   if (error instanceof UserError || !isFsError(error)) return error;
-  const where = error.path ?? fallbackPath ?? '';
+  const where = userPath(error.path ?? fallbackPath ?? '');
   return new UserError(`${where}: ${FS_REASONS[error.code!]}${error.syscall ? ` (${error.syscall})` : ''}`);
 }
+
+/**
+ * The path a user asked for: a temporary sibling (`.NAME.tmp-PID-RANDOM`, possibly of another
+ * temporary) is named by the file it stands for, which is the only name the user knows.
+ */
+function userPath(file: string): string {
+  let name = path.basename(file);
+  for (let match = TEMPORARY_NAME.exec(name); match; match = TEMPORARY_NAME.exec(name)) name = match[1]!;
+  return name === path.basename(file) ? file : path.join(path.dirname(file), name);
+}
+
+const TEMPORARY_NAME = /^\.(.+)\.tmp-\d+-[a-z0-9]+$/;
