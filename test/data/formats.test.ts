@@ -127,3 +127,16 @@ test('manifest: CSV and JSONL with optional start/end, split and missing files',
 test('parseCsv handles quotes, doubled quotes and CRLF', () => {
   assert.deepEqual(parseCsv('a,b\r\n"x, y","say ""hi"""\r\n'), [['a', 'b'], ['x, y', 'say "hi"']]);
 });
+
+test('an option the format does not read is refused, naming it and the formats that read it', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'stcnet-ucf-'));
+  await touch(root, 'classInd.txt', '1 A\n');
+  await touch(root, 'trainlist01.txt', 'A/v_A_g01_c01.avi\n');
+  await touch(root, 'A/v_A_g01_c01.avi');
+  const refused = (pattern: RegExp) => (e: unknown) => e instanceof UserError && pattern.test(e.message);
+  await assert.rejects(loadDataset(root, 'ucf101', { classList: path.join(root, 'missing.txt') }),
+    refused(/^--class-list .*missing\.txt: the ucf101 format does not use it \(only hmdb51, kinetics, folder, manifest do\)$/));
+  await assert.rejects(loadDataset(root, 'folder', { annotations: root }), refused(/^--annotations .*: the folder format does not use it/));
+  await assert.rejects(loadDataset(root, 'folder', { videos: root }), refused(/^--videos .*: the folder format does not use it/));
+  assert.equal((await loadDataset(root, 'ucf101', { annotations: root, videos: root })).splits.train1!.length, 1);
+});
