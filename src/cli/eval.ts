@@ -29,6 +29,7 @@ const flags = {
   'batch-size': { type: 'int', description: 'clips per forward pass', default: 10, min: 1 },
   workers: { type: 'int', description: 'loader worker threads', default: Math.max(1, os.availableParallelism() - 1), min: 0 },
   out: { type: 'string', description: 'report folder (default: RUN_DIR/eval-SPLIT, or ./eval-SPLIT for a bare checkpoint); an earlier report there is replaced' },
+  device: { type: 'string', description: 'where the model runs (cuda needs a CUDA libtorch)', default: 'cpu', choices: ['cpu', 'cuda'] },
   quiet: { type: 'boolean', description: 'no progress, only the summary', default: false },
 } as const;
 
@@ -136,7 +137,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
     }
   }
 
-  const { loadClassifier } = await import('../train/classifier.js');
+  const { loadClassifier, onDevice } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   try {
@@ -151,6 +152,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
           '(the model\'s outputs would be scored against the wrong labels; --class-list fixes the dataset\'s order)');
       }
     }
+    const runner = await onDevice(model, f.device);
     const clips = `${f.clips} clip${f.clips === 1 ? '' : 's'}`;
     const views = crops > 1 ? `${clips} × ${crops} crops` : clips;
     if (!f.quiet) {
@@ -161,7 +163,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
     const { evaluateSamples } = await import('../train/eval_run.js');
     const progress = new Progress({ total: samples.length * f.clips * crops, label: 'eval', unit: 'clips', quiet: f.quiet });
     const started = Date.now();
-    const result = await evaluateSamples(model, samples, {
+    const result = await evaluateSamples(runner, samples, {
       preprocessing, clips: f.clips, crops, batchSize: f['batch-size'], workers: f.workers, cache: data.cache,
       onBatch: (n) => progress.tick(n),
     });

@@ -29,6 +29,7 @@ const flags = {
   step: { type: 'number', description: 'timeline step between window starts in seconds', default: 1, min: 0.01 },
   out: { type: 'string', description: 'folder for the timeline files (NAME.timeline.csv/.svg/.png)', default: 'timeline' },
   workers: { type: 'int', description: 'videos (or windows) decoded in parallel', default: 2, min: 1 },
+  device: { type: 'string', description: 'where the model runs (cuda needs a CUDA libtorch)', default: 'cpu', choices: ['cpu', 'cuda'] },
   quiet: { type: 'boolean', description: 'no progress (failures are still reported)', default: false },
 } as const;
 
@@ -99,7 +100,7 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags):
   const files = expandVideoArgs(videoArgs);
   if (f.labels !== undefined) (await import('../train/labels.js')).readLabels(f.labels);
   if (f.timeline) checkTimelineOut(f.out);
-  const { loadClassifier } = await import('../train/classifier.js');
+  const { loadClassifier, onDevice } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   try {
@@ -114,16 +115,17 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags):
       checkpoint: source.checkpoint, arch: classifier.arch, clips: f.clips, crops,
       preprocessing, shortSideFrom: classifier.shortSideFrom,
     };
+    const runner = await onDevice(model, f.device);
     const succeeded = f.timeline
-      ? await runTimelines(model, files, classes, { ...settings, window: f.window, step: f.step }, f, header)
-      : await runVideos(model, files, classes, settings, f, header);
+      ? await runTimelines(runner, files, classes, { ...settings, window: f.window, step: f.step }, f, header)
+      : await runVideos(runner, files, classes, settings, f, header);
     process.exitCode = succeeded > 0 ? 0 : 1;
   } finally {
     model.dispose();
   }
 }
 
-type Model = Awaited<ReturnType<typeof import('../train/classifier.js').loadClassifier>>['model'];
+type Model = Awaited<ReturnType<typeof import('../train/classifier.js').onDevice>>;
 type Settings = import('../train/predict.js').PredictSettings & { top: number };
 
 async function runVideos(model: Model, files: string[], classes: string[], settings: Settings, f: Flags, header: Record<string, unknown>): Promise<number> {

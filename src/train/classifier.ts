@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import type { ZooModel } from '../models/base.js';
+import type { Module } from '../nn/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
 import { modelEntry } from '../models/registry.js';
 import { NORMALIZATIONS } from '../data/transforms.js';
@@ -154,4 +155,17 @@ export function normalizationOf(preprocessing: Preprocessing): { mean: [number, 
 /** The short side videos are decoded at: the checkpoint's, else 8/7 of the crop (128 for 112). */
 export function decodeShortSide(preprocessing: Preprocessing): number {
   return preprocessing.shortSide ?? Math.max(preprocessing.size, Math.round((preprocessing.size * 8) / 7));
+}
+
+/**
+ * The model as eval and predict run it on a device: batches arrive on the CPU from the loader and
+ * are moved there (the trainer's OnDevice wrapper), scores come back as float32.
+ */
+export async function onDevice(model: ZooModel, device: 'cpu' | 'cuda'): Promise<Module & { numClasses: number }> {
+  if (device === 'cpu') return model;
+  const { cudaAvailable } = await import('../engine/runtime.js');
+  if (!cudaAvailable()) throw new UserError('--device cuda: this libtorch has no CUDA device (use --device cpu, or build against a CUDA libtorch: scripts/gpu_check.sh)');
+  const { OnDevice } = await import('./on_device.js');
+  model.to(device);
+  return Object.assign(new OnDevice(model, device, 'none'), { numClasses: model.numClasses });
 }

@@ -5,6 +5,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import { join } from 'node:path';
 import { repoRoot, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
+import { cudaAvailable } from '../../src/engine/index.js';
 import { loadDataset } from '../../src/data/formats/index.js';
 import { sampleKey, uniqueSamples } from '../../src/data/dataset.js';
 import { prepareCache } from '../../src/video/cache.js';
@@ -190,6 +191,7 @@ test('stcnet eval refuses bad input before any work, exit 2, nothing written', a
   ];
   const reordered = join(fixture.work, 'reordered.txt');
   writeFileSync(reordered, ['MoveLeft', 'MoveRight', 'MoveUp', 'MoveDown'].join('\n'));
+  if (!cudaAvailable()) cases.push([['eval', fixture.checkpoint, '--data', fixture.data, '--device', 'cuda'], /--device cuda: this libtorch has no CUDA device/]);
   cases.push([['eval', fixture.checkpoint, '--data', fixture.data, '--labels', reordered], /--labels .*reordered\.txt and the dataset's classes differ at class 0: "MoveLeft" vs "MoveRight"/]);
   for (const [args, message] of cases) {
     const result = run(...args, '--out', out);

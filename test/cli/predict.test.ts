@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { repoRoot, sharedVideos, sharedVideosAvailable, systemPython } from '../helpers.js';
 import { predictFixture } from '../train/predict_fixture.js';
+import { cudaAvailable } from '../../src/engine/index.js';
 import { loadModelCheckpoint, saveModelCheckpoint } from '../../src/models/checkpoint.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -175,6 +176,7 @@ test('stcnet predict refuses bad input before any work, exit 2, nothing written'
     [['predict', fixture.checkpoint, emptyDir], /a folder without video files/],
     [['predict', fixture.checkpoint, video, '--timeline', '--out', fixture.checkpoint], /--out .*model\.safetensors: is a file, expected a folder/],
   ];
+  if (!cudaAvailable()) cases.push([['predict', fixture.checkpoint, video, '--device', 'cuda'], /--device cuda: this libtorch has no CUDA device/]);
   for (const [args, message] of cases) {
     const result = run(...(args.includes('--out') ? args : [...args, '--out', out]));
     assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
