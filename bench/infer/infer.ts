@@ -6,7 +6,10 @@
  * sides compute the same function; the CPU's bf16 features and the load average.
  *
  *   node dist/bench/infer/infer.js [--threads 2] [--repeats 5] [--batches 1,8] [--arch stc_resnet3d_18]
- *        [--frames 16] [--size 112] [--classes 101] [--json OUT.json]
+ *        [--frames 16] [--size 112] [--classes 101] [--json OUT.json] [--bf16]
+ *
+ * The bf16 paths run only on a CPU with AVX-512 BF16 or AMX (elsewhere libtorch emulates bf16, over
+ * 10× slower than float32, and a full-size run would take hours); --bf16 runs them anyway.
  */
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -46,7 +49,7 @@ function intFlag(name: string, fallback: number): number {
 }
 
 function options() {
-  const known = new Set(['threads', 'repeats', 'batches', 'arch', 'frames', 'size', 'classes', 'json']);
+  const known = new Set(['threads', 'repeats', 'batches', 'arch', 'frames', 'size', 'classes', 'json', 'bf16']);
   for (const arg of process.argv.slice(2)) {
     if (arg.startsWith('--') && !known.has(arg.slice(2))) throw new UserError(`unknown flag ${arg} (expected --${[...known].join(', --')})`);
   }
@@ -58,6 +61,7 @@ function options() {
   return {
     threads: intFlag('threads', Math.min(2, availableParallelism())), repeats: intFlag('repeats', 5), batches, arch,
     frames: intFlag('frames', 16), size: intFlag('size', 112), classes: intFlag('classes', 101), json: flag('json'),
+    forceBf16: process.argv.includes('--bf16'),
   };
 }
 
@@ -84,26 +88,37 @@ function seededModel(arch: string, frames: number, classes: number): ZooModel {
   return model;
 }
 
-function medianRate(forward: (x: Tensor) => Tensor, shape: number[], repeats: number): number {
+/**
+ * Clips/s of each path at one batch size, the paths taking turns (one timed forward each per round),
+ * so that a change in the machine's load during the run falls on every path alike.
+ */
+function medianRates(forwards: Record<string, (x: Tensor) => Tensor>, shape: number[], repeats: number): Record<string, number> {
   const x = keep(randn(shape));
-  const once = () => tidy(() => { forward(x).toFloat32Array(); });
-  once();
-  once();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = process.hrtime.bigint();
-    once();
-    times.push(Number(process.hrtime.bigint() - start) / 1e9);
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(forwards).map((k) => [k, []]));
+  for (let round = -2; round < repeats; round++) {  // two warm-up rounds
+    for (const [path, forward] of Object.entries(forwards)) {
+      const start = process.hrtime.bigint();
+      tidy(() => { forward(x).toFloat32Array(); });
+      if (round >= 0) times[path]!.push(Number(process.hrtime.bigint() - start) / 1e9);
+    }
   }
   x.dispose();
-  times.sort((a, b) => a - b);
-  return shape[0]! / times[Math.floor(times.length / 2)]!;
+  return Object.fromEntries(Object.entries(times).map(([path, list]) => [path, shape[0]! / median(list)]));
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function main(): void {
   const o = options();
   setNumThreads(o.threads);
   const cpu = cpuFeatures();
+  const bf16 = o.forceBf16 || cpu.flags.includes('avx512_bf16') || cpu.flags.includes('amx_bf16');
+  const stcnetPaths = STCNET_PATHS.filter((p) => bf16 || !p.endsWith('bf16'));
+  const torchPaths = TORCH_PATHS.filter((p) => bf16 || !p.endsWith('bf16'));
   const loadBefore = loadavg();
   const model = seededModel(o.arch, o.frames, o.classes);
   const dir = mkdtempSync(join(tmpdir(), 'stcnet-bench-infer-'));
@@ -118,18 +133,25 @@ function main(): void {
     const forwards: Record<string, (x: Tensor) => Tensor> = {
       stcnet_f32: (x) => noGrad(() => model.forward(x)),
       stcnet_folded_f32: (() => { const p = prepareForInference(model); return (x: Tensor) => p.forward(x); })(),
-      stcnet_folded_bf16: (() => { const p = prepareForInference(model, { dtype: 'bfloat16' }); return (x: Tensor) => p.forward(x); })(),
     };
+    if (bf16) {
+      const p = prepareForInference(model, { dtype: 'bfloat16' });
+      forwards.stcnet_folded_bf16 = (x: Tensor) => p.forward(x);
+    }
     const results: Record<string, Record<string, number>> = {};
     const logits: Record<string, number[]> = {};
-    for (const path of STCNET_PATHS) {
+    for (const path of stcnetPaths) {
       logits[path] = Array.from(tidy(() => forwards[path]!(check).toFloat32Array()));
-      results[path] = Object.fromEntries(o.batches.map((b) => [String(b), medianRate(forwards[path]!, [b, 3, o.frames, o.size, o.size], o.repeats)]));
-      console.error(path, results[path]);
+      results[path] = {};
+    }
+    for (const b of o.batches) {
+      const rates = medianRates(forwards, [b, 3, o.frames, o.size, o.size], o.repeats);
+      for (const path of stcnetPaths) results[path]![String(b)] = rates[path]!;
+      console.error(`stcnet batch ${b}`, rates);
     }
     const config = {
       arch: o.arch, options: { frames: o.frames, num_classes: o.classes }, weights, check_input: join(dir, 'check.f32'), check_shape: checkShape,
-      threads: o.threads, repeats: o.repeats, batches: o.batches, frames: o.frames, size: o.size, paths: TORCH_PATHS,
+      threads: o.threads, repeats: o.repeats, batches: o.batches, frames: o.frames, size: o.size, paths: torchPaths,
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     const theirs = runTorchBenchmark<{ torch: string; results: Record<string, Record<string, number>>; logits: Record<string, number[]> }>(
@@ -147,10 +169,11 @@ function main(): void {
     const date = new Date().toISOString().replace('T', ' ').slice(0, 16);
     console.log(`bench/infer: ${o.arch}, ${o.classes} classes, ${o.frames}×${o.size}×${o.size}, ${getNumThreads()} threads, median of ${o.repeats}, ${date} UTC`);
     console.log(`CPU: ${cpu.model}, ${availableParallelism()} cores, flags: ${cpu.flags.join(' ') || 'none of avx2/avx512/amx'}; PyTorch ${theirs.torch}`);
+    if (!bf16) console.log('bf16 paths skipped: this CPU has neither AVX-512 BF16 nor AMX, so libtorch emulates bf16 (over 10× slower than float32); --bf16 runs them anyway');
     console.log(`load average (1/5/15 min): before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`);
     const widths = [56, ...o.batches.flatMap(() => [10, 8]), 12];
     console.log(formatRow(['path (clips/s; ratio = ÷ best PyTorch path)', ...o.batches.flatMap((b) => [`batch ${b}`, 'ratio']), 'logits dev'], widths));
-    const best = Object.fromEntries(o.batches.map((b) => [b, Math.max(...TORCH_PATHS.map((p) => results[p]?.[String(b)] ?? 0))]));
+    const best = Object.fromEntries(o.batches.map((b) => [b, Math.max(...torchPaths.map((p) => results[p]?.[String(b)] ?? 0))]));
     for (const path of [...TORCH_PATHS, ...STCNET_PATHS]) {
       if (!results[path]) continue;
       const cells = o.batches.flatMap((b) => [results[path]![String(b)]!.toFixed(2), (results[path]![String(b)]! / best[b]!).toFixed(2)]);

@@ -53,30 +53,29 @@ def make_frozen():
     return run
 
 
-paths = {'torch_f32': eager_f32, 'torch_bf16': eager_bf16}
-if 'torch_frozen_f32' in config['paths']:
-    paths['torch_frozen_f32'] = make_frozen()
+available = {'torch_f32': lambda: eager_f32, 'torch_bf16': lambda: eager_bf16, 'torch_frozen_f32': make_frozen}
+paths = {name: available[name]() for name in config['paths']}
 
 
-def median_rate(fn, batch):
+def median_rates(batch):
+    """Clips/s of each path at one batch size, the paths taking turns (one timed forward each per round)."""
     x = torch.randn(batch, 3, frames, size, size)
-    fn(x)  # warm-up (the frozen graph's first runs also specialise)
-    fn(x)
-    times = []
-    for _ in range(config['repeats']):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+    times = {name: [] for name in paths}
+    for round_ in range(-2, config['repeats']):  # two warm-up rounds (the frozen graph specialises in its first runs)
+        for name, fn in paths.items():
+            start = time.perf_counter()
+            fn(x)
+            if round_ >= 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(t) for name, t in times.items()}
 
 
-results, logits = {}, {}
-for name in config['paths']:
-    if name not in paths:
-        continue
-    fn = paths[name]
-    logits[name] = fn(check).float().reshape(-1).tolist()
-    results[name] = {str(b): median_rate(fn, b) for b in config['batches']}
-    print(name, results[name], file=sys.stderr, flush=True)
+logits = {name: fn(check).float().reshape(-1).tolist() for name, fn in paths.items()}
+results = {name: {} for name in paths}
+for b in config['batches']:
+    rates = median_rates(b)
+    for name, rate in rates.items():
+        results[name][str(b)] = rate
+    print('torch batch', b, rates, file=sys.stderr, flush=True)
 
 print(json.dumps({'torch': torch.__version__, 'results': results, 'logits': logits}))
