@@ -32,6 +32,7 @@ const trainFlags = {
   frames: { type: 'int', description: 'frames per clip', default: d.frames },
   stride: { type: 'int', description: 'temporal stride between clip frames', default: d.stride },
   size: { type: 'int', description: 'clip side in pixels', default: d.size },
+  'crop-scales': { type: 'list', description: 'multi-scale corner-crop scales of the short side, e.g. 1,0.84,0.71 (default: Hara et al.\'s 1,2^-¼,2^-½,2^-¾,½)' },
   flip: { type: 'boolean', description: 'random horizontal flips (--no-flip for classes a flip would swap, e.g. synth motions)', default: d.flip },
   normalize: { type: 'string', description: 'mean/std of the input', choices: NORMALIZE_PRESETS, default: d.normalize },
   'batch-size': { type: 'int', description: 'clips per batch', default: d['batch-size'] },

@@ -79,6 +79,8 @@ const shape = {
   stride: positiveInt,
   size: z.coerce.number().int().min(8),
   flip: z.boolean(),
+  'crop-scales': z.union([z.string().transform((text) => text.split(',').map((s) => Number(s.trim()))), z.array(z.coerce.number())])
+    .pipe(z.array(z.number().gt(0).lte(1)).min(1)).optional(),
   normalize: z.enum(NORMALIZE_PRESETS),
   // Model.
   model: nonEmpty,

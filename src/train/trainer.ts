@@ -177,7 +177,8 @@ async function prepare(config: TrainConfig, resumeFrom: string | undefined): Pro
     const optimizer = buildOptimizer(config, model);
     const source = config.cache !== undefined ? { kind: 'cache' as const, dir: config.cache } : { kind: 'video' as const, shortSide: config['short-side'] };
     const common = { source, frames: config.frames, stride: config.stride, size: config.size, workers: config.workers, seed: config.seed, normalize: config.normalize };
-    const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: config['batch-size'], flip: config.flip });
+    const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: config['batch-size'], flip: config.flip,
+      ...(config['crop-scales'] !== undefined ? { scales: config['crop-scales'] } : {}) });
     loaders.push(trainLoader);
     if (trainLoader.batchesPerEpoch === 0) {
       throw new UserError(`batch-size: split "${config.split}" has ${trainLoader.clipsPerEpoch} usable videos, fewer than one batch of ${config['batch-size']}`);

@@ -96,3 +96,12 @@ test('schedules: lengths in epochs, stepped per optimizer step; warm-up from 0.1
   assert.ok(Math.abs(optimizer.paramGroups[0]!.lr - 0.01) < 1e-12, 'two epochs without a better validation accuracy drop the lr by gamma');
   param.dispose();
 });
+
+test('config: crop-scales from text or a list, each in (0, 1]; absent means the loader\'s five scales', () => {
+  assert.equal(validateConfig(base)['crop-scales'], undefined);
+  assert.deepEqual(validateConfig({ ...base, 'crop-scales': '1, 0.84,0.71' })['crop-scales'], [1, 0.84, 0.71]);
+  assert.deepEqual(validateConfig({ ...base, 'crop-scales': ['1', '0.5'] })['crop-scales'], [1, 0.5]);
+  for (const bad of ['1.5', '0', 'big']) {
+    assert.throws(() => validateConfig({ ...base, 'crop-scales': bad }), /crop-scales/, bad);
+  }
+});
