@@ -249,6 +249,10 @@ export class ClipLoader {
         results.delete(consumed);
         const index = consumed++;
         dispatch();
+        // Node delivers a worker's queued messages in one go (and runs the awaiting code in between),
+        // so a consumer slower than the workers never let the event loop turn: no timer, no signal
+        // handler (Ctrl-C in stcnet train) and no I/O ran for a whole epoch. One turn per batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         yield {
           data: result.data, dtype: s.output, shape: [result.count, 3, s.frames, s.size, s.size], labels: result.labels,
           videoIndices: result.videoIndices, clipIndices: result.clipIndices, cropIndices: result.cropIndices,

@@ -140,3 +140,25 @@ test('an early break and close() leave no workers; a forgotten close() does not 
   assert.equal(child.status, 0, child.stderr);
   assert.match(child.stdout, /got 2/);
 });
+
+test('a consumer slower than the workers still lets the event loop turn between batches (timers, signal handlers)', async () => {
+  for (const workers of [0, 1, 2]) {
+    const loader = await ClipLoader.create({
+      samples: ds.splits.train1!, source: { kind: 'cache', dir: cacheDir }, mode: 'train', batchSize: 1, frames: 4, size: 32, workers, seed: 5, prefetch: 4 });
+    try {
+      let timerRan = false;
+      let batches = 0;
+      for await (const batch of loader.epoch(0)) {
+        void batch;
+        if (batches++ === 0) setTimeout(() => { timerRan = true; }, 0);
+        // A training step: synchronous work during which the workers finish the next batches.
+        const start = performance.now();
+        while (performance.now() - start < 60) { /* busy */ }
+      }
+      assert.ok(batches >= 4, `${batches} batches`);
+      assert.ok(timerRan, `workers ${workers}: a timer set at the first batch never ran during the epoch`);
+    } finally {
+      await loader.close();
+    }
+  }
+});
