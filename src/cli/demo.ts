@@ -146,8 +146,10 @@ async function runDemo(flags: Flags): Promise<void> {
   if (interrupted) say('demo: training was interrupted; evaluating the last checkpoint');
 
   say(`\n== evaluate: the held-out groups of split 1, ${flags['test-clips']} clips per video, scores averaged per video`);
+  // The last checkpoint, not `best`: best is chosen on this same held-out split, which would flatter it.
+  const checkpoint = path.join(runDir, 'last.safetensors');
   const evalDir = path.join(runDir, 'eval-test1');
-  await runCommand(say, 'eval', [runDir, '--clips', String(flags['test-clips']), '--workers', String(Math.max(1, flags.workers)), ...(flags.quiet ? ['--quiet'] : [])]);
+  await runCommand(say, 'eval', [checkpoint, '--out', evalDir, '--clips', String(flags['test-clips']), '--workers', String(Math.max(1, flags.workers)), ...(flags.quiet ? ['--quiet'] : [])]);
   const report = EvalReport.parse(JSON.parse(readFileSync(path.join(evalDir, 'report.json'), 'utf8')));
 
   say('\n== predict: three test videos, as a user labels new videos');
@@ -155,14 +157,13 @@ async function runDemo(flags: Flags): Promise<void> {
   const dataset = await loadDataset(dataDir, 'ucf101');
   const test = dataset.splits.test1 ?? [];
   const picks = [0, Math.floor(test.length / 2), test.length - 1].map((index) => test[index]!.path);
-  const checkpoint = existsSync(path.join(runDir, 'best.safetensors')) ? path.join(runDir, 'best.safetensors') : path.join(runDir, 'last.safetensors');
   await runCommand(say, 'predict', [checkpoint, ...new Set(picks), '--top', '3', '--clips', String(flags['test-clips']), '--quiet']);
 
   const seconds = (Date.now() - started) / 1000;
   say(`\n== result: video top-1 ${percent(report.videoTop1)} on ${report.videos} held-out videos of ${report.classes.length} classes ` +
     `(chance ${percent(1 / report.classes.length)}), clip top-1 ${percent(report.clipTop1)}, mean class accuracy ${percent(report.videoMeanClassAccuracy)}; ` +
     `the whole demo took ${formatDuration(seconds)}${interrupted ? ' (training interrupted)' : ''}`);
-  say(`run folder:  ${runDir} (config, metrics.jsonl, best/last checkpoints, summary.json)`);
+  say(`run folder:  ${runDir} (config, metrics.jsonl, last/best checkpoints, summary.json)`);
   say(`plots:       ${path.join(runDir, 'plots')} (loss, accuracy, learning rate; PNG and SVG)`);
   say(`evaluation:  ${evalDir} (report.json, per_class.csv, confusion.csv and confusion.png)`);
   say(`next:        stcnet predict ${checkpoint} YOUR_VIDEO.mp4`);
