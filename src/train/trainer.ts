@@ -1,3 +1,4 @@
+import { readCacheMeta } from '../video/cache_index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { closest } from 'fastest-levenshtein';
@@ -127,12 +128,18 @@ function splitSamples(dataset: VideoDataset, split: string, key: string): VideoS
   return samples;
 }
 
-function preprocessingOf(config: TrainConfig): Preprocessing {
+/**
+ * What a clip saw, for the checkpoints: a checkpoint copied out of its run folder must still decode
+ * videos at the short side (and frame rate) its frame cache had, or predictions drift.
+ */
+async function preprocessingOf(config: TrainConfig): Promise<Preprocessing> {
   const norm = config.normalize === 'none' ? { mean: [0, 0, 0], std: [1, 1, 1] } : NORMALIZATIONS[config.normalize];
-  return {
-    frames: config.frames, stride: config.stride, size: config.size, mean: [...norm.mean], std: [...norm.std],
-    ...(config.cache === undefined ? { shortSide: config['short-side'] } : {}),
-  };
+  let decode: { shortSide: number; fps?: number } = { shortSide: config['short-side'] };
+  if (config.cache !== undefined) {
+    const cache = await readCacheMeta(config.cache);
+    if (cache.kind === 'current') decode = { shortSide: cache.meta.shortSide, ...(cache.meta.fps != null ? { fps: cache.meta.fps } : {}) };
+  }
+  return { frames: config.frames, stride: config.stride, size: config.size, mean: [...norm.mean], std: [...norm.std], ...decode };
 }
 
 /** Everything a run needs, built and checked before the run folder is touched. */
@@ -210,7 +217,7 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
   const classes = dataset.classes;
   const showProgress = options.progress ?? !config.quiet;
   const batchesPerEpoch = trainLoader.batchesPerEpoch;
-  const preprocessing = preprocessingOf(config);
+  const preprocessing = await preprocessingOf(config);
   try {
     let state: Omit<TrainingState, 'scheduler' | 'format'>;
     let records: MetricsRecord[] = [];

@@ -31,6 +31,8 @@ test('stcnet demo --quick composes synth, prepare, train, eval and predict into 
   const { model, meta } = loadModelCheckpoint(join(run, 'best.safetensors'));
   assert.equal(meta.arch, 'stc_resnet3d_18');
   assert.deepEqual(meta.classes, report.classes);
+  // Trained from a cache at short side 48: the checkpoint says so, for decoding videos anywhere.
+  assert.equal(meta.preprocessing?.shortSide, 48);
   model.dispose();
 
   // A second run with other data settings refuses the data it finds, naming both, before any work.
