@@ -65,6 +65,14 @@ async function main(argv: string[]): Promise<void> {
   await command.run(parseArgs(command, rest));
 }
 
+// `stcnet predict ... | head` closes stdout early: that ends the output, it is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 main(process.argv.slice(2)).catch((caught: unknown) => {
   const error = fsUserError(caught);
   if (isUserError(error)) {

@@ -53,6 +53,8 @@ export class Progress {
     const now = Date.now();
     const interval = this.isTTY ? 100 : (this.options.plainIntervalMs ?? 5000);
     if (!force && now - this.lastDrawAt < interval) return;
+    // A finished count is printed once, by finish(), with its final figures (plain lines only).
+    if (!force && !this.isTTY && this.done >= this.options.total) return;
     this.lastDrawAt = now;
     const { total, label } = this.options;
     const unit = this.options.unit ?? 'it';
