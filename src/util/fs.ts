@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from './errors.js';
@@ -78,6 +78,27 @@ export async function ensureDirAsync(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
   } catch (error) {
     throw mkdirUserError(error, dir);
+  }
+}
+
+/**
+ * Checks, without creating anything, that `dir` is a folder or could be made as one: its nearest
+ * existing ancestor must be a folder. For commands that write their output after long work, so that
+ * `--out FILE/sub` fails before the work, not after it.
+ */
+export function checkFolderCreatable(dir: string, flag?: string): void {
+  const named = flag ? `${flag} ${dir}` : dir;
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    let stats;
+    try {
+      stats = statSync(at);
+    } catch (error) {
+      if (isFsError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR') && at !== path.dirname(at)) continue;
+      const reason = fsUserError(error, at);
+      throw reason instanceof UserError ? new UserError(`${flag ? `${flag} ` : ''}${reason.message}`) : reason;
+    }
+    if (stats.isDirectory()) return;
+    throw new UserError(at === path.resolve(dir) ? `${named}: is a file, expected a folder` : `${named}: ${at} is a file, not a folder`);
   }
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
-import { ensureDir, ensureDirAsync, writeFileAtomic, writeFileAtomicAsync } from '../../src/util/fs.js';
+import { checkFolderCreatable, ensureDir, ensureDirAsync, writeFileAtomic, writeFileAtomicAsync } from '../../src/util/fs.js';
 import { writeSafetensors } from '../../src/nn/safetensors.js';
 
 const userError = (pattern: RegExp) => (error: Error) => {
@@ -36,4 +36,16 @@ test('ensureDir on a file, or below one, says a file stands where a folder is ne
   await assert.rejects(ensureDirAsync(join(file, 'sub')), userError(new RegExp(`^${file}(/sub)?: (is a file, expected a folder|a parent of this path is a file)`)));
   mkdirSync(join(dir, 'ok'));
   ensureDir(join(dir, 'ok'));
+});
+
+test('checkFolderCreatable: a folder, or a path under one, passes; a file on the way is named before any work', () => {
+  const dir = tempDir();
+  const file = join(dir, 'file');
+  writeFileSync(file, 'x');
+  checkFolderCreatable(dir);
+  checkFolderCreatable(join(dir, 'new', 'deeper'));
+  assert.throws(() => checkFolderCreatable(file, '--out'), userError(new RegExp(`^--out ${file}: is a file, expected a folder$`)));
+  assert.throws(() => checkFolderCreatable(join(file, 'a', 'b'), '--out'),
+    userError(new RegExp(`^--out ${file}/a/b: ${file} is a file, not a folder$`)));
+  assert.deepEqual(readdirSync(dir), ['file'], 'nothing created');
 });
