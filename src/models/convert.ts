@@ -1,10 +1,10 @@
-import { basename, extname } from 'node:path';
-import { existsSync, renameSync } from 'node:fs';
+import { basename, dirname, extname } from 'node:path';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import { noGrad, tidy, isFloatingPoint, type Tensor } from '../engine/index.js';
 import { readSafetensors, writeSafetensors } from '../nn/safetensors.js';
 import { loadStateDict } from '../nn/weights.js';
 import { UserError } from '../util/errors.js';
-import { fsUserError, removeTemporary, temporarySibling } from '../util/fs.js';
+import { checkFolderCreatable, fsUserError, removeTemporary, temporarySibling } from '../util/fs.js';
 import type { ZooModel } from './base.js';
 import { loadModelCheckpoint, checkpointMetadata } from './checkpoint.js';
 import { modelEntry, type AnyModelOptions } from './registry.js';
@@ -38,6 +38,10 @@ export function convertCheckpoint(input: string, output: string, options: Conver
   const { arch, key, stripPrefix, ...modelOptions } = options;
   if (extname(output).toLowerCase() !== '.safetensors') throw new UserError(`${output}: the output must end in .safetensors`);
   if (!existsSync(input)) throw new UserError(`${input}: no such weights file`);
+  // The output's place is checked before the (possibly long) load: a folder of that name, or a file
+  // where its folder should be, would otherwise fail only at the final rename.
+  checkFolderCreatable(dirname(output));
+  if (statSync(output, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`${output}: is a folder, expected a file`);
   if (arch !== undefined) {
     const entry = modelEntry(arch);
     const unknown = Object.keys(modelOptions).filter((name) => (modelOptions as Record<string, unknown>)[name] !== undefined && !entry.options.includes(name));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad, tidy, dispose, manualSeed } from '../../src/engine/index.js';
 import { readSafetensors, writeSafetensors } from '../../src/nn/safetensors.js';
@@ -98,4 +98,23 @@ test('convert checks every flag before any work: arch options, --arch for model 
   const junk = cli([join(out, 'junk.pth'), join(out, 'junk.safetensors')]);
   assert.equal(junk.status, 2);
   assert.match(junk.stderr, /junk\.pth: not a PyTorch checkpoint/);
+});
+
+test('convert checks where the output goes before reading the input: a folder of that name, a file as its folder', () => {
+  const dir = tempDir('stcnet-convert-out-');
+  const junk = join(dir, 'junk.pth');
+  writeFileSync(junk, 'not a checkpoint');
+  mkdirSync(join(dir, 'folder.safetensors'));
+  writeFileSync(join(dir, 'file'), 'x');
+  // The input is junk: an error about it would mean the output was checked only after the load.
+  for (const [output, pattern] of [
+    [join(dir, 'folder.safetensors'), /folder\.safetensors: is a folder, expected a file$/],
+    [join(dir, 'file', 'm.safetensors'), /\/file: is a file, expected a folder$/],
+  ] as [string, RegExp][]) {
+    const run = cli([junk, output]);
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr.trim(), pattern);
+    assert.equal(run.stderr.trim().split('\n').length, 1);
+  }
+  assert.deepEqual(readdirSync(dir).sort(), ['file', 'folder.safetensors', 'junk.pth']);
 });
