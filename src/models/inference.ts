@@ -89,8 +89,9 @@ export class FoldedConv {
 
   /**
    * A 1×1×1 convolution at stride s reads every s-th position only: picking those first (one
-   * contiguous copy of 1/8 of the input) and convolving at stride 1 took 0.5–0.8× the time of the
-   * strided convolution in bench runs (oneDNN and aten alike handle the strided pointwise case poorly).
+   * contiguous copy of 1/8 of the input) and convolving at stride 1 gave best-of-N times 0.5–0.9× the
+   * strided convolution's for the three shortcut shapes (batch 1 and 8) on the shared 2-core machine,
+   * whose medians were too noisy to compare; recheck on a quiet machine.
    */
   private strided(x: Tensor): Tensor {
     let out = x;
