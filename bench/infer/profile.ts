@@ -83,8 +83,8 @@ function main(): void {
   instrument(BasicBlock.prototype, 'forward', () => 'block: residual add, ReLUs');
   instrument(FoldedConv.prototype, 'forward', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +ReLU)`);
   instrument(FrozenStc.prototype, 'gate', () => 'STC gate (pool, FCs)');
-  instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: identity += residual·gate');
-  instrument(FrozenBlock.prototype, 'forward', () => 'block: final ReLU');
+  instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: ReLU(identity + residual·gate)');
+  instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping');
   instrument(PassThrough.prototype, 'forward', (p: PassThrough) => `${(p as unknown as { module: Module }).module.constructor.name}`);
 
   console.log(`bench/infer/profile: stc_resnet3d_18, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -4,6 +4,7 @@ import {
   AdaptiveAvgPool3d, AdaptiveAvgPool2d,
 } from '../nn/index.js';
 import { ArgumentError } from '../engine/errors.js';
+import { callNative } from '../engine/ops.js';
 import { BasicBlock, Bottleneck, VideoBasicBlock, ZeroPadShortcut } from './blocks.js';
 import type { ZooModel, InputSpec } from './base.js';
 import { StagedResNet } from './staged.js';
@@ -17,7 +18,7 @@ import { StcBlock, type GateBranch } from './stc.js';
  *   the eval forward makes one pass over memory per convolution instead of two;
  * - ReLU runs in place on the convolution's output; the residual addition, the STC gate and the
  *   final ReLU are one `addcmul_` and one `relu_` on a buffer the block owns (eager: mul, add, relu
- *   into fresh tensors);
+ *   into fresh tensors), and without a gate one fused `_add_relu_` pass;
  * - the STC block pools H,W once and derives its temporal-branch mean from that (eager pools twice);
  * - the weights carry no autograd state and the forward runs without gradient recording;
  * - dtype 'bfloat16' stores the weights in bf16 and runs the whole network in bf16 (inputs cast on
@@ -208,25 +209,27 @@ export class FrozenBlock implements Stage {
   /** Takes ownership of x (frees it), as the blocks in the plan always own their input. */
   forward(x: Tensor): Tensor {
     const residual = runChain(this.branch, x);
-    let out: Tensor;
+    let identity = x;
     if (this.shortcut.length > 0) {
-      const identity = runChain(this.shortcut, x);
+      identity = runChain(this.shortcut, x);
       x.dispose();
-      out = this.mergeInto(identity, residual);
-    } else {
-      out = this.mergeInto(x, residual);
     }
-    return out.relu_();
+    return this.mergeInto(identity, residual);
   }
 
-  /** identity += residual · gate (or + residual), in place on the identity buffer, which the block owns. */
+  /**
+   * identity ← ReLU(identity + residual · gate), in place on the identity buffer, which the block
+   * owns: addcmul_ then relu_ with a gate, one fused add-and-ReLU pass (aten::_add_relu_) without.
+   */
   private mergeInto(identity: Tensor, residual: Tensor): Tensor {
     if (this.stc) {
       const gate = this.stc.gate(residual);
-      identity.addcmul_(residual, gate);
+      identity.addcmul_(residual, gate).relu_();
       gate.dispose();
+    } else if (identity.dtype === 'float32') {
+      callNative('aten::_add_relu_.Tensor', [identity.handle, residual.handle, 1], true);
     } else {
-      identity.add_(residual);
+      identity.add_(residual).relu_();  // libtorch 1.13's add_relu kernel takes no bf16
     }
     residual.dispose();
     return identity;
