@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Tensor } from '../engine/index.js';
 import { readSafetensors, writeSafetensors } from '../nn/safetensors.js';
 import { UserError } from '../util/errors.js';
@@ -22,6 +23,14 @@ interface StateJson {
   extra: Record<string, unknown>;
 }
 
+/** The shape a state file must have before any of it reaches an optimizer. */
+const StateJsonSchema = z.object({
+  optimizer: z.string(),
+  paramGroups: z.array(z.looseObject({ params: z.array(z.number().int().nonnegative()) })),
+  numbers: z.record(z.string(), z.record(z.string(), z.number())),
+  extra: z.record(z.string(), z.unknown()),
+});
+
 /** The optimizer's state as safetensors tensors and metadata (the tensors are the optimizer's own). */
 export function packOptimizerState(optimizer: Optimizer, extra: Record<string, unknown> = {}, prefix = 'optimizer.'): PackedOptimizerState {
   const dict = optimizer.stateDict();
@@ -42,12 +51,18 @@ export function unpackOptimizerState(optimizer: Optimizer, tensors: Map<string, 
   prefix = 'optimizer.', source = 'the checkpoint'): Record<string, unknown> {
   const text = metadata[`${prefix}json`];
   if (text === undefined) throw new UserError(`${source}: no optimizer state (metadata "${prefix}json" is missing)`);
-  let json: StateJson;
+  let parsed: unknown;
   try {
-    json = JSON.parse(text) as StateJson;
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new UserError(`${source}: the optimizer state is not valid JSON (${(error as Error).message})`);
   }
+  const checked = StateJsonSchema.safeParse(parsed);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw new UserError(`${source}: the optimizer state is damaged (metadata "${prefix}json", field ${issue.path.join('.') || '(root)'}: ${issue.message})`);
+  }
+  const json = checked.data as StateJson;
   if (json.optimizer !== optimizer.constructor.name) {
     throw new UserError(`${source}: the optimizer state is for ${json.optimizer}, not ${optimizer.constructor.name}`);
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { noGrad } from '../../src/engine/index.js';
-import { AdamW, CosineAnnealingLR, LinearWarmup, loadOptimizerState, ReduceLROnPlateau, saveOptimizerState, SGD, type LRScheduler, type Optimizer, type SchedulerState } from '../../src/optim/index.js';
+import { AdamW, CosineAnnealingLR, LinearWarmup, loadOptimizerState, unpackOptimizerState, ReduceLROnPlateau, saveOptimizerState, SGD, type LRScheduler, type Optimizer, type SchedulerState } from '../../src/optim/index.js';
 import { UserError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers.js';
 import { Problem, values } from './problem.js';
@@ -79,4 +79,24 @@ test('stateDict holds step counts and buffers by PyTorch parameter numbers; mism
   assert.throws(() => loadOptimizerState(path, swapped), /has shape \[3,4\], the parameter \[3\]/);
   for (const o of [adam, sgd, fewer, swapped]) o.dispose();
   problem.dispose();
+});
+
+test('a damaged optimizer state names the field and loads nothing', () => {
+  const problem = new Problem();
+  const optimizer = new SGD([problem.w, problem.b], { lr: 0.1, momentum: 0.9 });
+  const tensors = new Map();
+  const damaged = [
+    [JSON.stringify({ optimizer: 'SGD', paramGroups: [{ params: ['w'] }], numbers: {}, extra: {} }), /field paramGroups\.0\.params\.0/],
+    [JSON.stringify({ optimizer: 'SGD', paramGroups: [], numbers: { 0: { step: 'one' } }, extra: {} }), /field numbers\.0\.step/],
+    [JSON.stringify({ optimizer: 'SGD', paramGroups: [] }), /field numbers/],
+    ['[1, 2', /not valid JSON/],
+  ] as const;
+  for (const [text, pattern] of damaged) {
+    assert.throws(() => unpackOptimizerState(optimizer, tensors, { 'optimizer.json': text }, 'optimizer.', 'state.safetensors'), (error: Error) => {
+      assert.ok(error instanceof UserError);
+      assert.match(error.message, /^state\.safetensors: /);
+      assert.match(error.message, pattern);
+      return true;
+    });
+  }
 });
