@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { defineCommand, type FlagValues } from './args.js';
 import { UserError } from '../util/errors.js';
-import { ensureDir, fsUserError } from '../util/fs.js';
+import { checkFolderCreatable, ensureDir, fsUserError } from '../util/fs.js';
 import { csvLine } from '../train/csv.js';
 import { Progress } from '../util/progress.js';
 import { isVideoFile } from '../data/dataset.js';
@@ -45,7 +45,7 @@ export const command = defineCommand({
     'stcnet predict model.safetensors long.mp4 --timeline --window 2 --step 0.5 --out timelines/',
   ],
   flags,
-  run: (args) => runPredict(args.positionals[0]!, args.positionals.slice(1), args.flags),
+  run: (args) => runPredict(args.positionals[0]!, args.positionals.slice(1), args.flags, args.given),
 });
 
 type Flags = FlagValues<typeof flags>;
@@ -87,12 +87,14 @@ function timelineBases(files: string[], outDir: string): string[] {
 /** The timeline folder may exist (files are added to it) but must not be a file. */
 function checkTimelineOut(dir: string): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`stcnet predict: --out ${dir}: is a file, expected a folder for the timeline files`);
+  checkFolderCreatable(dir, '--out');
 }
 
-async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags): Promise<void> {
+async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags, given: Set<string>): Promise<void> {
   if (f.json && f.csv) throw new UserError('stcnet predict: --json and --csv are two output formats; give one');
-  if (!f.timeline && (f.window !== flags.window.default || f.step !== flags.step.default)) {
-    throw new UserError('stcnet predict: --window and --step need --timeline');
+  const timelineOnly = ['window', 'step', 'out'].filter((name) => given.has(name));
+  if (!f.timeline && timelineOnly.length > 0) {
+    throw new UserError(`stcnet predict: ${timelineOnly.map((name) => `--${name}`).join(', ')} ${timelineOnly.length > 1 ? 'apply' : 'applies'} only with --timeline`);
   }
   const crops = Number(f.crops) as 1 | 3;
   const { resolveModelSource } = await import('../train/model_source.js');

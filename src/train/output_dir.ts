@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
-import { ensureDir, fsUserError, temporarySibling } from '../util/fs.js';
+import { checkFolderCreatable, ensureDir, fsUserError, temporarySibling } from '../util/fs.js';
 
 /**
  * A report folder written whole or not at all: everything goes into a temporary sibling, which is
@@ -37,7 +37,11 @@ export async function writeFolderAtomic(target: string, isOurs: (existing: strin
 
 /** Refuses (before any work) a target that exists and is not a folder this command wrote. */
 export function checkReplaceable(target: string, isOurs: (existing: string) => boolean, flag = '--out'): void {
-  if (!existsSync(target)) return;
+  if (!existsSync(target)) {
+    // A file on the way (`--out afile/report`) is named now, not after every clip is scored.
+    checkFolderCreatable(target, flag);
+    return;
+  }
   if (!statSync(target).isDirectory()) throw new UserError(`${flag} ${target}: is a file, expected a folder`);
   if (readdirSync(target).length === 0) return;
   if (!isOurs(target)) throw new UserError(`${flag} ${target}: the folder exists and holds something other than an earlier report; choose another ${flag} or empty it`);

@@ -171,14 +171,15 @@ test('stcnet predict refuses bad input before any work, exit 2, nothing written'
     [['predict', fixture.checkpoint, video, '--labels', join(fixture.work, 'nolabels.txt')], /nolabels\.txt: no such file or folder/],
     [['predict', fixture.checkpoint, video, '--windows', '3'], /unknown flag --windows; did you mean --window\?/],
     [['predict', fixture.checkpoint, video, '--json', '--csv'], /--json and --csv are two output formats; give one/],
-    [['predict', fixture.checkpoint, video, '--window', '3'], /--window and --step need --timeline/],
+    [['predict', fixture.checkpoint, video, '--window', '3'], /--window applies only with --timeline/],
     [['predict', fixture.checkpoint], /missing CHECKPOINT VIDEO/],
     [['predict', fixture.checkpoint, emptyDir], /a folder without video files/],
     [['predict', fixture.checkpoint, video, '--timeline', '--out', fixture.checkpoint], /--out .*model\.safetensors: is a file, expected a folder/],
   ];
   if (!cudaAvailable()) cases.push([['predict', fixture.checkpoint, video, '--device', 'cuda'], /--device cuda: this libtorch has no CUDA device/]);
   for (const [args, message] of cases) {
-    const result = run(...(args.includes('--out') ? args : [...args, '--out', out]));
+    // A timeline case writes into `out` unless refused; --out is refused without --timeline.
+    const result = run(...(args.includes('--out') || !args.includes('--timeline') ? args : [...args, '--out', out]));
     assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, message);
     assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
