@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { ensureDir, fsUserError, TEMPORARY_SIBLING, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { configToYaml, orderedConfig, type TrainConfig } from './config.js';
@@ -24,6 +25,15 @@ export type CheckpointName = 'last' | 'best';
 /** A line of metrics.jsonl. */
 export type MetricsRecord = ({ type: 'step'; step: number } | { type: 'epoch'; epoch: number }) & Record<string, unknown>;
 
+/** The fields resume relies on; the others (loss, lr, ...) are carried through as they are. */
+const MetricsLineSchema = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('step'), step: z.number().int().positive(), epoch: z.number().int().positive() }),
+  z.looseObject({ type: z.literal('epoch'), epoch: z.number().int().positive() }),
+]);
+
+/** The name of the lock file a running `stcnet train` holds in its run folder (see src/video/lock.ts). */
+export const RUN_LOCK = '.lock';
+
 export class RunDir {
   constructor(readonly dir: string) {}
 
@@ -44,7 +54,8 @@ export class RunDir {
     let entries: string[];
     try {
       if (!statSync(dir).isDirectory()) throw new UserError(`--out ${dir}: is a file, expected a run folder`);
-      entries = readdirSync(dir);
+      // A lock file alone (a run that is starting, or a stale one) is not content; acquireLock judges it.
+      entries = readdirSync(dir).filter((name) => name !== RUN_LOCK);
     } catch (error) {
       throw fsUserError(error, dir);
     }
@@ -99,17 +110,33 @@ export class RunDir {
     }
   }
 
-  /** The records of metrics.jsonl (a partial last line, from a crash, is skipped). */
+  /**
+   * The records of metrics.jsonl, each line validated. A damaged last line is what a crash in the
+   * middle of an append leaves, so it is dropped; a damaged line before it is not something stcnet
+   * writes, so it is an error naming the file and line rather than a silent gap in the history.
+   */
   readMetrics(): MetricsRecord[] {
     if (!existsSync(this.metrics)) return [];
+    let text: string;
+    try {
+      text = readFileSync(this.metrics, 'utf8');
+    } catch (error) {
+      throw fsUserError(error, this.metrics);
+    }
+    const lines = text.split('\n');
+    let last = lines.length - 1;
+    while (last >= 0 && lines[last]!.trim() === '') last--;
     const records: MetricsRecord[] = [];
-    for (const line of readFileSync(this.metrics, 'utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      try {
+    for (let i = 0; i <= last; i++) {
+      const line = lines[i]!;
+      if (line.trim() === '') throw new UserError(`${this.metrics}: line ${i + 1}: empty line (expected a JSON record; the file is damaged)`);
+      const problem = metricsLineProblem(line);
+      if (problem === undefined) {
         records.push(JSON.parse(line) as MetricsRecord);
-      } catch {
-        // The last line of a killed run may be cut short; whole lines are all that count.
+        continue;
       }
+      if (i === last) break; // cut short by a crash while it was appended
+      throw new UserError(`${this.metrics}: line ${i + 1}: ${problem} (the file is damaged; only its last line may be cut short)`);
     }
     return records;
   }
@@ -123,4 +150,18 @@ export class RunDir {
     writeFileAtomic(this.metrics, kept.map((record) => JSON.stringify(record) + '\n').join(''));
     return kept;
   }
+}
+
+/** Why a metrics.jsonl line is not a record, or undefined when it is one. */
+function metricsLineProblem(line: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return 'not valid JSON';
+  }
+  const parsed = MetricsLineSchema.safeParse(value);
+  if (parsed.success) return undefined;
+  const issue = parsed.error.issues[0]!;
+  return `expected a step or epoch record${issue.path.length > 0 ? `, ${issue.path.join('.')}: ${issue.message}` : `: ${issue.message}`}`;
 }

@@ -1,5 +1,5 @@
 import { readCacheMeta } from '../video/cache_index.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { closest } from 'fastest-levenshtein';
 import { cudaAvailable, F, manualSeed, memory, noGrad, tidy } from '../engine/index.js';
@@ -15,7 +15,9 @@ import type { ZooModel } from '../models/base.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { writeJsonAtomic } from '../util/fs.js';
+import { ensureDir, writeJsonAtomic } from '../util/fs.js';
+import { acquireLock, type FolderLock } from '../video/lock.js';
+import type { BatchFailure } from '../data/clip.js';
 import { batchTensors, evaluate } from './epoch.js';
 import { validateConfig, type TrainConfig } from './config.js';
 import { buildModel, buildOptimizer, setTrainingMode } from './model_setup.js';
@@ -102,6 +104,38 @@ export interface TrainSummary {
 export const RESUME_OVERRIDABLE = ['workers', 'quiet'] as const;
 
 const now = () => performance.now() / 1000;
+
+/** "1 epoch", "3 epochs". */
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What a run holds in its folder while it writes there, so a second run on it is refused. */
+const LOCK_PURPOSE = 'stcnet train';
+
+/**
+ * Names each video that failed to load once per run (a video that fails fails every epoch), so
+ * the log shows what the accuracies leave out, as `stcnet eval` does.
+ */
+class FailureLog {
+  private readonly named = new Set<string>();
+  constructor(private readonly log: (message: string) => void) {}
+
+  note(stage: 'train' | 'validate', failures: readonly BatchFailure[]): void {
+    for (const failure of failures) {
+      const key = `${stage}\0${failure.path}`;
+      if (this.named.has(key)) continue;
+      this.named.add(key);
+      this.log(`${stage}: left out ${failure.path}: ${failure.reason}`);
+    }
+  }
+}
+
+/** Passes a loader's batches on, reporting their failures and leaving out batches with no clip. */
+async function* loadedBatches(batches: AsyncIterable<ClipBatch>, onFailures: (failures: BatchFailure[]) => void): AsyncGenerator<ClipBatch> {
+  for await (const batch of batches) {
+    if (batch.failures.length > 0) onFailures(batch.failures);
+    if (batch.labels.length > 0) yield batch;
+  }
+}
 
 /** Loads a run folder's saved config for --resume, with `overrides` (workers, quiet) applied. */
 export function resumeConfig(runDir: string, overrides: Record<string, unknown> = {}): TrainConfig {
@@ -208,12 +242,38 @@ async function prepare(config: TrainConfig, resumeFrom: string | undefined): Pro
 /** Trains as `config` says (validated with validateConfig), writing the run folder `config.out`. */
 export async function runTraining(config: TrainConfig, options: RunTrainingOptions = {}): Promise<TrainSummary> {
   const started = now();
+  const run = new RunDir(config.out);
+  // One run per folder: a folder that exists is locked before any work (a second run on it, fresh
+  // or --resume, is refused naming the first's pid); a new one as soon as it is created. Released
+  // on every way out (acquireLock also releases it on process.exit).
+  let lock: FolderLock | undefined = isFolder(config.out) ? acquireLock(config.out, LOCK_PURPOSE) : undefined;
+  try {
+    if (!options.resume) RunDir.checkFresh(config.out);
+    return await trainLocked(config, options, run, started, () => {
+      ensureDir(config.out);
+      lock ??= acquireLock(config.out, LOCK_PURPOSE);
+      RunDir.checkFresh(config.out);
+    });
+  } finally {
+    lock?.release();
+  }
+}
+
+function isFolder(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false; // missing (created later), or unreadable: checkFresh/resume name the problem
+  }
+}
+
+/** runTraining once the run folder is locked (`lockNew` creates and locks a new one). */
+async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run: RunDir, started: number, lockNew: () => void): Promise<TrainSummary> {
   const emit = (event: TrainEvent) => options.onEvent?.(event);
   const log = (message: string) => emit({ type: 'log', message });
-  const run = new RunDir(config.out);
-  if (!options.resume) RunDir.checkFresh(config.out);
+  const failureLog = new FailureLog(log);
   const p = await prepare(config, options.resume ? run.state('last') : undefined);
-  const { model, runner, optimizer, schedule, trainLoader, valLoader, stepsPerEpoch, dataset } = p;
+  const { model, runner, optimizer, schedule, trainLoader, valLoader, dataset } = p;
   const classes = dataset.classes;
   const showProgress = options.progress ?? !config.quiet;
   const batchesPerEpoch = trainLoader.batchesPerEpoch;
@@ -221,6 +281,7 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
   try {
     let state: Omit<TrainingState, 'scheduler' | 'format'>;
     let records: MetricsRecord[] = [];
+    let nothingToDo = false;
     if (options.resume) {
       const saved = loadTrainingState(run.state('last'), model, optimizer, schedule.scheduler);
       if (saved.sampler.batchesPerEpoch !== batchesPerEpoch || saved.sampler.batchSize !== config['batch-size']) {
@@ -230,22 +291,45 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
       records = run.truncateMetrics(saved.globalStep, saved.epoch);
       const leftovers = run.removeTemporaries();
       if (leftovers.length > 0) log(`resume: removed ${leftovers.length} half-written file${leftovers.length > 1 ? 's' : ''} of the stopped run (${leftovers.join(', ')})`);
-      log(saved.epoch >= config.epochs
-        ? `resume: ${config.out} already trained its ${config.epochs} epochs; nothing to do`
-        : `resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
+      if (saved.epoch >= config.epochs) {
+        log(`resume: ${config.out} already trained its ${count(config.epochs, 'epoch')}; nothing to do`);
+        nothingToDo = true;
+      } else log(`resume: ${config.out} at epoch ${saved.epoch + 1}, batch ${saved.nextBatch}/${batchesPerEpoch}, step ${saved.globalStep}`);
     } else {
       state = {
         epoch: 0, nextBatch: 0, globalStep: 0, best: null, epochTotals: emptyTotals(),
         rng: { seed: config.seed, epoch: 0, batch: 0 },
         sampler: { seed: config.seed, epoch: 0, nextBatch: 0, batchSize: config['batch-size'], batchesPerEpoch },
       };
+      lockNew();
       run.create(config);
     }
+    const finish = async (status: 'completed' | 'interrupted'): Promise<TrainSummary> => {
+      const epochs = records.filter((r): r is MetricsRecord & EpochRecord => r.type === 'epoch');
+      const bestRecord = state.best ? epochs.find((r) => r.epoch === state.best!.epoch) : undefined;
+      const summary: TrainSummary = {
+        status, runDir: config.out, epochs: epochs.length, steps: state.globalStep, classes, model: config.model,
+        parameters: model.parameterCount(),
+        best: bestRecord ? { epoch: bestRecord.epoch, valAccuracy: bestRecord.valAccuracy, loss: bestRecord.loss, checkpoint: run.weights('best') } : null,
+        last: epochs.at(-1) ?? null,
+        checkpoints: { last: run.weights('last'), best: existsSync(run.weights('best')) ? run.weights('best') : null },
+        seconds: now() - started,
+      };
+      // A completed run resumed again did nothing: its summary (with its real duration) stays.
+      if (nothingToDo && existsSync(run.summary)) return summary;
+      writeJsonAtomic(run.summary, summary);
+      if (nothingToDo) return summary;
+      log(`${status === 'completed' ? 'done' : 'interrupted'}: ${count(summary.epochs, 'epoch')}, ${count(summary.steps, 'step')}` +
+        (summary.best ? `; best epoch ${summary.best.epoch}${summary.best.valAccuracy !== null ? ` (validation clip accuracy ${(100 * summary.best.valAccuracy).toFixed(1)}%)` : ''}` : '') +
+        `; run folder ${config.out}`);
+      return summary;
+    };
+    if (nothingToDo) return await finish('completed');
     for (const note of p.notes) log(note);
     log(`train: ${config.model} (${model.parameterCount().toLocaleString('en-US')} parameters), ${classes.length} classes, ` +
       `${trainLoader.clipsPerEpoch} training videos (${config.split})${valLoader ? `, ${valLoader.clipsPerEpoch} validation clips (${config['val-split']})` : ''}; ` +
       `${config.frames}×${config.size}² clips, batch ${config['batch-size']}${config.accumulate > 1 ? ` × ${config.accumulate} accumulated` : ''}, ` +
-      `${config.optimizer} lr ${config.lr} ${config.schedule}${config['warmup-epochs'] ? ` (warm-up ${config['warmup-epochs']} epochs)` : ''}, ${config.epochs} epochs on ${config.device}` +
+      `${config.optimizer} lr ${config.lr} ${config.schedule}${config['warmup-epochs'] ? ` (warm-up ${count(config['warmup-epochs'], 'epoch')})` : ''}, ${count(config.epochs, 'epoch')} on ${config.device}` +
       `${config.amp !== 'none' ? ` (${config.amp} autocast)` : ''}`);
 
     const save = (name: 'last' | 'best') => {
@@ -260,24 +344,6 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
         sampler: { seed: config.seed, epoch, nextBatch, batchSize: config['batch-size'], batchesPerEpoch },
       };
     };
-    const finish = async (status: 'completed' | 'interrupted'): Promise<TrainSummary> => {
-      const epochs = records.filter((r): r is MetricsRecord & EpochRecord => r.type === 'epoch');
-      const bestRecord = state.best ? epochs.find((r) => r.epoch === state.best!.epoch) : undefined;
-      const summary: TrainSummary = {
-        status, runDir: config.out, epochs: epochs.length, steps: state.globalStep, classes, model: config.model,
-        parameters: model.parameterCount(),
-        best: bestRecord ? { epoch: bestRecord.epoch, valAccuracy: bestRecord.valAccuracy, loss: bestRecord.loss, checkpoint: run.weights('best') } : null,
-        last: epochs.at(-1) ?? null,
-        checkpoints: { last: run.weights('last'), best: existsSync(run.weights('best')) ? run.weights('best') : null },
-        seconds: now() - started,
-      };
-      writeJsonAtomic(run.summary, summary);
-      log(`${status === 'completed' ? 'done' : 'interrupted'}: ${summary.epochs} epochs, ${summary.steps} steps` +
-        (summary.best ? `; best epoch ${summary.best.epoch}${summary.best.valAccuracy !== null ? ` (validation clip accuracy ${(100 * summary.best.valAccuracy).toFixed(1)}%)` : ''}` : '') +
-        `; run folder ${config.out}`);
-      return summary;
-    };
-
     const aborted = () => options.signal?.aborted === true;
     for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
       const totals: EpochTotals = epoch === state.epoch ? { ...state.epochTotals } : emptyTotals();
@@ -302,13 +368,22 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
             const groupSize = Math.min(config.accumulate, batchesPerEpoch - groupStart);
             // Dropout and any other libtorch randomness continue identically after a resume.
             manualSeed(hashKeys('train-step', config.seed, epoch, index) & 0x7fffffff);
-            const result = forwardBackward(runner, next.value, config, 1 / groupSize);
+            const batch = next.value;
+            failureLog.note('train', batch.failures);
+            // A batch whose every video failed to load has nothing to learn from (its loss is NaN).
+            const result = batch.labels.length > 0 ? forwardBackward(runner, batch, config, 1 / groupSize) : { loss: 0, correct: 0, clips: 0 };
             group.loss += result.loss * result.clips;
             group.correct += result.correct;
             group.clips += result.clips;
             const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
             // The lr this step uses (a per-step schedule moves on right after it).
             const stepLr = optimizer.paramGroups[0]!.lr;
+            if (isStep && group.clips === 0) {
+              // No clip in the whole group: no gradient, so no optimizer step and no step record.
+              log(`epoch ${epoch + 1}, batch ${index + 1}/${batchesPerEpoch}: skipped, no video of the batch could be loaded`);
+              group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
+              continue;
+            }
             if (isStep) {
               optimizer.step();
               optimizer.zeroGrad();
@@ -347,30 +422,51 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
           await iterator.return?.();
         }
       }
+      if (totals.clips === 0) {
+        throw new UserError(`split "${config.split}": no video of epoch ${epoch + 1} could be loaded (the log names them); check the dataset${config.cache !== undefined ? ' and the cache' : ''}`);
+      }
       const trainLoss = totals.lossSum / Math.max(1, totals.clips);
       const trainAccuracy = totals.correct / Math.max(1, totals.clips);
       progress.finish(`loss ${trainLoss.toFixed(3)} acc ${(100 * trainAccuracy).toFixed(1)}%`);
 
       let valAccuracy: number | null = null;
       let valTop5: number | null = null;
+      // Every validation clip failed: no accuracy, and the epoch can be neither best nor a plateau step.
+      let valFailed = false;
+      let valNote = '';
       if (valLoader) {
         const valProgress = new Progress({ total: valLoader.clipsPerEpoch, label: `validate ${epoch + 1}/${config.epochs}`, unit: 'clips', quiet: !showProgress });
-        const report = await evaluate(runner, valLoader.epoch(0), classes.length, (n) => valProgress.tick(n));
+        let failedClips = 0;
+        const batches = loadedBatches(valLoader.epoch(0), (failures) => {
+          failureLog.note('validate', failures);
+          failedClips += failures.length;
+        });
+        const report = await evaluate(runner, batches, classes.length, (n) => valProgress.tick(n));
         valProgress.finish();
-        valAccuracy = report.clipTop1;
-        valTop5 = report.clipTop5;
+        if (report.clips > 0) {
+          valAccuracy = report.clipTop1;
+          valTop5 = report.clipTop5;
+        } else {
+          valFailed = true;
+        }
+        if (failedClips > 0) {
+          valNote = report.clips > 0
+            ? ` of ${report.clips} clips (${failedClips} of ${valLoader.clipsPerEpoch} could not be loaded)`
+            : `: none of the ${valLoader.clipsPerEpoch} validation clips could be loaded`;
+        }
       }
       // The lr of the epoch's last step (a per-step schedule has already moved past it).
       const lastStep = records.at(-1);
       const lr = lastStep?.type === 'step' && lastStep.epoch === epoch + 1 ? (lastStep.lr as number) : optimizer.paramGroups[0]!.lr;
-      if (schedule.unit === 'epoch') schedule.scheduler.step(valAccuracy ?? trainLoss);
+      if (schedule.unit === 'epoch' && !valFailed) schedule.scheduler.step(valAccuracy ?? trainLoss);
       // Best by validation clip accuracy; without a validation split, by the lowest training loss.
       const metric = valAccuracy ?? -trainLoss;
-      const improved = state.best === null || metric > state.best.metric;
+      const improved = !valFailed && (state.best === null || metric > state.best.metric);
       if (improved) state.best = { epoch: epoch + 1, metric, name: valAccuracy !== null ? 'validation clip accuracy' : 'negative training loss' };
       const seconds = now() - epochStarted;
       const record: EpochRecord = {
-        type: 'epoch', epoch: epoch + 1, steps: stepsPerEpoch, loss: trainLoss, accuracy: trainAccuracy, valAccuracy, valTop5, lr,
+        // Steps taken: a group whose every video failed to load took none.
+        type: 'epoch', epoch: epoch + 1, steps: records.filter((r) => r.type === 'step' && r.epoch === epoch + 1).length, loss: trainLoss, accuracy: trainAccuracy, valAccuracy, valTop5, lr,
         clipsPerSecond: totals.clips / Math.max(1e-9, totals.waitSeconds + totals.busySeconds),
         dataWait: totals.waitSeconds / Math.max(1e-9, totals.waitSeconds + totals.busySeconds), seconds, best: improved,
         liveTensors: memory().tensors,
@@ -383,7 +479,7 @@ export async function runTraining(config: TrainConfig, options: RunTrainingOptio
       await writeTrainingPlots(run.plots, records);
       emit(record);
       log(`epoch ${epoch + 1}/${config.epochs}: loss ${trainLoss.toFixed(4)}, train accuracy ${(100 * trainAccuracy).toFixed(1)}%` +
-        (valAccuracy !== null ? `, validation clip accuracy ${(100 * valAccuracy).toFixed(1)}% (top-5 ${(100 * valTop5!).toFixed(1)}%)` : '') +
+        (valAccuracy !== null ? `, validation clip accuracy ${(100 * valAccuracy).toFixed(1)}% (top-5 ${(100 * valTop5!).toFixed(1)}%)${valNote}` : valNote ? `, validation${valNote}` : '') +
         `, lr ${lr.toPrecision(3)}, ${record.clipsPerSecond.toFixed(1)} clips/s, ${(100 * record.dataWait).toFixed(0)}% waiting for data${improved ? ', best so far' : ''}`);
       if (aborted() && epoch + 1 < config.epochs) {
         log(`interrupted after epoch ${epoch + 1}: saved ${run.weights('last')} (continue with --resume ${config.out})`);

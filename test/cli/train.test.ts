@@ -105,6 +105,24 @@ test('stcnet train: Ctrl-C saves a loadable checkpoint and exits 130; --resume f
   assert.equal(stepsIn(out), 8, 'every step once in metrics.jsonl');
 });
 
+test('stcnet train: a second run on a folder in use (--resume or fresh) is refused before any work, naming the first\'s pid', async () => {
+  const data = await tinyData();
+  const out = join(data.work, 'busy');
+  const child = spawn(process.execPath, [cli, ...tinyFlags(data, out, ['--epochs', '2', '--val-split', 'none'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => { stderr += chunk; });
+  const done = exited(child);
+  await waitFor(() => stepsIn(out) >= 1 || child.exitCode !== null, 'a training step');
+  assert.equal(child.exitCode, null, `the first run is still training; stderr: ${stderr}`);
+  const holder = new RegExp(`is in use by another run \\(stcnet train, pid ${child.pid} on `);
+  assertUserError(train(['train', '--resume', out, '--quiet']), holder);
+  assertUserError(train(tinyFlags(data, out, ['--epochs', '2'])), holder);
+  const { code } = await done;
+  assert.equal(code, 0, stderr);
+  assert.equal(stepsIn(out), 8, 'only the first run wrote metrics.jsonl');
+  assert.ok(!existsSync(join(out, '.lock')), 'the lock is gone after the run');
+});
+
 test('stcnet train: SIGKILL while a checkpoint is being written leaves the previous one loadable and resumable', async () => {
   const data = await tinyData();
   const out = join(data.work, 'sigkill');
@@ -145,7 +163,7 @@ test('stcnet train: a config file gives the settings, flags override it, and the
     'workers: 1', 'epochs: 3', 'optimizer: adamw', 'val-split: none', ''].join('\n'));
   const result = train(['train', '--config', config, '--epochs', '1', '--out', out, '--label-smoothing', '0.1']);
   assert.equal(result.status, 0, result.stderr);
-  assert.match(result.stdout, /done: 1 epochs, 4 steps/);
+  assert.match(result.stdout, /done: 1 epoch, 4 steps/);
   const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(saved.epochs, 1, 'the flag overrides the file');
   assert.equal(saved['label-smoothing'], 0.1);
