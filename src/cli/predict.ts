@@ -51,6 +51,21 @@ export const command = defineCommand({
 type Flags = FlagValues<typeof flags>;
 
 /** VIDEO...|DIR as a list of files: a folder gives its video files (by extension, sorted). */
+/** Every video file under a folder, its subfolders included (a dataset's class folders), sorted; hidden names skipped. */
+function videosUnder(dir: string): string[] {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    throw fsUserError(error, dir);
+  }
+  return entries.filter((entry) => !entry.name.startsWith('.')).sort((a, b) => a.name.localeCompare(b.name)).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return videosUnder(full);
+    return entry.isFile() && isVideoFile(entry.name) ? [full] : [];
+  });
+}
+
 export function expandVideoArgs(args: string[]): string[] {
   const files: string[] = [];
   for (const arg of args) {
@@ -65,8 +80,8 @@ export function expandVideoArgs(args: string[]): string[] {
       files.push(arg);
       continue;
     }
-    const videos = readdirSync(arg).filter((name) => isVideoFile(name)).sort().map((name) => path.join(arg, name));
-    if (videos.length === 0) throw new UserError(`stcnet predict: ${arg}: a folder without video files (looked for .mp4, .avi, .mkv, .webm, .mov, …)`);
+    const videos = videosUnder(arg);
+    if (videos.length === 0) throw new UserError(`stcnet predict: ${arg}: a folder without video files (looked for .mp4, .avi, .mkv, .webm, .mov, …, in its subfolders too)`);
     files.push(...videos);
   }
   return files;

@@ -201,3 +201,15 @@ test('stcnet predict --help shows examples without loading libtorch', () => {
   assert.match(result.stdout, /--timeline/);
   assert.equal(result.stderr, 'NOT LOADED');
 });
+
+test('stcnet predict DIR takes the videos of its subfolders too (a dataset root), sorted, hidden names skipped', async () => {
+  const fixture = await predictFixture();
+  mkdirSync(join(fixture.data, '.hidden'), { recursive: true });
+  writeFileSync(join(fixture.data, '.hidden', 'v_Hidden_g01_c01.mp4'), 'never read');
+  const result = run('predict', fixture.checkpoint, fixture.data, '--csv', '--top', '1', '--clips', '1', '--quiet');
+  assert.equal(result.status, 0, result.stderr);
+  const files = result.stdout.trim().split('\n').slice(1).map((line) => line.split(',')[0]!);
+  const expected = ['MoveDown', 'MoveLeft', 'MoveRight', 'MoveUp']
+    .flatMap((name) => readdirSync(join(fixture.data, name)).filter((file) => file.endsWith('.mp4')).sort().map((file) => join(fixture.data, name, file)));
+  assert.deepEqual(files, expected);
+});
