@@ -54,8 +54,13 @@ export interface BatchTask {
 }
 
 export interface BatchFailure {
+  /** The video (the sample's path), also when its frames came from a cache file. */
   path: string;
   reason: string;
+  /** The file that was read, when it is not the video (a frame cache's .stcf file). */
+  file?: string;
+  /** Index of the sample in the loader's sample list. */
+  sample?: number;
 }
 
 export interface BatchResult {
@@ -152,7 +157,7 @@ export class ClipMaker {
       }
       if (video instanceof Error) {
         const reason = 'reason' in video ? String((video as { reason: unknown }).reason) : video.message;
-        failures.push({ path: item.file, reason });
+        failures.push({ path: item.file, reason, sample: item.sample });
         continue;
       }
       let indices: Int32Array;
@@ -171,7 +176,7 @@ export class ClipMaker {
       try {
         frames = video.read(indices);
       } catch (error) {
-        failures.push({ path: item.file, reason: error instanceof Error ? error.message : String(error) });
+        failures.push({ path: item.file, reason: error instanceof Error ? error.message : String(error), sample: item.sample });
         continue;
       }
       if (data instanceof Uint8Array) {

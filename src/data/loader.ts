@@ -111,6 +111,13 @@ export class ClipLoader {
     }
   }
 
+  /** A failure as users know it: by the video's path, with the cache file that was read beside it. */
+  private namedByVideo(failure: BatchFailure): BatchFailure {
+    const sample = failure.sample !== undefined ? this.options.samples[failure.sample] : undefined;
+    if (!sample || sample.path === failure.path) return failure;
+    return { ...failure, path: sample.path, file: failure.path };
+  }
+
   static async create(options: LoaderOptions): Promise<ClipLoader> {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new UserError(`loader: batchSize must be a positive integer, got ${options.batchSize}`);
     const frames = options.frames ?? 16;
@@ -256,7 +263,7 @@ export class ClipLoader {
         yield {
           data: result.data, dtype: s.output, shape: [result.count, 3, s.frames, s.size, s.size], labels: result.labels,
           videoIndices: result.videoIndices, clipIndices: result.clipIndices, cropIndices: result.cropIndices,
-          epoch, index, failures: result.failures, normalization: s.normalization,
+          epoch, index, failures: result.failures.map((failure) => this.namedByVideo(failure)), normalization: s.normalization,
         };
       }
     } finally {

@@ -1,6 +1,5 @@
 import { ClipLoader } from '../data/loader.js';
-import { sampleKey, type VideoSample } from '../data/dataset.js';
-import { FrameCache } from '../video/cache.js';
+import type { VideoSample } from '../data/dataset.js';
 import { noGrad, tidy } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
@@ -45,15 +44,6 @@ export async function evaluateSamples(model: Module & { numClasses: number }, sa
     normalize: normalizationOf(p), testClips: settings.clips, testCrops: settings.crops, workers: settings.workers,
     shuffle: false, dropLast: false,
   });
-  // Batch failures name the file read, which for a cache is its .stcf file: report the video instead.
-  const videoOf = new Map<string, string>();
-  if (settings.cache !== undefined) {
-    const cache = await FrameCache.open(settings.cache);
-    for (const sample of samples) {
-      const entry = cache.entry(sampleKey(sample));
-      if (entry) videoOf.set(cache.filePath(entry), sample.path);
-    }
-  }
   const failures = new Map<string, string>();
   for (const skipped of loader.skipped) failures.set(skipped.path, skipped.reason);
   const accumulator = new ScoreAccumulator(model.numClasses, { cropsPerClip: settings.crops });
@@ -62,8 +52,8 @@ export async function evaluateSamples(model: Module & { numClasses: number }, sa
   try {
     for await (const batch of loader.epoch(0)) {
       for (const failure of batch.failures) {
-        const path = videoOf.get(failure.path) ?? failure.path;
-        if (!failures.has(path)) failures.set(path, failureReason(failure.reason));
+        // The loader names failures by the video, also when its frames came from the cache.
+        if (!failures.has(failure.path)) failures.set(failure.path, failureReason(failure.reason));
       }
       if (batch.labels.length > 0) {
         const probabilities = noGrad(() => tidy(() => model.forward(batchTensors(batch).clips).softmax(1).toFloat32Array()));

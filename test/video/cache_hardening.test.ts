@@ -92,6 +92,9 @@ test('distinct keys never share a frame file: names differing outside ASCII, and
     for await (const batch of loader.epoch(0)) {
       assert.equal(batch.shape[0], 0);
       assert.match(batch.failures[0]!.reason, /holds the frames of/);
+      // Named by the video, as users know it, with the cache file that was read beside it.
+      assert.equal(batch.failures[0]!.path, samples[1]!.path);
+      assert.equal(batch.failures[0]!.file, cache.filePath(second));
     }
   } finally {
     await loader.close();
