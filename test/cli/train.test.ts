@@ -133,7 +133,7 @@ test('stcnet train: SIGKILL while a checkpoint is being written leaves the previ
   const data = await tinyData();
   const out = join(data.work, 'sigkill');
   // A wider model makes each checkpoint large enough (tens of MB, fsync'd) to be caught mid-write.
-  const child = spawn(process.execPath, [cli, ...tinyFlags(data, out, ['--epochs', '1', '--checkpoint-every', '1', '--width-multiplier', '0.5', '--val-split', 'none'])],
+  const child = spawn(process.execPath, [cli, ...tinyFlags(data, out, ['--epochs', '3', '--checkpoint-every', '1', '--width-multiplier', '0.5', '--val-split', 'none'])],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const done = exited(child);
   await waitFor(() => existsSync(join(out, 'last.state.safetensors')) || child.exitCode !== null, 'a first complete checkpoint');
