@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { closest } from 'fastest-levenshtein';
 import { helpText, parseArgs, type CommandSpec } from './args.js';
 import { isUserError } from '../util/errors.js';
 import { fsUserError } from '../util/fs.js';
+// The version module reads package.json only: importing it never loads libtorch.
+import { STCNET_VERSION } from '../models/version.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = CommandSpec<any>;
@@ -25,11 +26,6 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   train: async () => (await import('./train.js')).command,
 };
 
-function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
-}
-
 async function printOverview(): Promise<void> {
   const summaries = await Promise.all(
     Object.entries(commands).map(async ([key, load]) => `  ${key.padEnd(12)} ${(await load()).summary}`),
@@ -42,7 +38,7 @@ async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h') return printOverview();
   if (name === '--version' || name === '-V' || name === 'version') {
-    process.stdout.write(`stcnet ${packageVersion()}\n`);
+    process.stdout.write(`stcnet ${STCNET_VERSION}\n`);
     return;
   }
   if (name === 'help') {
