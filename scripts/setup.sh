@@ -10,6 +10,8 @@ SYSTEM_PACKAGES=(
   ffmpeg                  # video probe, decode and encode
   libturbojpeg0-dev       # JPEG frame cache encode/decode
   fonts-dejavu-core       # text in the PNG charts (plots, confusion matrices)
+  libgloo-dev             # headers of the Gloo collectives that libtorch's c10d uses (distributed training)
+  chromium                # headless browser: tests of the in-browser (onnxruntime-web) page
   python3-torch           # PyTorch: fixtures and benchmark comparisons
   python3-torchvision
   python3-pil
@@ -33,6 +35,8 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 echo "setup: npm dependencies"
+# --ignore-scripts: onnxruntime-node's install script fetches optional CUDA parts, which fails offline;
+# its CPU binary ships in the package. Our own addons are built below.
 npm install --no-audit --no-fund --ignore-scripts >/dev/null
 
 echo "setup: building the native addon and TypeScript"
