@@ -42,7 +42,7 @@ const HARA_OPTIONS = ['numClasses', 'frames', 'inChannels', 'conv1TemporalSize',
 const STC_OPTIONS = ['stcStages', 'stcPlacement', 'reduction'] as const;
 const RESNEXT_OPTIONS = ['cardinality', 'stemChannels'] as const;
 const VIDEO_OPTIONS = ['numClasses', 'inChannels', 'frames', 'dropout', 'init'] as const;
-const RESNET2D_OPTIONS = ['numClasses', 'inChannels', 'dropout', 'init'] as const;
+const RESNET2D_OPTIONS = ['numClasses', 'inChannels', 'dropout', 'widthMultiplier', 'init'] as const;
 
 const entries: ModelEntry[] = [];
 for (const stc of [false, true]) {

@@ -15,6 +15,11 @@ export interface ResNet2dOptions {
   numClasses?: number;
   inChannels?: number;
   dropout?: number;
+  /**
+   * Scales every width, the stem included (default 1, torchvision's shapes). Small teachers for
+   * CPU experiments, matching the width of the 3D students they are inflated into.
+   */
+  widthMultiplier?: number;
   init?: boolean;
 }
 
@@ -44,15 +49,20 @@ export class ResNet2d extends StagedResNet {
     checkPositiveInt('option numClasses', numClasses);
     const dropout = options.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1)) throw new ModelInputError(`option dropout must be in [0, 1), got ${String(options.dropout)}`);
+    const width = options.widthMultiplier ?? 1;
+    if (!(typeof width === 'number' && Number.isFinite(width) && width > 0)) throw new ModelInputError(`option widthMultiplier must be a positive number, got ${String(options.widthMultiplier)}`);
+    // The same rounding as the 3D ResNets, so a teacher and a student of one width have the same channels.
+    const scaled = (channels: number) => Math.max(1, Math.round(channels * width));
     this.input = { dims: 2, channels: inChannels };
-    this.recordOptions({ numClasses, inChannels, dropout });
-    this.conv1 = this.addModule('conv1', new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false }));
-    this.bn1 = this.addModule('bn1', new BatchNorm2d(64));
+    this.recordOptions({ numClasses, inChannels, dropout, ...(width !== 1 ? { widthMultiplier: width } : {}) });
+    const stem = scaled(64);
+    this.conv1 = this.addModule('conv1', new Conv2d(inChannels, stem, 7, { stride: 2, padding: 3, bias: false }));
+    this.bn1 = this.addModule('bn1', new BatchNorm2d(stem));
     this.maxpool = this.addModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));
     const expansion = block === 'basic' ? 1 : 4;
-    let inPlanes = 64;
+    let inPlanes = stem;
     const stages: Sequential[] = [];
-    [64, 128, 256, 512].forEach((planes, index) => {
+    [64, 128, 256, 512].map(scaled).forEach((planes, index) => {
       const blocks: Module[] = [];
       for (let i = 0; i < layers[index]!; i++) {
         const common = { dims: 2 as const, inPlanes, planes, stride: i === 0 && index > 0 ? 2 : 1, shortcut: 'B' as const };
