@@ -23,6 +23,8 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   prepare: async () => (await import('./prepare.js')).command,
   eval: async () => (await import('./eval.js')).command,
   predict: async () => (await import('./predict.js')).command,
+  export: async () => (await import('./export.js')).command,
+  serve: async () => (await import('./serve.js')).command,
   train: async () => (await import('./train.js')).command,
   inflate: async () => (await import('./inflate.js')).command,
 };
