@@ -1,0 +1,130 @@
+"""PyTorch's side of `stcnet bench`: one path of the plan in this process, with the weights stcnet
+wrote, on the contract's reference model (scripts/fixtures/stc_reference.py).
+
+Usage: python3 torch_side.py PLAN_JSON PATH     prints one JSON line (a PathResult)
+       python3 torch_side.py PLAN_JSON export   writes plan["onnx"] (torch.onnx.export, dynamic batch)
+"""
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+import stc_reference as ref  # noqa: E402
+from weights import read_safetensors  # noqa: E402
+
+plan = json.load(open(sys.argv[1]))
+path = sys.argv[2]
+torch.set_num_threads(plan["threads"])
+device = plan["device"]
+clip = [3, plan["frames"], plan["size"], plan["size"]]
+
+
+def load_model():
+    model = ref.build(plan["arch"], frames=plan["frames"], num_classes=plan["classes"])
+    tensors, _ = read_safetensors(plan["weights"])
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device)
+
+
+def sync():
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_seconds(run):
+    for _ in range(plan["warmup"]):
+        run()
+    sync()
+    times = []
+    for _ in range(plan["repeats"]):
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def check_clip():
+    return torch.from_numpy(np.fromfile(plan["checkInput"], dtype=np.float32).reshape([1] + clip)).to(device)
+
+
+def inference(model):
+    model.eval()
+    if path == "torch_eager_f32":
+        def forward(x):
+            with torch.inference_mode():
+                return model(x)
+    elif path == "torch_eager_bf16":
+        def forward(x):
+            with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
+                return model(x).float()
+    elif path == "torch_frozen_f32":
+        # What a PyTorch user ships for CPU inference: trace, freeze, optimize_for_inference
+        # (BatchNorm folded, oneDNN-prepacked convolutions).
+        with torch.no_grad():
+            traced = torch.jit.trace(model, torch.randn([1] + clip, device=device))
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+        def forward(x):
+            with torch.no_grad():
+                return frozen(x)
+    else:
+        raise SystemExit(f"torch_side: unknown path {path}")
+    logits = forward(check_clip()).float().reshape(-1).tolist()
+    rates = {}
+    for batch in plan["inferBatches"]:
+        torch.manual_seed(1)
+        x = torch.randn([batch] + clip, device=device)
+        rates[str(batch)] = batch / median_seconds(lambda: forward(x))
+    return {"path": path, "rates": rates, "logits": logits, "peakRssMiB": peak_rss_mib()}
+
+
+def training(model):
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
+    batch = plan["trainBatch"]
+    clips = torch.from_numpy(np.fromfile(plan["trainInput"], dtype=np.float32).reshape([batch] + clip)).to(device)
+    labels = torch.tensor(json.load(open(plan["trainLabels"])), dtype=torch.int64, device=device)
+    bf16 = path == "torch_train_bf16"
+    losses = []
+
+    def step():
+        optimizer.zero_grad()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(clips)
+        loss = F.cross_entropy(logits.float(), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+
+    seconds = median_seconds(step)
+    return {"path": path, "rates": {str(batch): batch / seconds}, "firstLoss": losses[0], "peakRssMiB": peak_rss_mib()}
+
+
+def export_onnx(model):
+    model.eval()
+    with torch.no_grad():
+        torch.onnx.export(model, torch.randn([1] + clip), plan["onnx"], input_names=["clips"], output_names=["logits"],
+                          dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+
+
+model = load_model()
+if path == "export":
+    export_onnx(model)
+    print(json.dumps({"onnx": plan["onnx"]}))
+elif path.startswith("torch_train_"):
+    print(json.dumps(training(model)))
+else:
+    print(json.dumps(inference(model)))

@@ -1,0 +1,38 @@
+/**
+ * ONNX Runtime's side of `stcnet bench`: the model PyTorch exported (torch.onnx.export of the same
+ * weights), run by onnxruntime-node with the plan's threads. Usage: node ort_side.js PLAN_JSON PATH
+ */
+import { readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { medianSecondsAsync, peakRssMiB } from './timing.js';
+import type { BenchPlan, PathResult } from './plan.js';
+
+/** Seeded normal values (Box–Muller over a small LCG): the inputs' values do not matter for speed. */
+function seededNormal(count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  let state = seed >>> 0;
+  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  for (let i = 0; i < count; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
+}
+
+const [planFile, path] = process.argv.slice(2);
+const plan = JSON.parse(readFileSync(planFile!, 'utf8')) as BenchPlan;
+const session = await ort.InferenceSession.create(plan.onnx, {
+  intraOpNumThreads: plan.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+});
+const clip = [3, plan.frames, plan.size, plan.size];
+const perClip = clip.reduce((a, b) => a * b, 1);
+const run = async (data: Float32Array, batch: number) => {
+  const output = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', data, [batch, ...clip]) });
+  return output[session.outputNames[0]!]!.data as Float32Array;
+};
+const checkBytes = readFileSync(plan.checkInput);
+const logits = Array.from(await run(new Float32Array(checkBytes.buffer, checkBytes.byteOffset, perClip), 1));
+const rates: Record<string, number> = {};
+for (const batch of plan.inferBatches) {
+  const input = seededNormal(batch * perClip, batch);
+  rates[batch] = batch / await medianSecondsAsync(() => run(input, batch), plan.repeats, plan.warmup);
+}
+const result: PathResult = { path: path!, rates, logits, peakRssMiB: peakRssMiB() };
+process.stdout.write(JSON.stringify(result) + '\n');
