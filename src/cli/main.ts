@@ -27,6 +27,7 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   serve: async () => (await import('./serve.js')).command,
   train: async () => (await import('./train.js')).command,
   inflate: async () => (await import('./inflate.js')).command,
+  bench: async () => (await import('./bench.js')).command,
 };
 
 async function printOverview(): Promise<void> {
