@@ -1,4 +1,4 @@
-"""PyTorch side of bench/train: the same model (scripts/fixtures/stc_reference.py, the contract's PyTorch
+"""PyTorch side of bench/train: the same model (scripts/reference/stc_reference.py, the contract's PyTorch
 reference), SGD (momentum 0.9, weight decay 1e-3), cross-entropy, fed by a torch DataLoader over the same
 JPEG frame cache (bench/loader/torch_loader.py's dataset). Prints one JSON line:
 {"clips": N, "seconds": S, "clips_per_s": R, "data_wait": share of the time spent waiting for batches}."""
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "loader"))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "fixtures"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "reference"))
 from torch_loader import ClipDataset, worker_init  # noqa: E402
 from stc_reference import build  # noqa: E402
 

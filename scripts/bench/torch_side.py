@@ -1,5 +1,5 @@
 """PyTorch's side of `stcnet bench`: one path of the plan in this process, with the weights stcnet
-wrote, on the contract's reference model (scripts/fixtures/stc_reference.py).
+wrote, on the contract's reference model (scripts/reference/stc_reference.py).
 
 Usage: python3 torch_side.py PLAN_JSON PATH     prints one JSON line (a PathResult)
        python3 torch_side.py PLAN_JSON export   writes plan["onnx"] (torch.onnx.export, dynamic batch)
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import stc_reference as ref  # noqa: E402
 from weights import read_safetensors  # noqa: E402
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Tensor } from '../../src/engine/index.js';
 import { repoRoot } from '../helpers.js';
 
-/** Fixtures made by scripts/fixtures/weights.py (committed; regenerate with `... make test/fixtures/weights`). */
+/** Fixtures made by scripts/reference/weights.py (committed; regenerate with `... make test/fixtures/weights`). */
 export const WEIGHTS = `${repoRoot}/test/fixtures/weights/`;
 /** What the malicious fixtures would create in the working folder if anything ran them. */
 export const PWNED_MARKER = 'stcnet-fixture-pwned';

@@ -54,11 +54,11 @@ test('safetensors: a file written by Python reads with exact values', () => {
   dispose(tensors);
 });
 
-test('safetensors: TS write → Python (our reader in scripts/fixtures/weights.py) reads the same values', () => {
+test('safetensors: TS write → Python (our reader in scripts/reference/weights.py) reads the same values', () => {
   const dict = sampleDict();
   const path = join(tempDir(), 'from-ts.safetensors');
   writeSafetensors(path, dict, { written_by: 'stcnet' });
-  const read = JSON.parse(runPython('scripts/fixtures/weights.py', ['read', path])) as {
+  const read = JSON.parse(runPython('scripts/reference/weights.py', ['read', path])) as {
     metadata: Record<string, string>; tensors: Record<string, unknown>;
   };
   assert.deepEqual(read.metadata, { written_by: 'stcnet' });
