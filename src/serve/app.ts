@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { HttpError, errorBody, formatMb } from './errors.js';
 import type { Service } from './service.js';
@@ -23,11 +24,34 @@ function mediaType(request: FastifyRequest): string {
   return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
+/** How long a refused upload's connection stays open after the answer, its bytes read and dropped. */
+const LINGER_MS = 2000;
+
+/**
+ * Node ends a 'Connection: close' answer with socket.destroySoon(): the socket is destroyed once
+ * the answer is written, and a client still sending its body gets a reset, which on Linux can drop
+ * the answer before the client reads it (it sees EPIPE, not the 413). As web servers do ("lingering
+ * close"), the write side is closed after the answer and what still comes is read and dropped for a
+ * short while, then the socket is destroyed.
+ */
+function lingerOnClose(socket: Socket | null): void {
+  if (!socket || (socket as Socket & { lingering?: boolean }).lingering) return;
+  (socket as Socket & { lingering?: boolean }).lingering = true;
+  socket.destroySoon = function lingeringDestroy(this: Socket) {
+    this.end();
+    this.resume();
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+  };
+}
+
 function sendError(reply: FastifyReply, error: HttpError): FastifyReply {
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
   // Refused while the client may still be sending (a 413 of a 2 GB body): close the connection
   // after the answer instead of reading the rest.
-  if (!reply.request.raw.readableEnded) reply.header('connection', 'close');
+  if (!reply.request.raw.readableEnded) {
+    reply.header('connection', 'close');
+    lingerOnClose(reply.request.raw.socket);
+  }
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error));
 }
 
