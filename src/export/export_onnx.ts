@@ -92,7 +92,7 @@ export async function exportOnnx(checkpointFile: string, outFile: string, option
   const { resolveModelSource } = await import('../train/model_source.js');
   const source = resolveModelSource(checkpointFile);
   if (path.resolve(source.checkpoint) === path.resolve(outFile)) throw new UserError(`--onnx ${outFile}: is the checkpoint itself`);
-  await refuseImageModel(source.checkpoint, options.arch);
+  await precheckCheckpoint(source.checkpoint, options);
   const { loadClassifier } = await import('../train/classifier.js');
   log(`loading ${source.checkpoint}`);
   const classifier = await loadClassifier(source, {
@@ -138,13 +138,24 @@ export async function exportOnnx(checkpointFile: string, outFile: string, option
   }
 }
 
-/** A 2D image model is named before its weights are read (loadClassifier's message speaks of eval and predict). */
-async function refuseImageModel(checkpoint: string, arch: string | undefined): Promise<void> {
+/**
+ * What the checkpoint's metadata says, checked before its weights are read: a 2D image model is
+ * refused (loadClassifier's message speaks of eval and predict), and --frames may not contradict a
+ * clip length the checkpoint records (the model would be built for the wrong length and not load).
+ */
+async function precheckCheckpoint(checkpoint: string, options: ExportOnnxOptions): Promise<void> {
   const { modelEntry } = await import('../models/registry.js');
-  let name = arch;
-  if (name === undefined && path.extname(checkpoint).toLowerCase() === '.safetensors') {
+  let name = options.arch;
+  if (path.extname(checkpoint).toLowerCase() === '.safetensors') {
     const { readCheckpointMeta } = await import('../models/checkpoint.js');
-    name = readCheckpointMeta(checkpoint)?.arch;
+    const meta = readCheckpointMeta(checkpoint);
+    if (meta) {
+      name ??= meta.arch;
+      const recorded = meta.preprocessing?.frames ?? (modelEntry(meta.arch).stc ? meta.options.frames : undefined);
+      if (options.frames !== undefined && recorded !== undefined && recorded !== options.frames) {
+        throw new UserError(`${checkpoint}: the checkpoint records frames ${recorded}; --frames ${options.frames} disagrees (the flag only fills in what a checkpoint lacks)`);
+      }
+    }
   }
   if (name !== undefined && modelEntry(name).dims !== 3) throw new UserError(`${checkpoint}: ${name} is a 2D image model; stcnet export writes video (3D) models`);
 }

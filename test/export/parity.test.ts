@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { exportOnnx } from '../../src/export/index.js';
+import { loadOnnxModel } from '../../src/onnx/index.js';
+import { modelLogits, randomClips, compareLogits } from '../../src/export/verify.js';
+import { tempDir } from '../helpers.js';
+import { savedModel } from './fixture.js';
+
+/**
+ * Export → ONNX Runtime parity: the exported graph's logits equal the model's own (eager, eval) within
+ * 1e-4 of the largest |logit|, on a clip batch the test makes itself (not the export's check clip),
+ * at batch 1 and batch 3 of the one dynamic-batch file.
+ */
+
+const CASES: { arch: string; options: Record<string, unknown>; frames: number; size: number }[] = [
+  // Hara-style models at width ¼ (the registry's widthMultiplier), torchvision's at their only width.
+  { arch: 'stc_resnet3d_18', options: { numClasses: 7, frames: 8, widthMultiplier: 0.25 }, frames: 8, size: 32 },
+  { arch: 'resnet3d_18', options: { numClasses: 7, widthMultiplier: 0.25 }, frames: 8, size: 32 },
+  { arch: 'r2plus1d_18', options: { numClasses: 7 }, frames: 4, size: 32 },
+  // More width-¼ STC models: the ResNeXt bottleneck (grouped convolutions, STC per stage), shortcut A without max-pool.
+  { arch: 'stc_resnext3d_50', options: { numClasses: 7, frames: 8, widthMultiplier: 0.25, stcPlacement: 'stage' }, frames: 8, size: 32 },
+  { arch: 'stc_resnet3d_10', options: { numClasses: 7, frames: 8, widthMultiplier: 0.25, shortcut: 'A', noMaxPool: true, reduction: { tcb: 4, scb: 8 } }, frames: 8, size: 32 },
+  { arch: 'mc3_18', options: { numClasses: 7 }, frames: 4, size: 32 },
+];
+
+for (const { arch, options, frames, size } of CASES) {
+  test(`export ${arch} (${JSON.stringify(options)}): ONNX Runtime equals stcnet within 1e-4 of the max logit, batch 1 and 3`, async () => {
+    const dir = tempDir('stcnet-export-parity-');
+    const saved = savedModel(dir, arch, options, frames, size);
+    try {
+      const out = join(dir, `${arch}.onnx`);
+      const result = await exportOnnx(saved.checkpoint, out);
+      assert.ok(result.verified, 'the export checks itself by default');
+      assert.ok(result.verified.maxAbsDiff <= 1e-4 * result.verified.maxLogit, JSON.stringify(result.verified));
+      assert.ok(result.verified.maxLogit > 0);
+      const onnx = await loadOnnxModel(out, { threads: 1 });
+      try {
+        assert.equal(onnx.inputSpec.batch, null, 'dynamic batch axis');
+        for (const n of [1, 3]) {
+          const shape = [n, 3, frames, size, size];
+          const clips = randomClips(shape, 100 + n);
+          const expected = modelLogits(saved.model, clips, shape);
+          const actual = await onnx.logits(clips, n);
+          assert.equal(actual.length, n * 7);
+          const { maxAbsDiff, maxLogit } = compareLogits(expected, actual);
+          assert.ok(maxAbsDiff <= 1e-4 * maxLogit, `${arch} batch ${n}: max |diff| ${maxAbsDiff} vs max |logit| ${maxLogit}`);
+          // Rows are not all the same clip: the batch axis really carries n different results.
+          if (n === 3) assert.notDeepEqual(Array.from(actual.subarray(0, 7)), Array.from(actual.subarray(7, 14)));
+        }
+      } finally {
+        await onnx.close();
+      }
+    } finally {
+      saved.model.dispose();
+    }
+  });
+}
+
+test('export --batch 2 fixes the batch axis: batch 2 runs, another size is refused with a clear error', async () => {
+  const dir = tempDir('stcnet-export-fixed-');
+  const saved = savedModel(dir, 'stc_resnet3d_18', { numClasses: 5, frames: 4, widthMultiplier: 0.25 }, 4, 32);
+  try {
+    const out = join(dir, 'fixed.onnx');
+    const result = await exportOnnx(saved.checkpoint, out, { batch: 2, opset: 19 });
+    assert.equal(result.verified!.batch, 2);
+    assert.equal(result.opset, 19);
+    const onnx = await loadOnnxModel(out, { threads: 1 });
+    try {
+      assert.equal(onnx.inputSpec.batch, 2);
+      const shape = [2, 3, 4, 32, 32];
+      const clips = randomClips(shape, 5);
+      const { maxAbsDiff, maxLogit } = compareLogits(modelLogits(saved.model, clips, shape), await onnx.logits(clips, 2));
+      assert.ok(maxAbsDiff <= 1e-4 * maxLogit);
+      await assert.rejects(onnx.logits(randomClips([1, 3, 4, 32, 32], 6), 1), /exported for batches of exactly 2/);
+      // predictVideo-style padding of a short batch is the model's job; predictClip with one clip works on a fixed batch of 2 too.
+    } finally {
+      await onnx.close();
+    }
+  } finally {
+    saved.model.dispose();
+  }
+});
