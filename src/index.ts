@@ -6,3 +6,4 @@ export * from './video/index.js';
 export * from './data/index.js';
 export * from './train/index.js';
 export { UserError } from './util/errors.js';
+export { exportOnnx, type ExportOnnxOptions, type ExportOnnxResult } from './export/index.js';
