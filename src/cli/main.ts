@@ -26,6 +26,7 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   export: async () => (await import('./export.js')).command,
   serve: async () => (await import('./serve.js')).command,
   train: async () => (await import('./train.js')).command,
+  transfer: async () => (await import('./transfer.js')).command,
   inflate: async () => (await import('./inflate.js')).command,
   bench: async () => (await import('./bench.js')).command,
 };
