@@ -28,6 +28,7 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   train: async () => (await import('./train.js')).command,
   transfer: async () => (await import('./transfer.js')).command,
   inflate: async () => (await import('./inflate.js')).command,
+  'train-2d': async () => (await import('./train2d.js')).command,
   bench: async () => (await import('./bench.js')).command,
 };
 

@@ -67,9 +67,23 @@ export interface SynthOptions extends SynthRenderOptions {
   quiet?: boolean;
   /** Stops the run: encoders are killed, their temporary folders removed, and the abort reason thrown. */
   signal?: AbortSignal;
+  /**
+   * What the dataset's classes are: 'motion' (default: the motion classes above, which no single
+   * frame tells apart) or 'shape' (the moving object's shape, which one frame shows: the frame-level
+   * task `stcnet train-2d` trains a 2D teacher on). With 'shape', `classes` motions are mixed into
+   * every shape class, round-robin, so motion says nothing about the label.
+   */
+  label?: SynthLabel;
 }
 
-const SHAPES = ['rectangle', 'ellipse', 'triangle', 'cross', 'ell'] as const;
+export type SynthLabel = 'motion' | 'shape';
+
+export const SYNTH_SHAPES = ['rectangle', 'ellipse', 'triangle', 'cross', 'ell'] as const;
+export type SynthShape = (typeof SYNTH_SHAPES)[number];
+const SHAPES = SYNTH_SHAPES;
+
+/** The class name of a shape in a `--label shape` dataset (folders and classInd.txt): `Rectangle`. */
+export const shapeClassName = (shape: SynthShape): string => shape[0]!.toUpperCase() + shape.slice(1);
 const TEXTURES = ['solid', 'stripes', 'checker'] as const;
 const BACKGROUNDS = ['gradient', 'blobs', 'stripes'] as const;
 
@@ -100,7 +114,13 @@ function hsv(h: number, s: number, v: number): [number, number, number] {
   return [Math.round(r! * 255), Math.round(g! * 255), Math.round(b! * 255)];
 }
 
-function drawAppearance(rng: Rng, scene: SynthRenderOptions['scene'] = 'varied'): Appearance {
+/** The video's look; `shape` (a shape-labelled video) replaces the drawn shape after every draw, so the rest is unchanged. */
+function drawAppearance(rng: Rng, scene: SynthRenderOptions['scene'] = 'varied', shape?: SynthShape): Appearance {
+  const drawn = drawSceneAppearance(rng, scene);
+  return shape === undefined ? drawn : { ...drawn, shape };
+}
+
+function drawSceneAppearance(rng: Rng, scene: SynthRenderOptions['scene']): Appearance {
   const varied = drawVariedAppearance(rng);
   if (scene !== 'plain') return varied;
   return {
@@ -323,6 +343,26 @@ function paintShape(frame: Uint8Array, W: number, H: number, cxRaw: number, cyRa
 }
 
 /**
+ * What makes one video: the seed, its group and index in the group, and for a shape-labelled
+ * dataset the shape it must show (its random draws are keyed by the shape too, so two shape classes
+ * sharing a motion and a group still look different otherwise).
+ */
+export interface SynthVideoKeys {
+  seed: number;
+  group: number;
+  index: number;
+  shape?: SynthShape;
+}
+
+function videoRngs(className: string, keys: SynthVideoKeys): { groupRng: Rng; videoRng: Rng } {
+  const extra = keys.shape === undefined ? [] : [keys.shape];
+  return {
+    groupRng: new Rng('synth-group', keys.seed, className, keys.group, ...extra),
+    videoRng: new Rng('synth-video', keys.seed, className, keys.group, keys.index, ...extra),
+  };
+}
+
+/**
  * Yields the frames of one synthetic video. Deterministic: the same (seed, class, group, index)
  * gives byte-identical frames. Each yielded buffer is reused for the next frame: copy to keep it.
  */
@@ -330,12 +370,11 @@ export function* synthFrames(
   className: string,
   frames: number,
   opts: SynthRenderOptions,
-  keys: { seed: number; group: number; index: number },
+  keys: SynthVideoKeys,
 ): Generator<Uint8Array> {
   const { width: W, height: H } = opts;
-  const groupRng = new Rng('synth-group', keys.seed, className, keys.group);
-  const videoRng = new Rng('synth-video', keys.seed, className, keys.group, keys.index);
-  const app = drawAppearance(groupRng, opts.scene);
+  const { groupRng, videoRng } = videoRngs(className, keys);
+  const app = drawAppearance(groupRng, opts.scene, keys.shape);
   const poses = trajectory(className, frames, opts, videoRng);
   const margin = Math.ceil(opts.shake);
   const BW = W + 2 * margin;
@@ -378,7 +417,7 @@ export function* synthFrames(
 
 /** Calls `onFrame` with each frame of a synthetic video (see synthFrames). */
 export function renderSynthVideo(className: string, frames: number, opts: SynthRenderOptions,
-  keys: { seed: number; group: number; index: number }, onFrame: (frame: Uint8Array, t: number) => void): void {
+  keys: SynthVideoKeys, onFrame: (frame: Uint8Array, t: number) => void): void {
   let t = 0;
   for (const frame of synthFrames(className, frames, opts, keys)) onFrame(frame, t++);
 }
@@ -387,23 +426,47 @@ export function renderSynthVideo(className: string, frames: number, opts: SynthR
  * The moving object's area in pixels, frame by frame (ground truth for checks: the object painted
  * alone, without background, distractors, shake or noise).
  */
-export function synthObjectAreas(className: string, frames: number, opts: SynthRenderOptions,
-  keys: { seed: number; group: number; index: number }): number[] {
-  const { width: W, height: H } = opts;
-  const app = drawAppearance(new Rng('synth-group', keys.seed, className, keys.group), opts.scene);
-  const poses = trajectory(className, frames, opts, new Rng('synth-video', keys.seed, className, keys.group, keys.index));
-  const mask = new Uint8Array(W * H * 3);
+export function synthObjectAreas(className: string, frames: number, opts: SynthRenderOptions, keys: SynthVideoKeys): number[] {
+  const { shape, aspect, poses } = synthObjectTruth(className, frames, opts, keys);
   return poses.map((pose) => {
-    mask.fill(0);
-    paintShape(mask, W, H, pose.x, pose.y, pose.size, pose.angle, app.shape, app.aspect, () => [1, 1, 1]);
+    const mask = synthShapeMask(shape, aspect, pose, opts.width, opts.height);
     let area = 0;
-    for (let i = 0; i < mask.length; i += 3) area += mask[i]!;
+    for (const inside of mask) area += inside;
     return area;
   });
 }
 
+/** The moving object's pose per frame (centre and half-size in pixels, angle) and how it is drawn. */
+export interface SynthObjectTruth {
+  shape: SynthShape;
+  texture: (typeof TEXTURES)[number];
+  aspect: number;
+  poses: { x: number; y: number; size: number; angle: number }[];
+}
+
+/** Ground truth of a video's moving object (the same draws as synthFrames), for checks. */
+export function synthObjectTruth(className: string, frames: number, opts: SynthRenderOptions, keys: SynthVideoKeys): SynthObjectTruth {
+  const { groupRng, videoRng } = videoRngs(className, keys);
+  const app = drawAppearance(groupRng, opts.scene, keys.shape);
+  return { shape: app.shape, texture: app.texture, aspect: app.aspect, poses: trajectory(className, frames, opts, videoRng) };
+}
+
+/** A W×H mask (1 inside) of a shape drawn at a pose, without shake: the object alone, as synthFrames paints it. */
+export function synthShapeMask(shape: SynthShape, aspect: number, pose: SynthObjectTruth['poses'][number], width: number, height: number): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  paintShape(rgb, width, height, pose.x, pose.y, pose.size, pose.angle, shape, aspect, () => [1, 1, 1]);
+  const mask = new Uint8Array(width * height);
+  for (let i = 0; i < mask.length; i++) mask[i] = rgb[i * 3]!;
+  return mask;
+}
+
 export interface SynthVideoEntry {
+  /** The video's class: its motion, or its shape (`Rectangle`, ...) in a shape-labelled dataset. */
   className: string;
+  /** The motion class it is rendered with (= className unless the label is the shape). */
+  motion: string;
+  /** The shape it must show (shape-labelled datasets only; motion datasets draw it). */
+  shape?: SynthShape;
   label: number;
   group: number;
   clip: number;
@@ -414,6 +477,8 @@ export interface SynthVideoEntry {
 
 /** The videos a synth run makes, in a fixed order (class-major). */
 export function planSynth(options: SynthOptions): { classes: SynthClass[]; videos: SynthVideoEntry[]; groups: number } {
+  const label = options.label ?? 'motion';
+  if (label !== 'motion' && label !== 'shape') throw new UserError(`synth: --label must be motion or shape, got "${String(options.label)}"`);
   if (!Number.isInteger(options.classes) || options.classes < 2 || options.classes > SYNTH_CLASSES.length) {
     throw new UserError(`synth: --classes must be between 2 and ${SYNTH_CLASSES.length}, got ${options.classes}`);
   }
@@ -424,19 +489,26 @@ export function planSynth(options: SynthOptions): { classes: SynthClass[]; video
   if (!(options.minDuration > 0) || options.maxDuration < options.minDuration) {
     throw new UserError(`synth: duration range must satisfy 0 < min <= max, got ${options.minDuration}..${options.maxDuration}`);
   }
-  const classes = SYNTH_CLASSES.slice(0, options.classes);
+  const motions = SYNTH_CLASSES.slice(0, options.classes);
+  const classes: SynthClass[] = label === 'motion' ? [...motions] : SYNTH_SHAPES.map((shape) => ({
+    name: shapeClassName(shape), reverse: shapeClassName(shape),
+    description: `the moving object is a ${shape} (any of ${motions.length} motions)`,
+  }));
   const n = options.videosPerClass;
   const perGroup = options.clipsPerGroup ?? 4;
   const groups = Math.min(n, Math.max(3, Math.ceil(n / perGroup)));
   const videos: SynthVideoEntry[] = [];
-  classes.forEach((cls, label) => {
+  classes.forEach((cls, index) => {
+    const shape = label === 'shape' ? SYNTH_SHAPES[index]! : undefined;
     for (let i = 0; i < n; i++) {
       const group = i % groups;
       const clip = Math.floor(i / groups);
+      // Shape classes cycle through the motions, each shape starting at another one.
+      const motion = shape === undefined ? cls.name : motions[(i + index) % motions.length]!.name;
       const rng = new Rng('synth-length', options.seed, cls.name, group, clip);
       const frames = Math.max(2, Math.round(rng.uniform(options.minDuration, options.maxDuration) * options.fps));
       const name = `v_${cls.name}_g${String(group + 1).padStart(2, '0')}_c${String(clip + 1).padStart(2, '0')}.mp4`;
-      videos.push({ className: cls.name, label, group, clip, relPath: `${cls.name}/${name}`, frames });
+      videos.push({ className: cls.name, motion, ...(shape ? { shape } : {}), label: index, group, clip, relPath: `${cls.name}/${name}`, frames });
     }
   });
   return { classes, videos, groups };
@@ -470,7 +542,7 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
     await runPool(chunks, jobs, async (chunk) => {
       const frames = function* (): Generator<Uint8Array> {
         for (const video of chunk) {
-          yield* synthFrames(video.className, video.frames, options, { seed: options.seed, group: video.group, index: video.clip });
+          yield* synthFrames(video.motion, video.frames, options, { seed: options.seed, group: video.group, index: video.clip, ...(video.shape ? { shape: video.shape } : {}) });
         }
       };
       await encodeVideoBatch(chunk.map((v) => path.join(options.out, v.relPath)), chunk.map((v) => v.frames),
@@ -494,6 +566,8 @@ export async function generateSynth(options: SynthOptions): Promise<{ videos: nu
     duration: [options.minDuration, options.maxDuration], noise: options.noise, shake: options.shake, scene: options.scene ?? 'varied',
     videosPerClass: options.videosPerClass, groupsPerClass: groups,
     classes: classes.map((c) => ({ name: c.name, reverse: c.reverse, description: c.description })),
+    // A shape-labelled dataset says which motions it mixed in and which motion each video has.
+    ...(options.label === 'shape' ? { label: 'shape', motions: SYNTH_CLASSES.slice(0, options.classes).map((c) => c.name), videos: videos.map((v) => ({ path: v.relPath, shape: v.shape, motion: v.motion })) } : {}),
   };
   await writeFileAtomicAsync(path.join(root, 'synth.json'), JSON.stringify(meta, null, 2) + '\n');
   return { videos: videos.length, seconds: progress.elapsedSeconds };
