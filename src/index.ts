@@ -7,3 +7,5 @@ export * from './data/index.js';
 export * from './train/index.js';
 export { UserError } from './util/errors.js';
 export { exportOnnx, type ExportOnnxOptions, type ExportOnnxResult } from './export/index.js';
+export { startServer, type RunningServer } from './serve/server.js';
+export type { ServeOptions } from './serve/options.js';
