@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Experiment (b): does a better initialisation help when labels are few? stc_resnet3d_18 fine-tuned
+# with 10% and 100% of the training labels, from random initialisation, from 2D→3D transfer
+# (`stcnet transfer`, no labels) and from inflation (`stcnet inflate` of a `stcnet train-2d` teacher),
+# 3 seeds each, on `plain` and `varied` scenes (4 direction classes: MoveRight/Left/Up/Down).
+# The teacher learns the object's shape from single frames of a separate dataset
+# (`stcnet synth --label shape`); transfer sees only the training videos of the target, unlabeled.
+# With 10% of the labels, each chosen video is listed 10× so every run takes the same number of steps.
+# One command: experiments/b_init_label_fraction.sh (SMOKE=1: minutes). Results: $EXP_OUT/b/results.md, .json.
+source "$(dirname "$0")/lib.sh"
+OUT="$EXP_OUT/b"
+CLASSES=4
+MODEL=stc_resnet3d_18
+
+# 1. The 2D teacher: shapes from single frames (varied scenes: textures, backgrounds, distractors).
+VIDEOS=$SHAPE_VIDEOS make_data "$OUT/shapes" "$CLASSES" varied --label shape
+TEACHER="$OUT/teacher/teacher.safetensors"
+if [ ! -f "$TEACHER" ]; then
+  rm -rf "$OUT/teacher"
+  say "train-2d teacher (resnet2d_18 ×$WIDTH on shapes)"
+  stcnet train-2d "$OUT/shapes/videos" --cache "$OUT/shapes/cache" --out "$OUT/teacher" --width-multiplier "$WIDTH" \
+    --size "$SIZE" --epochs "$TEACHER_EPOCHS" --batch-size "$TEACHER_BATCH" --optimizer adamw --lr 0.002 --workers "$WORKERS" --quiet
+fi
+
+# 2. Inflation (the same 3D initialisation for both scenes; fc replaced for the 4 direction classes).
+INFLATED="$OUT/inflated.safetensors"
+[ -f "$INFLATED" ] || stcnet inflate "$TEACHER" --arch "$MODEL" --frames "$FRAMES" --num-classes "$CLASSES" --out "$INFLATED"
+
+for scene in plain varied; do
+  DATA="$OUT/$scene"
+  make_data "$DATA" "$CLASSES" "$scene"
+  # 3. Transfer on this scene's training videos, labels ignored.
+  node "$EXP_DIR/subset.mjs" unlabeled "$DATA/videos" "$DATA/unlabeled" > /dev/null
+  TRANSFER="$DATA/transfer"
+  if ! { [ -f "$TRANSFER/summary.json" ] && grep -q '"status": *"completed"' "$TRANSFER/summary.json"; }; then
+    rm -rf "$TRANSFER"
+    say "transfer ($scene): teacher → $MODEL"
+    stcnet transfer "$DATA/videos" --format ucf101 --annotations "$DATA/unlabeled" --cache "$DATA/cache" --teacher "$TEACHER" \
+      --model "$MODEL" --frames "$FRAMES" --size "$SIZE" --width-multiplier "$WIDTH" --teacher-frames 4 --positions "$TRANSFER_POSITIONS" \
+      --epochs "$TRANSFER_EPOCHS" --batch-size "$TRANSFER_BATCH" --optimizer adamw --lr 0.002 --schedule cosine --cache-teacher \
+      --out "$TRANSFER" --workers "$WORKERS" --quiet
+  fi
+  STUDENT="$TRANSFER/best.safetensors"; [ -f "$STUDENT" ] || STUDENT="$TRANSFER/last.safetensors"
+  # 4. Fine-tuning: 2 label fractions × 3 initialisations × seeds.
+  for percent in 10 100; do
+    for seed in $SEEDS; do
+      labels=()
+      if [ "$percent" != 100 ]; then
+        node "$EXP_DIR/subset.mjs" labels "$DATA/videos" "$DATA/labels-$percent-seed$seed" "$percent" "$seed" > /dev/null
+        labels=(--annotations "$DATA/labels-$percent-seed$seed")
+      fi
+      for init in scratch transfer inflation; do
+        case $init in
+          scratch) from=() ;;
+          transfer) from=(--init "$STUDENT") ;;
+          inflation) from=(--init "$INFLATED") ;;
+        esac
+        run="$OUT/runs/$scene/$init-$percent-seed$seed"
+        say "fine-tune $scene, $percent% labels, from $init, seed $seed"
+        train_run "$run" "$DATA/videos" --cache "$DATA/cache" --model "$MODEL" --seed "$seed" "${labels[@]}" "${from[@]}"
+        eval_run "$run" "$DATA"
+      done
+    done
+  done
+done
+node "$EXP_DIR/summarize.mjs" b "$OUT"
+finish "$OUT/results.md"
