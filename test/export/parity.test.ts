@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { exportOnnx } from '../../src/export/index.js';
 import { loadOnnxModel } from '../../src/onnx/index.js';
-import { modelLogits, randomClips, compareLogits } from '../../src/export/verify.js';
+import { modelLogits, randomClips, compareLogits, verifyExport } from '../../src/export/verify.js';
+import { buildGraph } from '../../src/export/export_model.js';
 import { tempDir } from '../helpers.js';
 import { savedModel } from './fixture.js';
 
@@ -79,5 +80,23 @@ test('export --batch 2 fixes the batch axis: batch 2 runs, another size is refus
     }
   } finally {
     saved.model.dispose();
+  }
+});
+
+test('the export check fails when the graph does not reproduce the model (another model\'s weights)', async () => {
+  const dir = tempDir('stcnet-export-check-');
+  const a = savedModel(dir, 'resnet3d_10', { numClasses: 4, widthMultiplier: 0.25 }, 4, 32, 1);
+  const b = savedModel(dir, 'resnet3d_10', { numClasses: 4, widthMultiplier: 0.25 }, 4, 32, 2);
+  try {
+    const built = buildGraph(a.model, { frames: 4, size: 32, batch: 'dynamic' });
+    const bytes = built.builder.encode([built.output], { opset: 17, irVersion: 8, producerVersion: 'test', metadata: {} });
+    const same = await verifyExport(a.model, bytes, 'clips', [2, 3, 4, 32, 32]);
+    assert.equal(same.ok, true);
+    const other = await verifyExport(b.model, bytes, 'clips', [2, 3, 4, 32, 32]);
+    assert.equal(other.ok, false, `weights of another seed pass the check: ${JSON.stringify(other)}`);
+    assert.ok(other.maxAbsDiff > 1e-4 * other.maxLogit);
+  } finally {
+    a.model.dispose();
+    b.model.dispose();
   }
 });
