@@ -33,6 +33,7 @@ const transferFlags = {
   reduction: { type: 'int', description: 'STC reduction ratio r (STC students)' },
   dropout: { type: 'number', description: 'dropout option of the student (before its classifier, unused here)' },
   shortcut: { type: 'string', description: 'residual shortcut type of Hara et al.\'s ResNets', choices: ['A', 'B'] },
+  init: { type: 'string', description: 'start the student from these weights (a stcnet 3D checkpoint, e.g. from stcnet inflate; Hara et al.\'s .pth)' },
   frames: { type: 'int', description: 'frames per clip', default: d.frames },
   stride: { type: 'int', description: 'temporal stride between clip frames', default: d.stride },
   size: { type: 'int', description: 'clip and frame side in pixels (centre crop)', default: d.size },

@@ -75,6 +75,7 @@ const shape = {
   reduction: positiveInt.optional(),
   dropout: z.coerce.number().min(0).lt(1).optional(),
   shortcut: z.enum(['A', 'B']).optional(),
+  init: nonEmpty.optional(),
   frames: positiveInt,
   stride: positiveInt,
   size: z.coerce.number().int().min(8),
@@ -125,7 +126,7 @@ const schema = z.strictObject(shape).superRefine((config, context) => {
 export type TransferConfig = z.output<typeof schema>;
 
 /** Keys that name files or folders: relative ones are resolved against the config file's folder (or the working directory). */
-export const TRANSFER_PATH_KEYS = ['root', 'annotations', 'videos', 'class-list', 'cache', 'teacher', 'out'] as const;
+export const TRANSFER_PATH_KEYS = ['root', 'annotations', 'videos', 'class-list', 'cache', 'teacher', 'init', 'out'] as const;
 
 export function resolveTransferPaths(input: Record<string, unknown>, baseDir: string): Record<string, unknown> {
   const resolved = { ...input };

@@ -1,11 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
+import path, { extname } from 'node:path';
 import { cudaAvailable, manualSeed, memory, noGrad, tidy, zeros } from '../engine/index.js';
 import { hashKeys } from '../data/random.js';
 import { NORMALIZATIONS, type Normalization } from '../data/transforms.js';
 import type { BatchFailure } from '../data/clip.js';
 import { createModel, modelEntry } from '../models/registry.js';
-import { saveModelCheckpoint, type Preprocessing } from '../models/checkpoint.js';
+import { loadModelCheckpoint, readCheckpointMeta, saveModelCheckpoint, type Preprocessing } from '../models/checkpoint.js';
 import type { ZooModel } from '../models/base.js';
 import { SGD } from '../optim/sgd.js';
 import { AdamW } from '../optim/adamw.js';
@@ -155,7 +155,25 @@ function buildStudent(config: TransferConfig): ZooModel {
   // The student's classifier is never trained here: `stcnet train --init` replaces it for its classes.
   const { numClasses: _unused, ...options } = modelOptions(config as unknown as TrainConfig, 1);
   manualSeed(config.seed);
-  return createModel(config.model, options);
+  if (config.init === undefined) return createModel(config.model, options);
+  if (!existsSync(config.init)) throw new UserError(`init: ${config.init}: no such weights file`);
+  const meta = extname(config.init).toLowerCase() === '.safetensors' ? readCheckpointMeta(config.init) : null;
+  if (meta) {
+    const built = modelEntry(meta.arch);
+    if (built.dims !== 3) throw new UserError(`init: ${config.init} is a ${meta.arch} checkpoint, a 2D model; the student must be a 3D video model (stcnet inflate makes one from a 2D ResNet)`);
+    if (meta.arch !== config.model) throw new UserError(`init: ${config.init} is a ${meta.arch} checkpoint; give --model ${meta.arch} (the student is ${config.model})`);
+    // An STC block's SCB is as wide as channels × frames at its layer: such a student takes one clip length only.
+    if (built.stc && meta.options.frames !== undefined && meta.options.frames !== config.frames) {
+      throw new UserError(`frames: the student ${config.init} (${meta.arch}) is built for ${meta.options.frames}-frame clips and cannot take ${config.frames}-frame clips ` +
+        `(an STC block's width depends on the clip length); use --frames ${meta.options.frames}`);
+    }
+  }
+  try {
+    return loadModelCheckpoint(config.init, { ...options, arch: config.model }).model;
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(`init: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Runs a network once on a zero input of the run's shape, so a size it cannot take fails before any work. */
