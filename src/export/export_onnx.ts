@@ -115,6 +115,11 @@ export async function exportOnnx(checkpointFile: string, outFile: string, option
       input: { name: built.input.name, layout: 'NCTHW', batch: batch === 'dynamic' ? null : batch, channels: model.input.channels, frames: preprocessing.frames, size: preprocessing.size },
       output: built.output.name, options: model.options as Record<string, unknown>, version: STCNET_VERSION,
     };
+    // A protobuf message cannot exceed 2 GiB; ONNX's way past it (external data files) is not written here.
+    if (built.builder.initializerBytes > 2 ** 31 - 2 ** 24) {
+      throw new UserError(`${source.checkpoint}: ${classifier.arch} has ${(built.builder.initializerBytes / 2 ** 30).toFixed(2)} GiB of weights, over ONNX's 2 GiB single-file limit`);
+    }
+    log(`encoding ${built.builder.nodeCount} nodes, ${(built.builder.initializerBytes / 1e6).toFixed(1)} MB of weights`);
     const bytes = built.builder.encode([built.output], {
       opset, irVersion: IR_VERSION[opset]!, producerVersion: STCNET_VERSION, metadata: onnxMetadataEntries(metadata),
       docString: `${classifier.arch} exported by stcnet ${STCNET_VERSION}: input ${built.input.name} N×C×T×H×W (normalised clips), output ${built.output.name} N×classes`,

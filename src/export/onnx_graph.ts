@@ -87,6 +87,11 @@ export class GraphBuilder {
     return this.nodes.length;
   }
 
+  /** Bytes of weight data so far (the bulk of the encoded file). */
+  get initializerBytes(): number {
+    return this.initializers.reduce((total, t) => total + (t.raw_data?.length ?? 0) + 8 * (t.int64_data?.length ?? 0), 0);
+  }
+
   private claim(name: string): void {
     if (this.names.has(name)) throw new Error(`ONNX writer: the value name "${name}" is used twice`);
     this.names.add(name);

@@ -55,7 +55,10 @@ export interface OnnxModel {
   readonly preprocessing: OnnxPreprocessing;
   readonly inputSpec: OnnxInputSpec;
   readonly metadata: OnnxMetadata;
-  /** Logits N×classes (row-major) for `count` normalised clips laid out N×C×T×H×W. */
+  /**
+   * Logits N×classes (row-major) for `count` normalised clips laid out N×C×T×H×W. Any count works:
+   * a model exported with a fixed batch is fed in batches of that size (the last one zero-padded).
+   */
   logits(clips: Float32Array, count: number): Promise<Float32Array>;
   /**
    * Top-k classes of one clip: a normalised Float32Array C×T×H×W (what the model takes), or RGB
@@ -159,22 +162,44 @@ class OrtModel implements OnnxModel {
 
   async logits(clips: Float32Array, count: number): Promise<Float32Array> {
     if (this.#closed) throw new Error(`${this.file}: the model was closed`);
-    const { name, batch, channels, frames, size } = this.inputSpec;
+    const { batch, channels, frames, size } = this.inputSpec;
     checkCount('logits: count', count, 1);
-    if (clips.length !== count * this.clipElements) {
-      throw new UserError(`${this.file}: ${count} clip${count === 1 ? '' : 's'} of ${channels}×${frames}×${size}×${size} need ${count * this.clipElements} values, got ${clips.length}`);
+    const per = this.clipElements;
+    if (clips.length !== count * per) {
+      throw new UserError(`${this.file}: ${count} clip${count === 1 ? '' : 's'} of ${channels}×${frames}×${size}×${size} need ${count * per} values, got ${clips.length}`);
     }
-    if (batch !== null && batch !== count) {
-      throw new UserError(`${this.file}: exported for batches of exactly ${batch} (stcnet export --batch dynamic makes the batch free), got ${count}`);
+    if (batch === null) return this.run(clips, count);
+    // A fixed-batch model takes its clips in batches of that size, the last one padded with zeros.
+    const k = this.classes.length;
+    const out = new Float32Array(count * k);
+    for (let start = 0; start < count; start += batch) {
+      const n = Math.min(batch, count - start);
+      let data = clips.subarray(start * per, (start + n) * per);
+      if (n < batch) {
+        const padded = new Float32Array(batch * per);
+        padded.set(data);
+        data = padded;
+      }
+      out.set((await this.run(data, batch)).subarray(0, n * k), start * k);
     }
+    return out;
+  }
+
+  /** One ONNX Runtime call on exactly `count` clips. */
+  private async run(clips: Float32Array, count: number): Promise<Float32Array> {
+    const { name, channels, frames, size } = this.inputSpec;
     const input = new this.ort.Tensor('float32', clips, [count, channels, frames, size, size]);
-    const outputs = await this.session.run({ [name]: input });
-    const output = outputs[this.metadata.output] ?? Object.values(outputs)[0]!;
     try {
-      return new Float32Array(output.data as Float32Array);
+      const outputs = await this.session.run({ [name]: input });
+      const output = outputs[this.metadata.output] ?? Object.values(outputs)[0]!;
+      const logits = new Float32Array(output.data as Float32Array);
+      for (const tensor of Object.values(outputs)) tensor.dispose();
+      if (logits.length !== count * this.classes.length) {
+        throw new UserError(`${this.file}: the model gave ${logits.length} outputs for ${count} clips of ${this.classes.length} classes; its metadata does not match its graph`);
+      }
+      return logits;
     } finally {
       input.dispose();
-      for (const tensor of Object.values(outputs)) tensor.dispose();
     }
   }
 
@@ -222,21 +247,9 @@ class OrtModel implements OnnxModel {
       throw new UserError(`${file}: ${reason.replace(/\[[^\]\n]* @ 0x[0-9a-f]+\] ?/g, '')}`);
     }
     const k = this.classes.length;
-    // A fixed-batch model takes its clips in batches of that size.
-    const fixed = this.inputSpec.batch;
-    const per = fixed ?? batch.count;
+    const probabilities = softmaxRows(await this.logits(batch.data as Float32Array, batch.count), k);
     const scores = new Float32Array(k);
-    for (let start = 0; start < batch.count; start += per) {
-      const n = Math.min(per, batch.count - start);
-      let data = (batch.data as Float32Array).subarray(start * this.clipElements, (start + n) * this.clipElements);
-      if (fixed !== null && n < fixed) {
-        const padded = new Float32Array(fixed * this.clipElements);
-        padded.set(data);
-        data = padded;
-      }
-      const probabilities = softmaxRows(await this.logits(data, fixed ?? n), k);
-      for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) scores[c]! += probabilities[i * k + c]! / batch.count;
-    }
+    for (let i = 0; i < batch.count; i++) for (let c = 0; c < k; c++) scores[c]! += probabilities[i * k + c]! / batch.count;
     return { top: topScores(scores, this.classes, topK), scores, views: batch.count };
   }
 
