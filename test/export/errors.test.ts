@@ -106,7 +106,19 @@ test('loadOnnxModel / readOnnxMetadata: files that are not stcnet ONNX models ar
   const bytes = readFileSync(whole);
   const truncated = join(dir, 'truncated.onnx');
   writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  // stcnet's metadata, damaged.
+  const good = readOnnxMetadata(whole).raw;
+  const damaged = (name: string, change: Record<string, string | undefined>) => {
+    const file = join(dir, name);
+    const props = Object.fromEntries(Object.entries({ ...good, ...change }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    writeFileSync(file, g.encode([{ name: y, shape: [1, 4] }], { opset: 17, irVersion: 8, producerVersion: '0', metadata: props }));
+    return file;
+  };
   const cases: [string, RegExp][] = [
+    [damaged('bad-json.onnx', { classes: '["a", "b"' }), /bad-json\.onnx: stcnet metadata "classes" is not valid JSON/],
+    [damaged('no-pre.onnx', { preprocessing: undefined }), /no-pre\.onnx: stcnet metadata "preprocessing" is missing/],
+    [damaged('bad-std.onnx', { preprocessing: JSON.stringify({ ...JSON.parse(good.preprocessing!), std: [0.2, 0, 0.2] }) }), /bad-std\.onnx: stcnet metadata "preprocessing" is malformed: .* at std\.1/],
+    [damaged('disagree.onnx', { input: JSON.stringify({ ...JSON.parse(good.input!), size: 64 }) }), /disagree\.onnx: stcnet metadata disagree: input 4×64² but preprocessing 4×32²/],
     [join(dir, 'missing.onnx'), /missing\.onnx: no such file or folder/],
     [dir, /is a folder, expected an \.onnx file/],
     [text, /text\.onnx: not an ONNX model/],
