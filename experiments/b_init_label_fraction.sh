@@ -5,7 +5,7 @@
 # 3 seeds each, on `plain` and `varied` scenes (4 direction classes: MoveRight/Left/Up/Down).
 # The teacher learns the object's shape from single frames of a separate dataset
 # (`stcnet synth --label shape`); transfer sees only the training videos of the target, unlabeled.
-# With 10% of the labels, each chosen video is listed 10× so every run takes the same number of steps.
+# With 10% of the labels, each chosen video is listed ~10× so every run takes about the same number of steps.
 # One command: experiments/b_init_label_fraction.sh (SMOKE=1: minutes). Results: $EXP_OUT/b/results.md, .json.
 source "$(dirname "$0")/lib.sh"
 OUT="$EXP_OUT/b"

@@ -3,8 +3,8 @@
 //
 //   subset.mjs labels VIDEOS_DIR OUT_DIR PERCENT SEED
 //     classInd.txt and testlist01.txt as they are; trainlist01.txt with PERCENT % of each class's
-//     training videos (at least one per class, chosen by SEED), each line repeated round(100/PERCENT)
-//     times so that an epoch has as many steps as with every label (equal step budgets).
+//     training videos (at least one per class, chosen by SEED), each line repeated round(all/picked)
+//     times so that an epoch has about as many steps as with every label (equal step budgets).
 //   subset.mjs unlabeled VIDEOS_DIR OUT_DIR
 //     classInd.txt and trainlist01.txt only: the training videos, for `stcnet transfer --format ucf101`
 //     (which reads every split), so pre-training never sees a test video.
@@ -47,7 +47,6 @@ for (const line of lines) {
   if (!byClass.has(label)) byClass.set(label, []);
   byClass.get(label).push(line);
 }
-const repeat = Math.max(1, Math.round(100 / percent));
 const picked = [];
 for (const [, members] of [...byClass].sort(([a], [b]) => Number(a) - Number(b))) {
   const shuffled = [...members];
@@ -57,6 +56,8 @@ for (const [, members] of [...byClass].sort(([a], [b]) => Number(a) - Number(b))
   }
   picked.push(...shuffled.slice(0, Math.max(1, Math.round((members.length * percent) / 100))));
 }
+// Listed as often as makes an epoch about as long as one with every label (equal step budgets).
+const repeat = Math.max(1, Math.round(lines.length / picked.length));
 const list = [];
 for (let r = 0; r < repeat; r++) list.push(...picked);
 writeFileSync(join(out, 'trainlist01.txt'), list.map((l) => l + '\r\n').join(''));
