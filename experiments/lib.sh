@@ -14,7 +14,7 @@ REPO="$(cd "$EXP_DIR/.." && pwd)"
 CLI="$REPO/dist/src/cli/main.js"
 [ -f "$CLI" ] || { echo "experiments: $CLI is missing; build first (npm run build)" >&2; exit 2; }
 SMOKE="${SMOKE:-0}"
-EXP_OUT="${EXP_OUT:-$REPO/runs/experiments$([ "$SMOKE" = 1 ] && echo -smoke)}"
+EXP_OUT="${EXP_OUT:-$REPO/runs/experiments$(if [ "$SMOKE" = 1 ]; then echo -smoke; fi)}"
 WORKERS="${WORKERS:-1}"
 mkdir -p "$EXP_OUT"
 EXP_STARTED=$(date +%s)
