@@ -59,16 +59,15 @@ export function buildGraph(model: ZooModel, shape: GraphShape): BuiltGraph {
     let x = g.input(input);
     // The stem, then every block; shapes are followed so the STC reshapes know C and T.
     let dims = [model.input.channels, frames, size, size];
-    const staged = model instanceof StagedResNet;
-    const stem: Named[] = staged
-      ? [['conv1', model.conv1], ['bn1', model.bn1], ['relu', new ReLU(true)], ...(model.maxpool ? [['maxpool', model.maxpool] as Named] : [])]
-      : [['stem', (model as VideoResNet).stem]];
+    const net = model as StagedResNet | VideoResNet;
+    const stem: Named[] = net instanceof StagedResNet
+      ? [['conv1', net.conv1], ['bn1', net.bn1], ['relu', new ReLU(true)], ...(net.maxpool ? [['maxpool', net.maxpool] as Named] : [])]
+      : [['stem', net.stem]];
     ({ value: x, dims } = chain(g, stem, x, dims));
-    const layers = staged ? [model.layer1, model.layer2, model.layer3, model.layer4] : [(model as VideoResNet).layer1, (model as VideoResNet).layer2, (model as VideoResNet).layer3, (model as VideoResNet).layer4];
-    layers.forEach((layer, s) => layer.layers.forEach((block, i) => {
+    [net.layer1, net.layer2, net.layer3, net.layer4].forEach((layer, s) => layer.layers.forEach((block, i) => {
       ({ value: x, dims } = residualBlock(g, `layer${s + 1}.${i}`, block, x, dims));
     }));
-    const avgpool = staged ? model.avgpool : (model as VideoResNet).avgpool;
+    const avgpool = net.avgpool;
     if (!(avgpool instanceof AdaptiveAvgPool3d && [avgpool.outputSize].flat().every((n) => n === 1))) {
       throw new UserError(`${model.arch}: expected a global average pool before fc`);
     }
