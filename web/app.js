@@ -85,7 +85,7 @@ function loadRuntime() {
   return runtime;
 }
 
-/** @type {{ session: any, ort: any, maker: ClipMaker, inputName: string, outputName: string } | null} */
+/** @type {{ session: any, ort: any, maker: ClipMaker, inputName: string, outputName: string, batch: number } | null} */
 let model = null;
 
 /**
@@ -107,7 +107,7 @@ async function loadModel(bytes, name) {
   stopLive();
   ++generation;
   const threads = crossOriginIsolated ? (ort.env.wasm.numThreads || Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2))) : 1;
-  model = { session, ort, maker: new ClipMaker(info.preprocessing), inputName: session.inputNames[0], outputName: session.outputNames[0] };
+  model = { session, ort, maker: new ClipMaker(info.preprocessing), inputName: session.inputNames[0], outputName: session.outputNames[0], batch: info.batch };
   page.model = { name, arch: info.arch, classes: info.classes, preprocessing: info.preprocessing, backend, threads };
   const p = info.preprocessing;
   $('model-line').textContent = `${name}${info.arch ? ` (${info.arch})` : ''}: ${info.classes.length} classes, clips of ${p.frames} frames` +
@@ -123,12 +123,19 @@ async function loadModel(bytes, name) {
 async function runClip(clip) {
   if (!model) throw new Error('no model is loaded');
   const p = model.maker.p;
-  const input = new model.ort.Tensor('float32', clip, [1, 3, p.frames, p.size, p.size]);
+  // A model exported with a fixed batch of N takes N clips: the clip is repeated, the first row read.
+  const batch = model.batch;
+  let data = clip;
+  if (batch > 1) {
+    data = new Float32Array(clip.length * batch);
+    for (let b = 0; b < batch; b++) data.set(clip, b * clip.length);
+  }
+  const input = new model.ort.Tensor('float32', data, [batch, 3, p.frames, p.size, p.size]);
   const start = performance.now();
   const outputs = await model.session.run({ [model.inputName]: input });
   const ms = performance.now() - start;
   const logits = outputs[model.outputName];
-  const probabilities = softmax(/** @type {Float32Array} */ (logits.data));
+  const probabilities = softmax(/** @type {Float32Array} */ (logits.data).subarray(0, logits.data.length / batch));
   logits.dispose?.();
   return { probabilities, ms };
 }
@@ -161,12 +168,15 @@ function showScores(scores, title) {
   }));
 }
 
-/** @param {number} ms @param {number} frameMs */
-function showTiming(ms, frameMs) {
+/**
+ * The model's time for this clip and its recent mean, and a note (how long the frames took).
+ * @param {number} ms @param {string} note
+ */
+function showTiming(ms, note) {
   page.clipMs.push(ms);
   const recent = page.clipMs.slice(-20);
   const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
-  $('timing').textContent = `model ${ms.toFixed(1)} ms per clip (mean ${mean.toFixed(1)} ms, ${(1000 / mean).toFixed(1)} clips/s) · frames ${frameMs.toFixed(1)} ms`;
+  $('timing').textContent = `model ${ms.toFixed(1)} ms per clip (mean ${mean.toFixed(1)} ms, ${(1000 / mean).toFixed(1)} clips/s) · ${note}`;
 }
 
 // ---- frames from the <video> element ----
@@ -272,6 +282,7 @@ async function openVideo(file) {
   video.srcObject = null;
   try {
     await videoEvent('loadeddata', 30000, () => { video.src = /** @type {string} */ (objectUrl); video.load(); });
+    if (!(video.videoWidth > 0 && video.videoHeight > 0)) throw new Error('the file has no video track the browser can show');
     if (!model) {
       setState('no-model', 'Open a model (.onnx) to score this video.', true);
       return;
@@ -322,7 +333,7 @@ async function analyse(file, my) {
     for (let c = 0; c < sum.length; c++) sum[c] += probabilities[c];
     const mean = Array.from(sum, (s) => s / (k + 1));
     showScores(mean, `${file.name}: ${k + 1} of ${clips.length} clip${clips.length > 1 ? 's' : ''}`);
-    showTiming(ms, frameMs);
+    showTiming(ms, `frames ${frameMs.toFixed(1)} ms`);
     setState('analysing', `Scoring ${file.name}: clip ${k + 1} of ${clips.length}`);
     if (k === clips.length - 1) {
       page.result = { kind: 'video', file: file.name, clips: clips.length, scores: mean, top: topK(mean, page.model?.classes ?? [], 5) };
@@ -359,11 +370,11 @@ function startLive() {
       if (ring.length === span && !busy) {
         busy = true;
         const clip = m.maker.clip(ring.filter((_, i) => i % p.stride === 0));
-        const frameMs = performance.now() - last;
+        const sinceLast = performance.now() - last;
         runClip(clip).then(({ probabilities, ms }) => {
           if (my !== liveToken) return;
           showScores(probabilities, 'Live: the latest clip');
-          showTiming(ms, frameMs);
+          showTiming(ms, `a clip every ${(sinceLast + ms).toFixed(0)} ms`);
           page.result = { kind: 'live', clips: 1, scores: Array.from(probabilities), top: topK(probabilities, page.model?.classes ?? [], 5) };
         }).catch((error) => setState('error', messageOf(error), true)).finally(() => {
           busy = false;
@@ -483,6 +494,9 @@ $('model-file').addEventListener('change', (/** @type {Event} */ event) => {
   input.value = '';
 });
 $('webcam').addEventListener('click', () => void toggleWebcam());
+$('clips').addEventListener('change', () => {
+  if (currentFile && !webcam && model) void openVideo(currentFile);
+});
 const drop = $('drop');
 document.addEventListener('dragover', (event) => {
   event.preventDefault();

@@ -112,7 +112,7 @@ export function readOnnxProps(bytes) {
 
 /**
  * @typedef {{ frames: number, stride: number, size: number, mean: number[], std: number[], shortSide?: number, fps?: number }} Preprocessing
- * @typedef {{ classes: string[], preprocessing: Preprocessing, arch: string, producer: string }} ModelInfo
+ * @typedef {{ classes: string[], preprocessing: Preprocessing, arch: string, producer: string, batch: number }} ModelInfo
  */
 
 /** @param {string} key @param {string} text @returns {unknown} */
@@ -167,5 +167,11 @@ export function modelInfo(props, producer = '') {
     if (typeof p.fps !== 'number' || !(p.fps > 0)) throw new Error(`the model's preprocessing has a bad fps: ${JSON.stringify(p.fps)}`);
     preprocessing.fps = p.fps;
   }
-  return { classes, preprocessing, arch: props.arch ?? '', producer };
+  // `input` (stcnet export): a fixed batch size, or null for a free batch axis.
+  let batch = 1;
+  if (props.input !== undefined) {
+    const input = /** @type {{ batch?: unknown } | null} */ (parseJson('input', props.input));
+    if (input !== null && typeof input === 'object' && typeof input.batch === 'number' && Number.isInteger(input.batch) && input.batch > 1) batch = input.batch;
+  }
+  return { classes, preprocessing, arch: props.arch ?? '', producer, batch };
 }

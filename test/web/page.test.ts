@@ -144,6 +144,42 @@ test('playing the video gives live predictions, one clip of the latest frames at
   await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).pause());
 });
 
+test('a WebM (VP9) video, whose frame rate the page measures by playing it: the same top-1 as `stcnet predict`', async () => {
+  const webm = join(fixture.work, 'move_up.webm');
+  const encode = spawnSync('ffmpeg', ['-v', 'error', '-y', '-i', fixture.videos[2]!, '-c:v', 'libvpx-vp9', '-lossless', '1', '-threads', '1', webm], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(encode.status, 0, encode.stderr);
+  const [reference] = predict([webm]);
+  assert.equal(reference!.top[0]!.index, 2, JSON.stringify(reference));
+  const page = await openPage();
+  const result = await scoreOnPage(page, webm);
+  assert.equal(result.state, 'done', result.message);
+  assert.equal(result.result!.top[0]!.label, reference!.top[0]!.label);
+  for (const t of reference!.top) assert.ok(Math.abs(result.result!.scores[t.index]! - t.score) < 0.05, `${t.label}: page ${result.result!.scores[t.index]} vs predict ${t.score}`);
+});
+
+test('the webcam (Chromium\'s fake camera): live predictions, and the camera stops', async () => {
+  const camera = await launchChromium(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
+  try {
+    const page = camera.page;
+    await page.goto(url);
+    await page.waitForFunction(() => (window as unknown as { stcnetPage?: { state: string } }).stcnetPage?.state === 'ready', null, { timeout: 60_000 });
+    await page.click('#webcam');
+    await page.waitForFunction(() => {
+      const p = (window as unknown as { stcnetPage: { state: string; result: { kind: string } | null } }).stcnetPage;
+      return p.state === 'error' || (p.result !== null && p.result.kind === 'live');
+    }, null, { timeout: 60_000 });
+    const live = await state(page);
+    assert.equal(live.result?.kind, 'live', `${live.message}\n${camera.log.join('\n')}`);
+    assert.equal(await page.textContent('#webcam'), 'Stop the webcam');
+    await page.click('#webcam');
+    const off = await state(page);
+    assert.equal(off.message, 'The webcam is off.');
+    assert.equal(await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).srcObject), null);
+  } finally {
+    await camera.close();
+  }
+});
+
 test('a file that is not a video and a .onnx that is not a model: a clear message on the page, which keeps working', async () => {
   const page = await openPage();
   const notVideo = join(fixture.work, 'notes.mp4');
