@@ -72,20 +72,29 @@ export function runPairs(nets: PairNetworks, pairs: readonly Pair[], loaded: Loa
     const pixels = fromTypedArray(loaded.data, [loaded.count, 3, loaded.frames, loaded.size, loaded.size], { dtype: 'uint8' });
     const onDevice = (t: Tensor) => (nets.device === 'cpu' ? t : t.to(nets.device));
     // The teacher: features of the partner clips not in the cache, once each.
-    const needed: string[] = [];
+    const needed = new Set<string>();
     for (const pair of usable) {
       const key = itemKey(pair.partnerVideo, pair.partnerPosition);
-      if (teacherRow.has(key) || needed.includes(key)) continue;
+      if (teacherRow.has(key) || needed.has(key)) continue;
       const cached = nets.cache?.lookup(key);
       if (cached) teacherRow.set(key, cached);
-      else needed.push(key);
+      else needed.add(key);
+    }
+    // With a cache, every clip loaded anyway is worth the teacher's pass: (video, position) is then
+    // computed once, whether it comes up first as a student clip or as a partner.
+    if (nets.cache) {
+      for (const pair of usable) {
+        const key = itemKey(pair.video, pair.position);
+        if (!nets.cache.has(key)) needed.add(key);
+      }
     }
     const started = performance.now();
-    if (needed.length > 0) {
-      const input = onDevice(normalized(pixels.indexSelect(0, rowsTensor(needed.map((key) => rowOf.get(key)!))), nets.teacherNorm));
+    if (needed.size > 0) {
+      const keys = [...needed];
+      const input = onDevice(normalized(pixels.indexSelect(0, rowsTensor(keys.map((key) => rowOf.get(key)!))), nets.teacherNorm));
       const features = teacherFeatures(nets.teacher, input, nets.teacherFrames).float().cpu().toFloat32Array();
-      const width = features.length / needed.length;
-      needed.forEach((key, i) => {
+      const width = features.length / keys.length;
+      keys.forEach((key, i) => {
         const row = features.slice(i * width, (i + 1) * width);
         teacherRow.set(key, row);
         nets.cache?.set(key, row);

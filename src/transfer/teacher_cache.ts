@@ -12,6 +12,7 @@ import { fsUserError } from '../util/fs.js';
  */
 export class TeacherCache {
   private readonly rows = new Map<string, Float32Array>();
+  /** Rows served from the cache, and rows the teacher computed (and the cache took). */
   hits = 0;
   misses = 0;
 
@@ -21,11 +22,10 @@ export class TeacherCache {
     return this.rows.size;
   }
 
-  /** The cached row (counted as a hit), or undefined (counted as a miss). */
+  /** The cached row (counted as a hit), or undefined. */
   lookup(key: string): Float32Array | undefined {
     const row = this.rows.get(key);
     if (row) this.hits++;
-    else this.misses++;
     return row;
   }
 
@@ -35,6 +35,7 @@ export class TeacherCache {
 
   set(key: string, row: Float32Array): void {
     if (row.length !== this.features) throw new Error(`TeacherCache: a row of ${row.length} features, expected ${this.features}`);
+    if (!this.rows.has(key)) this.misses++;
     this.rows.set(key, row);
   }
 

@@ -106,6 +106,8 @@ export interface TransferSummary {
 export const TRANSFER_RESUME_OVERRIDABLE = ['workers', 'quiet'] as const;
 
 const LOCK_PURPOSE = 'stcnet transfer';
+/** Seconds between redraws of the run's charts. */
+const PLOT_INTERVAL = 30;
 const now = () => performance.now() / 1000;
 const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -343,7 +345,8 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
       writeJsonAtomic(run.configJson, orderedTransferConfig(config));
     }
     const parameters = { student: student.parameterCount(), head: head.parameterCount(), teacher: teacher.parameters().reduce((n, t) => n + t.numel, 0) };
-    const finish = (status: 'completed' | 'interrupted'): TransferSummary => {
+    const finish = async (status: 'completed' | 'interrupted'): Promise<TransferSummary> => {
+      if (status === 'interrupted' && records.length > 0) await writeTrainingPlots(run.plots, records);
       const epochs = records.filter((r) => r.type === 'epoch') as unknown as TransferEpochRecord[];
       const bestRecord = state.best ? epochs.find((r) => r.epoch === state.best!.epoch) : undefined;
       const summary: TransferSummary = {
@@ -360,7 +363,7 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
         `; student checkpoint ${run.weights('last')} (fine-tune it with stcnet train --init)`);
       return summary;
     };
-    if (state.epoch >= config.epochs) return finish('completed');
+    if (state.epoch >= config.epochs) return await finish('completed');
     for (const note of p.notes) log(note);
     log(`transfer: teacher ${teacher.arch} (frozen, ${config['teacher-frames']} frames) → student ${config.model} (${parameters.student.toLocaleString('en-US')} parameters), ` +
       `${p.trainVideos} videos × ${config.positions} positions (${p.heldOutVideos} held out), ${config.frames}×${config.size}² clips, ` +
@@ -376,6 +379,7 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
       emit({ type: 'checkpoint', name, path: run.weights(name) });
     };
     const aborted = () => options.signal?.aborted === true;
+    let lastPlot = -Infinity;
     for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
       const totals: TransferTotals = epoch === state.epoch ? { ...state.epochTotals } : emptyTransferTotals();
       const startBatch = epoch === state.epoch ? state.nextBatch : 0;
@@ -437,7 +441,7 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
           progress.finish();
           await next?.catch(() => undefined);
           log(`interrupted at epoch ${epoch + 1}, batch ${b + 1}/${batchesPerEpoch}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
-          return finish('interrupted');
+          return await finish('interrupted');
         }
       }
       if (totals.pairs === 0) throw new UserError(`root: no clip of epoch ${epoch + 1} could be loaded (the log names the videos); check the videos${config.cache !== undefined ? ' and the cache' : ''}`);
@@ -465,7 +469,11 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
       state = { ...state, epoch: epoch + 1, nextBatch: 0, epochTotals: emptyTransferTotals() };
       save('last');
       if (improved) save('best');
-      await writeTrainingPlots(run.plots, records);
+      // Drawing the charts takes about 2 s: short epochs redraw them at most every PLOT_INTERVAL seconds (and at the end).
+      if (epoch + 1 === config.epochs || aborted() || now() - lastPlot >= PLOT_INTERVAL) {
+        await writeTrainingPlots(run.plots, records);
+        lastPlot = now();
+      }
       emit(record);
       log(`epoch ${epoch + 1}/${config.epochs}: pair loss ${trainLoss.toFixed(4)}, pair accuracy ${(100 * trainAccuracy).toFixed(1)}%` +
         (val ? `, held-out pair accuracy ${(100 * val.accuracy).toFixed(1)}% (loss ${val.loss.toFixed(4)})` : '') +
@@ -473,10 +481,10 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
         (record.teacherCache ? ` (cache ${record.teacherCache.hits} hits, ${record.teacherCache.misses} misses)` : '') + (improved ? ', best so far' : ''));
       if (aborted() && epoch + 1 < config.epochs) {
         log(`interrupted after epoch ${epoch + 1}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
-        return finish('interrupted');
+        return await finish('interrupted');
       }
     }
-    return finish('completed');
+    return await finish('completed');
   } finally {
     await source.close();
     optimizer.dispose();
