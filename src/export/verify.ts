@@ -1,6 +1,7 @@
 import { fromTypedArray, noGrad, tidy, getNumThreads } from '../engine/index.js';
 import { Rng } from '../data/random.js';
 import type { ZooModel } from '../models/base.js';
+import { UserError } from '../util/errors.js';
 
 /**
  * The export's check: ONNX Runtime runs the written bytes on a seeded random clip and its logits
@@ -42,7 +43,12 @@ export function modelLogits(model: ZooModel, clips: Float32Array, shape: number[
 
 /** ONNX Runtime's output for ONNX model bytes on one input (onnxruntime-node loaded here, lazily). */
 export async function onnxRuntimeLogits(bytes: Uint8Array, inputName: string, clips: Float32Array, shape: number[], threads = getNumThreads()): Promise<Float32Array> {
-  const ort = await import('onnxruntime-node');
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (error) {
+    throw new UserError(`the export check needs onnxruntime-node (npm install onnxruntime-node --ignore-scripts), or --no-verify to write without it: ${(error as Error).message.split('\n')[0]}`);
+  }
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1 });
   try {
     const input = new ort.Tensor('float32', clips, shape);
