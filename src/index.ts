@@ -12,3 +12,4 @@ export type { ServeOptions } from './serve/options.js';
 export { inflateCheckpoint, inflateInto, inflateKernel, INFLATE_MODES, InflateError, type InflateMode, type InflateReport, type InflateCheckpointOptions, type InflatedCheckpoint } from './models/inflate.js';
 export { runTeacherTraining, writeTeacher, TEACHER_FILE, type TeacherSummary } from './train2d/train2d.js';
 export { deflateTwin, twin3dArch } from './train2d/deflate.js';
+export { registerWebPage, type WebPageOptions } from './serve/web.js';
