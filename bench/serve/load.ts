@@ -58,6 +58,10 @@ async function startService(checkpoint: string, maxBatch: number, waitMs: number
     '--clips', String(clips), '--max-batch', String(maxBatch), '--batch-wait-ms', String(waitMs), '--max-queue', String(4 * concurrency)],
   { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // The service goes with the benchmark when it is interrupted.
+  const forward = () => child.kill('SIGTERM');
+  process.once('SIGINT', forward).once('SIGTERM', forward);
+  void exited.then(() => process.off('SIGINT', forward).off('SIGTERM', forward));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -72,11 +76,11 @@ async function startService(checkpoint: string, maxBatch: number, waitMs: number
 
 interface Timing { batchRequests: number; decodeMs: number; queueMs: number; inferenceMs: number }
 
-async function predict(url: string, body: Uint8Array<ArrayBuffer>): Promise<{ ms: number; status: number; timing: Timing | undefined }> {
+async function predict(url: string, body: Uint8Array<ArrayBuffer>): Promise<{ ms: number; status: number; timing: Timing | undefined; error?: string }> {
   const started = performance.now();
   const response = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'video/mp4' }, body });
-  const json = (await response.json()) as { timing?: Timing };
-  return { ms: performance.now() - started, status: response.status, timing: json.timing };
+  const json = (await response.json()) as { timing?: Timing; code?: string; error?: string };
+  return { ms: performance.now() - started, status: response.status, timing: json.timing, ...(json.error ? { error: `${response.status} ${json.code}: ${json.error}` } : {}) };
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
@@ -114,14 +118,17 @@ async function main(): Promise<void> {
       const before = await health(service.url);
       const latencies: number[] = [];
       const timings: Timing[] = [];
-      const failures: number[] = [];
+      const failures: string[] = [];
       let next = 0;
       const started = performance.now();
       await Promise.all(Array.from({ length: concurrency }, async () => {
         while (next < requests) {
           const i = next++;
           const result = await predict(service.url, videos[i % videos.length]!);
-          if (result.status !== 200) failures.push(result.status);
+          if (result.status !== 200) {
+            if (failures.length === 0) process.stderr.write(`bench/serve: request ${i} failed: ${result.error ?? result.status}\n`);
+            failures.push(result.error ?? String(result.status));
+          }
           latencies.push(result.ms);
           if (result.timing) timings.push(result.timing);
         }
@@ -131,7 +138,7 @@ async function main(): Promise<void> {
       const exitCode = await service.stop();
       latencies.sort((a, b) => a - b);
       const row = {
-        maxBatch, waitMs, requests, failures: failures.length, wallS: Number(wallS.toFixed(2)),
+        maxBatch, waitMs, requests, failures: failures.length, ...(failures.length > 0 ? { firstFailure: failures[0] } : {}), wallS: Number(wallS.toFixed(2)),
         throughput: Number((requests / wallS).toFixed(2)),
         p50Ms: Math.round(percentile(latencies, 50)), p95Ms: Math.round(percentile(latencies, 95)), maxMs: Math.round(latencies[latencies.length - 1]!),
         meanBatchRequests: Number(mean(timings.map((t) => t.batchRequests)).toFixed(2)),

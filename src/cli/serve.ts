@@ -95,7 +95,8 @@ async function runServe(checkpointArg: string, f: Flags, given: Set<string>): Pr
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
-        log(`serve: ${signal} again: exiting without waiting`);
+        log(`serve: ${signal} again: exiting without waiting for the requests in flight`);
+        server.removeTemporariesSync();
         process.exit(1);
       }
       stopping = true;

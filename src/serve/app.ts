@@ -78,7 +78,10 @@ function asHttpError(error: unknown, request: FastifyRequest, maxBytes: number):
     case 'FST_PROTO_VIOLATION':
       return new HttpError(400, 'bad_form', 'the multipart form has a forbidden field name');
   }
-  if (request.raw.aborted || request.raw.destroyed || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET') {
+  // The service's own disk failing is not the client's fault: a 507 for a full disk, else a 500 (logged).
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new HttpError(507, 'no_space', 'the service\'s upload folder is out of space; retry later');
+  if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code) && 'syscall' in (error as object) && e.code !== 'ECONNRESET') return undefined;
+  if (request.raw.aborted || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET') {
     return new HttpError(400, 'upload_incomplete', 'the upload ended before its end (the client closed the connection)');
   }
   if (e.statusCode === 400 && /JSON|Unexpected|token/i.test(e.message ?? '')) {

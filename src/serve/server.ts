@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -17,14 +18,13 @@ export interface RunningServer {
   app: FastifyInstance;
   service: Service;
   close(): Promise<void>;
+  /** Removes the upload folder (and a temporary export) now, for an exit that cannot wait for close(). */
+  removeTemporariesSync(): void;
 }
 
-/** The web page module (src/serve/web.ts) and the ONNX exporter, as their authors define them. */
+/** The web page module (src/serve/web.ts), as its author defines it. */
 interface WebModule {
   registerWebPage(app: FastifyInstance, options: { onnxFile: string }): Promise<void>;
-}
-interface ExportModule {
-  exportOnnx(checkpointFile: string, outFile: string, options?: object): Promise<unknown>;
 }
 
 export async function startServer(options: ServeOptions, log: (line: string) => void = () => undefined): Promise<RunningServer> {
@@ -42,10 +42,10 @@ export async function startServer(options: ServeOptions, log: (line: string) => 
         exportDir = await mkdtemp(path.join(options.tmpDir, 'stcnet-serve-onnx-'));
         onnxFile = path.join(exportDir, `${model.description.name}.onnx`);
         log(`serve: exporting ${model.description.checkpoint} to ONNX for the page (--onnx FILE skips this)`);
-        // Specifiers in variables: the modules are other parts of the package, loaded only with --static.
-        const exporter = './../export/index.js';
-        await ((await import(exporter)) as ExportModule).exportOnnx(model.description.checkpoint, onnxFile);
+        const { exportOnnx } = await import('../export/index.js');
+        await exportOnnx(model.description.checkpoint, onnxFile, { log });
       }
+      // A specifier in a variable: the page module is loaded only with --static.
       const web = './web.js';
       await ((await import(web)) as WebModule).registerWebPage(app, { onnxFile });
     }
@@ -62,6 +62,10 @@ export async function startServer(options: ServeOptions, log: (line: string) => 
           if (exportDir) await rm(exportDir, { recursive: true, force: true });
         })();
         return closing;
+      },
+      removeTemporariesSync: () => {
+        rmSync(uploads!.dir, { recursive: true, force: true });
+        if (exportDir) rmSync(exportDir, { recursive: true, force: true });
       },
     };
     return running;

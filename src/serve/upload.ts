@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,6 +32,8 @@ export class UploadFolder {
     isTruncated: () => boolean = () => false): Promise<T> {
     const file = this.newFile();
     try {
+      // A temp cleaner may have removed the folder of a long-running service: make it again.
+      await mkdir(this.dir, { recursive: true });
       const bytes = await saveStream(body, file, maxBytes);
       if (isTruncated()) throw tooLarge(maxBytes);
       if (bytes === 0) throw new HttpError(422, 'empty_upload', 'the upload is empty (0 bytes); send a video file');

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { serveFixture } from './fixture.js';
@@ -68,6 +68,10 @@ test('a text file, a truncated MP4, a 1-frame clip, a wrong content type and bad
   assertRefused(await request(s.url, { method: 'POST', path: '/predict?top=0', headers: { 'content-type': 'video/mp4' }, body: 'x' }), 400, 'bad_top', /\?top=0: expected an integer from 1 to 4/);
   await stillServes(s, fixture.videos[1]!);
   assert.equal((await health(s.url)).status, 'ok');
+  // A temp cleaner removing the upload folder under a running service: the next upload makes it again.
+  for (const folder of readdirSync(tmp)) rmSync(join(tmp, folder), { recursive: true, force: true });
+  await stillServes(s, fixture.videos[2]!);
+  assert.equal(readdirSync(tmp).length, 1);
 });
 
 test('a body over --max-upload-mb is cut off early: 413 for a declared 2 GB, a streamed body and a multipart file, without reading them', async () => {
