@@ -135,13 +135,23 @@ test('the page scores each video as `stcnet predict` does: the same top-1 class,
 test('playing the video gives live predictions, one clip of the latest frames at a time', async () => {
   const page = await openPage();
   await scoreOnPage(page, fixture.videos[2]!);
-  await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).play());
+  // Looped, so that a slow machine cannot reach the end before a clip's frames have been presented.
+  await page.evaluate(() => {
+    const video = document.getElementById('video') as HTMLVideoElement;
+    video.loop = true;
+    return video.play();
+  });
   const live = await waitFor(page, ['live', 'done'], 'p.result && p.result.kind === "live"', 30_000);
   assert.equal(live.result?.kind, 'live', live.message);
   assert.equal(live.result!.top.length, 4);
   assert.ok(Math.abs(live.result!.scores.reduce((a, b) => a + b, 0) - 1) < 1e-4);
   assert.match(await page.textContent('#result-title') ?? '', /^Live/);
-  await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).pause());
+  await page.evaluate(() => {
+    const video = document.getElementById('video') as HTMLVideoElement;
+    video.pause();
+    video.loop = false;
+  });
+  assert.equal((await state(page)).state, 'done', 'pausing stops the live predictions');
 });
 
 test('a WebM (VP9) video, whose frame rate the page measures by playing it: the same top-1 as `stcnet predict`', async () => {
