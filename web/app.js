@@ -87,6 +87,9 @@ function loadRuntime() {
 
 /** @type {{ session: any, ort: any, maker: ClipMaker, inputName: string, outputName: string, batch: number } | null} */
 let model = null;
+/** The latest forward (settled or not). */
+/** @type {Promise<unknown>} */
+let lastRun = Promise.resolve();
 
 /**
  * Reads the model's metadata, then starts an inference session on it.
@@ -106,6 +109,9 @@ async function loadModel(bytes, name) {
   }
   stopLive();
   ++generation;
+  // The old session is freed once a forward still running on it has finished.
+  const old = model;
+  if (old) void lastRun.finally(() => old.session.release()).catch(() => {});
   const threads = crossOriginIsolated ? (ort.env.wasm.numThreads || Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2))) : 1;
   model = { session, ort, maker: new ClipMaker(info.preprocessing), inputName: session.inputNames[0], outputName: session.outputNames[0], batch: info.batch };
   page.model = { name, arch: info.arch, classes: info.classes, preprocessing: info.preprocessing, backend, threads };
@@ -122,19 +128,23 @@ async function loadModel(bytes, name) {
  */
 async function runClip(clip) {
   if (!model) throw new Error('no model is loaded');
-  const p = model.maker.p;
+  // This model to the end, even if another is opened while the forward runs.
+  const m = model;
+  const p = m.maker.p;
   // A model exported with a fixed batch of N takes N clips: the clip is repeated, the first row read.
-  const batch = model.batch;
+  const batch = m.batch;
   let data = clip;
   if (batch > 1) {
     data = new Float32Array(clip.length * batch);
     for (let b = 0; b < batch; b++) data.set(clip, b * clip.length);
   }
-  const input = new model.ort.Tensor('float32', data, [batch, 3, p.frames, p.size, p.size]);
+  const input = new m.ort.Tensor('float32', data, [batch, 3, p.frames, p.size, p.size]);
   const start = performance.now();
-  const outputs = await model.session.run({ [model.inputName]: input });
+  const run = m.session.run({ [m.inputName]: input });
+  lastRun = run.catch(() => {});
+  const outputs = await run;
   const ms = performance.now() - start;
-  const logits = outputs[model.outputName];
+  const logits = outputs[m.outputName];
   const probabilities = softmax(/** @type {Float32Array} */ (logits.data).subarray(0, logits.data.length / batch));
   logits.dispose?.();
   return { probabilities, ms };
@@ -472,7 +482,8 @@ async function benchmark(clips, warmup = 2) {
 async function openModelFile(file) {
   try {
     await loadModel(new Uint8Array(await file.arrayBuffer()), file.name);
-    if (currentFile && !webcam) await openVideo(currentFile);
+    if (webcam) startLive();
+    else if (currentFile) await openVideo(currentFile);
   } catch (error) {
     setState('error', `${file.name}: ${messageOf(error)}`, true);
   }

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { registerWebPage } from '../../src/serve/web.js';
+import { exportOnnx } from '../../src/export/index.js';
 import { repoRoot } from '../helpers.js';
 import { launchChromium, type Browser } from './chromium.js';
 import { PREDICT_CLIPS, webFixture, type WebFixture } from './fixture.js';
@@ -210,13 +211,18 @@ test('a file that is not a video and a .onnx that is not a model: a clear messag
   assert.equal(after.result?.top[0]?.index, 1);
 });
 
-test('a model opened from a local file replaces the server\'s', async () => {
+test('a model opened from a local file replaces the server\'s, and a fixed-batch export works too', async () => {
+  // The same checkpoint exported with a fixed batch of 2: the page repeats its clip to fill the batch.
+  const fixed = join(fixture.work, 'fixed-batch.onnx');
+  await exportOnnx(fixture.checkpoint, fixed, { batch: 2 });
   const page = await openPage();
-  await page.setInputFiles('#model-file', fixture.onnx);
-  await waitFor(page, ['ready', 'done'], '!document.getElementById("status").textContent.startsWith("Loading")');
-  assert.match(await page.textContent('#model-line') ?? '', /^model\.onnx \(stc_resnet3d_18\)/);
-  const result = await scoreOnPage(page, fixture.videos[3]!);
-  assert.equal(result.result?.top[0]?.index, 3);
+  const before = await scoreOnPage(page, fixture.videos[3]!);
+  await page.setInputFiles('#model-file', fixed);
+  // Opening a model re-scores the open video with it.
+  const after = await waitFor(page, ['done'], 'p.model && p.model.name === "fixed-batch.onnx" && p.result && p.result.file');
+  assert.match(await page.textContent('#model-line') ?? '', /^fixed-batch\.onnx \(stc_resnet3d_18\)/);
+  assert.equal(after.result?.top[0]?.index, 3);
+  after.result!.scores.forEach((score, i) => assert.ok(Math.abs(score - before.result!.scores[i]!) < 1e-5, `${fixture.classes[i]}: ${score} vs ${before.result!.scores[i]}`));
 });
 
 test('the server: MIME types, cross-origin isolation, only the files the page needs, and the model', async () => {
