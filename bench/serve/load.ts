@@ -6,9 +6,11 @@
  * the service's live tensors and RSS before and after (they must stay flat).
  *
  *   node dist/bench/serve/load.js [--requests 200] [--concurrency 8] [--clips 1] [--width 0.5]
- *     [--frames 8] [--size 112] [--threads N] [--settings 1:0,8:10] [--out load.json]
+ *     [--frames 8] [--size 112] [--threads N] [--settings 1:0,8:10] [--input video|frames] [--out load.json]
  *
  * --settings is a list of MAX_BATCH:WAIT_MS pairs (1:0 is no batching across requests).
+ * --input frames sends each video's first 16 frames, decoded beforehand at the model's short side,
+ * as JSON (base64): no ffmpeg in the service, so the forward pass is what the clients wait for.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { manualSeed } from '../../src/engine/index.js';
 import { createModel } from '../../src/models/registry.js';
 import { saveModelCheckpoint } from '../../src/models/checkpoint.js';
 import { UserError } from '../../src/util/errors.js';
+import { decodeVideo } from '../../src/video/decode.js';
 
 function flag(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -46,6 +49,8 @@ const settings = flag('settings', '1:0,8:10').split(',').map((pair) => {
   return { maxBatch: batch!, waitMs: wait! };
 });
 const outFile = process.argv.includes('--out') ? flag('out', '') : undefined;
+const input = flag('input', 'video');
+if (input !== 'video' && input !== 'frames') throw new UserError(`--input must be video or frames, got "${input}"`);
 
 interface Health { liveTensors: number; rssBytes: number; uploadFiles: number; inFlight: number; forwardPasses: number; served: number }
 
@@ -76,9 +81,10 @@ async function startService(checkpoint: string, maxBatch: number, waitMs: number
 
 interface Timing { batchRequests: number; decodeMs: number; queueMs: number; inferenceMs: number }
 
-async function predict(url: string, body: Uint8Array<ArrayBuffer>): Promise<{ ms: number; status: number; timing: Timing | undefined; error?: string }> {
+async function predict(url: string, body: Uint8Array<ArrayBuffer> | string): Promise<{ ms: number; status: number; timing: Timing | undefined; error?: string }> {
   const started = performance.now();
-  const response = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'video/mp4' }, body });
+  const type = typeof body === 'string' ? 'application/json' : 'video/mp4';
+  const response = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': type }, body });
   const json = (await response.json()) as { timing?: Timing; code?: string; error?: string };
   return { ms: performance.now() - started, status: response.status, timing: json.timing, ...(json.error ? { error: `${response.status} ${json.code}: ${json.error}` } : {}) };
 }
@@ -96,19 +102,29 @@ async function main(): Promise<void> {
     // Eight videos of 160×120 at 25 fps, 2–3 s each (50–75 frames): uploads of a few tens of kB.
     await generateSynth({ out: data, classes: 8, videosPerClass: 1, width: 160, height: 120, fps: 25, minDuration: 2, maxDuration: 3,
       noise: 4, shake: 1, seed: 3, jobs: 2, scene: 'varied', quiet: true });
-    const videos = readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.mp4'))
-      .map((e) => new Uint8Array(readFileSync(join(e.parentPath, e.name))));
+    const files = readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.mp4'))
+      .map((e) => join(e.parentPath, e.name));
+    const shortSide = Math.round((size * 8) / 7);
+    const videos: (Uint8Array<ArrayBuffer> | string)[] = [];
+    for (const file of files) {
+      if (input === 'video') {
+        videos.push(new Uint8Array(readFileSync(file)));
+      } else {
+        const decoded = await decodeVideo(file, { shortSide, maxFrames: 16 });
+        videos.push(JSON.stringify({ width: decoded.width, height: decoded.height, frames: decoded.frames.map((f) => Buffer.from(f).toString('base64')) }));
+      }
+    }
     manualSeed(0);
     const model = createModel('stc_resnet3d_18', { numClasses: 101, frames, widthMultiplier: width });
     const checkpoint = join(work, 'model.safetensors');
     saveModelCheckpoint(checkpoint, model, {
       classes: Array.from({ length: 101 }, (_, i) => `class_${i}`),
-      preprocessing: { frames, stride: 1, size, mean: [...NORMALIZATIONS.kinetics.mean], std: [...NORMALIZATIONS.kinetics.std], shortSide: Math.round((size * 8) / 7) },
+      preprocessing: { frames, stride: 1, size, mean: [...NORMALIZATIONS.kinetics.mean], std: [...NORMALIZATIONS.kinetics.std], shortSide },
     });
     model.dispose();
     const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), loadavgAtStart: loadavg().map((v) => Number(v.toFixed(2))) };
     const setup = { model: 'stc_resnet3d_18', widthMultiplier: width, frames, size, classes: 101, clips, requests, concurrency, threads,
-      videos: videos.length, videoBytes: videos.map((v) => v.length) };
+      input, videos: videos.length, bodyBytes: videos.map((v) => v.length) };
     process.stderr.write(`bench/serve: ${JSON.stringify(setup)}\nmachine: ${JSON.stringify(machine)}\n`);
     const rows = [];
     for (const { maxBatch, waitMs } of settings) {

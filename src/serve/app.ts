@@ -15,7 +15,7 @@ import { tooLarge } from './upload.js';
  */
 
 /** The upload media types: any video/*, or bytes of unknown type (ffprobe decides). */
-const VIDEO_TYPE = /^(video\/[a-z0-9][\w.+-]*|application\/octet-stream)$/i;
+const VIDEO_TYPE = /^(video\/[a-z0-9][\w.+-]*|application\/octet-stream)\s*(;.*)?$/i;
 const ACCEPTED = 'multipart/form-data (a file field), video/* or application/octet-stream (the raw file), or application/json (frames)';
 /** Room for multipart boundaries and part headers around a file of the largest size. */
 const MULTIPART_OVERHEAD = 64 * 1024;

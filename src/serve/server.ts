@@ -22,10 +22,6 @@ export interface RunningServer {
   removeTemporariesSync(): void;
 }
 
-/** The web page module (src/serve/web.ts), as its author defines it. */
-interface WebModule {
-  registerWebPage(app: FastifyInstance, options: { onnxFile: string }): Promise<void>;
-}
 
 export async function startServer(options: ServeOptions, log: (line: string) => void = () => undefined): Promise<RunningServer> {
   const model = await ServedModel.load(options.checkpoint, { clips: options.clips, crops: options.crops, threads: options.threads });
@@ -45,9 +41,8 @@ export async function startServer(options: ServeOptions, log: (line: string) => 
         const { exportOnnx } = await import('../export/index.js');
         await exportOnnx(model.description.checkpoint, onnxFile, { log });
       }
-      // A specifier in a variable: the page module is loaded only with --static.
-      const web = './web.js';
-      await ((await import(web)) as WebModule).registerWebPage(app, { onnxFile });
+      const { registerWebPage } = await import('./web.js');
+      await registerWebPage(app, { onnxFile });
     }
     const url = await app.listen({ host: options.host, port: options.port });
     let closing: Promise<void> | undefined;

@@ -68,6 +68,8 @@ test('a text file, a truncated MP4, a 1-frame clip, a wrong content type and bad
   assertRefused(await request(s.url, { method: 'POST', path: '/predict?top=0', headers: { 'content-type': 'video/mp4' }, body: 'x' }), 400, 'bad_top', /\?top=0: expected an integer from 1 to 4/);
   await stillServes(s, fixture.videos[1]!);
   assert.equal((await health(s.url)).status, 'ok');
+  const withParameters = await post(s, { 'content-type': 'video/mp4; codecs="avc1.42E01E"' }, readFileSync(fixture.videos[3]!));
+  assert.equal(withParameters.status, 200, `a media type with parameters: ${withParameters.body}`);
   // A temp cleaner removing the upload folder under a running service: the next upload makes it again.
   for (const folder of readdirSync(tmp)) rmSync(join(tmp, folder), { recursive: true, force: true });
   await stillServes(s, fixture.videos[2]!);
