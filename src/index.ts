@@ -13,3 +13,4 @@ export { inflateCheckpoint, inflateInto, inflateKernel, INFLATE_MODES, InflateEr
 export { runTeacherTraining, writeTeacher, TEACHER_FILE, type TeacherSummary } from './train2d/train2d.js';
 export { deflateTwin, twin3dArch } from './train2d/deflate.js';
 export { registerWebPage, type WebPageOptions } from './serve/web.js';
+export { runTransfer, resumeTransferConfig, validateTransferConfig, TransferHead, PairSampler, loadTeacher, teacherFeatures, TeacherCache, type TransferConfig, type TransferSummary, type TransferEvent, type Pair } from './transfer/index.js';

@@ -152,8 +152,6 @@ interface Prepared {
 }
 
 function buildStudent(config: TransferConfig): ZooModel {
-  const entry = modelEntry(config.model);
-  if (entry.dims !== 3) throw new UserError(`model: ${config.model} is a 2D image model; the student must be a 3D video model (see stcnet models)`);
   // The student's classifier is never trained here: `stcnet train --init` replaces it for its classes.
   const { numClasses: _unused, ...options } = modelOptions(config as unknown as TrainConfig, 1);
   manualSeed(config.seed);
