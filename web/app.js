@@ -480,6 +480,7 @@ async function benchmark(clips, warmup = 2) {
 
 /** @param {File} file */
 async function openModelFile(file) {
+  setState('starting', `Loading ${file.name}…`);
   try {
     await loadModel(new Uint8Array(await file.arrayBuffer()), file.name);
     if (webcam) startLive();

@@ -22,12 +22,19 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-/** `extraArgs`: more switches (the fake camera's, for the webcam test). */
-export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+/**
+ * WebGPU on the CPU: Chromium's SwiftShader Vulkan adapter (in the browser package; nothing is
+ * downloaded), in place of --disable-gpu.
+ */
+const SOFTWARE_WEBGPU = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader'];
+
+/** `extraArgs`: more switches (the fake camera's, for the webcam test); `softwareWebGpu`: SwiftShader's WebGPU adapter. */
+export async function launchChromium(extraArgs: string[] = [], options: { softwareWebGpu?: boolean } = {}): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'stcnet-chromium-'));
+  const args = [...(options.softwareWebGpu ? [...ARGS.filter((a) => a !== '--disable-gpu'), ...SOFTWARE_WEBGPU] : ARGS), ...extraArgs];
   let context: BrowserContext;
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: [...ARGS, ...extraArgs] });
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args });
   } catch (error) {
     rmSync(profile, { recursive: true, force: true });
     throw error;

@@ -62,7 +62,9 @@ async function waitFor(page: Page, states: string[], until = 'true', timeout = 6
     await page.waitForFunction(([wanted, condition]) => {
       const p = (window as unknown as { stcnetPage?: { state: string } }).stcnetPage;
       // eslint-disable-next-line no-new-func
-      return p !== undefined && (p.state === 'error' || ((wanted as string[]).includes(p.state) && new Function('p', `return ${condition as string}`)(p)));
+      if (p === undefined) return false;
+      if (p.state === 'error' && !(wanted as string[]).includes('error')) return true;
+      return (wanted as string[]).includes(p.state) && new Function('p', `return ${condition as string}`)(p);
     }, [states, until] as const, { timeout });
   } catch (error) {
     const now = await state(page).catch(() => null);
@@ -92,8 +94,8 @@ interface PredictVideo {
   top: { index: number; label: string; score: number }[];
 }
 
-function predict(videos: string[]): PredictVideo[] {
-  const run = spawnSync(process.execPath, [cli, 'predict', fixture.checkpoint, ...videos, '--json', '--quiet', '--top', '5', '--workers', '1'], {
+function predict(videos: string[], flags: string[] = []): PredictVideo[] {
+  const run = spawnSync(process.execPath, [cli, 'predict', fixture.checkpoint, ...videos, '--json', '--quiet', '--top', '5', '--workers', '1', ...flags], {
     encoding: 'utf8', timeout: 120_000, env: { ...process.env, STCNET_THREADS: '1' },
   });
   assert.equal(run.status, 0, run.stderr);
@@ -203,7 +205,7 @@ test('a file that is not a video and a .onnx that is not a model: a clear messag
   const notModel = join(fixture.work, 'notes.onnx');
   writeFileSync(notModel, 'not a model');
   await page.setInputFiles('#model-file', notModel);
-  const refused = await waitFor(page, ['error'], 'true');
+  const refused = await waitFor(page, ['error'], 'p.message.startsWith("notes.onnx")');
   assert.match(refused.message, /^notes\.onnx: not an ONNX model/);
   // The model in use is kept, and the next video is scored.
   const after = await scoreOnPage(page, fixture.videos[1]!);
