@@ -70,8 +70,10 @@ export type TransferEpochRecord = {
   lr: number;
   pairsPerSecond: number;
   dataWait: number;
-  /** Seconds in the teacher's forward pass (training pairs). */
+  /** Seconds in the teacher's forward pass (training and held-out pairs). */
   teacherSeconds: number;
+  /** CPU seconds the process used during the epoch (all threads): steadier than `seconds` on a busy machine. */
+  cpuSeconds: number;
   /** With --cache-teacher: rows cached, and this epoch's hits and misses. */
   teacherCache: { rows: number; hits: number; misses: number } | null;
   seconds: number;
@@ -216,7 +218,11 @@ function fingerprintOf(config: TransferConfig, samples: string[]): string {
   return hashKeys(...keys.map(String)).toString(16) + hashKeys('second', ...keys.map(String)).toString(16);
 }
 
-async function prepare(config: TransferConfig): Promise<Prepared> {
+/**
+ * `resumeFrom`: the run's student checkpoint; the student is rebuilt from it (its architecture and
+ * every option, as the run built it), so a resume needs neither the --init file nor its options.
+ */
+async function prepare(config: TransferConfig, resumeFrom: string | undefined): Promise<Prepared> {
   if (config.device === 'cuda' && !cudaAvailable()) throw new UserError('device: cuda was asked for, but this libtorch has no CUDA device (use --device cpu)');
   if (config.cache !== undefined && !existsSync(config.cache)) throw new UserError(`cache: ${config.cache}: no such folder (make it with stcnet prepare ROOT --out ${config.cache})`);
   if (modelEntry(config.model).dims !== 3) throw new UserError(`model: ${config.model} is a 2D image model; the student must be a 3D video model (see stcnet models)`);
@@ -236,7 +242,10 @@ async function prepare(config: TransferConfig): Promise<Prepared> {
     const held = split.heldOut.map((i) => usable[i]!);
     teacher = loadTeacher(config.teacher, config['teacher-arch']);
     probe(teacher, [1, 3, config.size, config.size], `size: the teacher ${teacher.arch} cannot take ${config.size}×${config.size} frames`);
-    student = buildStudent(config);
+    if (resumeFrom !== undefined && !existsSync(resumeFrom)) {
+      throw new UserError(`--resume ${config.out}: no ${path.basename(resumeFrom)} there; the run was stopped before its first checkpoint (start it again instead)`);
+    }
+    student = resumeFrom !== undefined ? loadModelCheckpoint(resumeFrom, { arch: config.model }).model : buildStudent(config);
     probe(student, [1, 3, config.frames, config.size, config.size],
       `model: the student ${config.model} cannot take ${config.frames}-frame clips of ${config.size}×${config.size} (--frames, --size)`);
     if (config.device !== 'cpu') {
@@ -310,7 +319,7 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
   const log = (message: string) => emit({ type: 'log', message });
   const failures = new FailureLog(log);
   const run = new RunDir(config.out);
-  const p = await prepare(config);
+  const p = await prepare(config, options.resume ? run.weights('last') : undefined);
   const { nets, optimizer, schedule, source, sampler, heldOut, batchesPerEpoch } = p;
   const { student, head, teacher } = nets;
   const bs = config['batch-size'];
@@ -361,7 +370,8 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
         `; student checkpoint ${run.weights('last')} (fine-tune it with stcnet train --init)`);
       return summary;
     };
-    if (state.epoch >= config.epochs) return await finish('completed');
+    // A finished run resumed again did nothing: its summary (with its real duration) stays.
+    if (state.epoch >= config.epochs) return existsSync(run.summary) ? readTransferSummary(config.out) : await finish('completed');
     for (const note of p.notes) log(note);
     log(`transfer: teacher ${teacher.arch} (frozen, ${config['teacher-frames']} frames) → student ${config.model} (${parameters.student.toLocaleString('en-US')} parameters), ` +
       `${p.trainVideos} videos × ${config.positions} positions (${p.heldOutVideos} held out), ${config.frames}×${config.size}² clips, ` +
@@ -382,6 +392,7 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
       const totals: TransferTotals = epoch === state.epoch ? { ...state.epochTotals } : emptyTransferTotals();
       const startBatch = epoch === state.epoch ? state.nextBatch : 0;
       const epochStarted = now();
+      const cpuAtStart = process.cpuUsage();
       const cacheAtStart = nets.cache ? { hits: nets.cache.hits, misses: nets.cache.misses } : null;
       student.train();
       head.train();
@@ -458,7 +469,8 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
         loss: trainLoss, accuracy: trainAccuracy, valLoss: val?.loss ?? null, valAccuracy: val?.accuracy ?? null, lr,
         pairsPerSecond: totals.pairs / Math.max(1e-9, totals.waitSeconds + totals.busySeconds),
         dataWait: totals.waitSeconds / Math.max(1e-9, totals.waitSeconds + totals.busySeconds),
-        teacherSeconds: totals.teacherSeconds,
+        teacherSeconds: totals.teacherSeconds + (val?.teacherSeconds ?? 0),
+        cpuSeconds: cpuSecondsSince(cpuAtStart),
         teacherCache: nets.cache && cacheAtStart ? { rows: nets.cache.size, hits: nets.cache.hits - cacheAtStart.hits, misses: nets.cache.misses - cacheAtStart.misses } : null,
         seconds: now() - epochStarted, best: improved, liveTensors: memory().tensors,
       };
@@ -492,15 +504,21 @@ async function transferLocked(config: TransferConfig, options: RunTransferOption
   }
 }
 
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
 /** Pair loss and accuracy over fixed pairs, in eval mode, without gradients. */
 async function evaluatePairs(nets: PairNetworks, source: ClipSource, pairs: Pair[], batchSize: number, failures: FailureLog,
-  showProgress: boolean, label: string): Promise<{ loss: number; accuracy: number } | null> {
+  showProgress: boolean, label: string): Promise<{ loss: number; accuracy: number; teacherSeconds: number } | null> {
   nets.student.eval();
   nets.head.eval();
   const progress = new Progress({ total: pairs.length, label, unit: 'pairs', quiet: !showProgress });
   let lossSum = 0;
   let correct = 0;
   let total = 0;
+  let teacherSeconds = 0;
   try {
     for (let b = 0; b * batchSize < pairs.length; b++) {
       const batch = pairs.slice(b * batchSize, (b + 1) * batchSize);
@@ -510,6 +528,7 @@ async function evaluatePairs(nets: PairNetworks, source: ClipSource, pairs: Pair
       lossSum += result.loss * result.pairs;
       correct += result.correct;
       total += result.pairs;
+      teacherSeconds += result.teacherSeconds;
       progress.tick(batch.length);
     }
   } finally {
@@ -517,7 +536,7 @@ async function evaluatePairs(nets: PairNetworks, source: ClipSource, pairs: Pair
     nets.head.train();
   }
   progress.finish();
-  return total > 0 ? { loss: lossSum / total, accuracy: correct / total } : null;
+  return total > 0 ? { loss: lossSum / total, accuracy: correct / total, teacherSeconds } : null;
 }
 
 /** Reads a transfer run folder's summary.json. */
