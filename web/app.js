@@ -525,6 +525,28 @@ document.addEventListener('drop', (event) => {
   if (file) openFile(file);
 });
 
+/**
+ * The body of a response, with its progress on the status line (a paper-size model is 130 MB).
+ * @param {Response} response @param {string} name
+ */
+async function download(response, name) {
+  const total = Number(response.headers.get('Content-Length') ?? 0);
+  if (!response.body || !(total > 0)) return new Uint8Array(await response.arrayBuffer());
+  const bytes = new Uint8Array(total);
+  const reader = response.body.getReader();
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > total) throw new Error(`the server sent more than the ${total} bytes it announced`);
+    bytes.set(value, received);
+    received += value.length;
+    setState('starting', `Downloading ${name}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`);
+  }
+  if (received !== total) throw new Error(`the download ended after ${received} of ${total} bytes`);
+  return bytes;
+}
+
 /** The server's model (GET model.onnx), if it has one. */
 async function start() {
   let response;
@@ -542,7 +564,7 @@ async function start() {
   try {
     if (!response.ok) throw new Error(`the server answered ${response.status} ${response.statusText}`);
     const name = decodeURIComponent(response.headers.get('X-Model-Name') ?? 'model.onnx');
-    await loadModel(new Uint8Array(await response.arrayBuffer()), name);
+    await loadModel(await download(response, name), name);
   } catch (error) {
     $('model-line').textContent = 'The model could not be loaded.';
     setState('error', `model.onnx: ${messageOf(error)}`, true);
