@@ -105,7 +105,9 @@ export class ClipMaker {
   constructor(preprocessing) {
     this.p = preprocessing;
     this.shortSide = decodeShortSide(preprocessing);
-    this.tables = normalizationTables({ mean: preprocessing.mean, std: preprocessing.std });
+    // Three values each (modelInfo expands a single one).
+    const three = (/** @type {number[]} */ v) => /** @type {[number, number, number]} */ ([v[0], v[1], v[2]]);
+    this.tables = normalizationTables({ mean: three(preprocessing.mean), std: three(preprocessing.std) });
   }
 
   /** Elements of one clip (3·T·S·S). */
