@@ -32,7 +32,8 @@ if [ "$SMOKE" = 1 ]; then
   SHAPE_VIDEOS=4; TEACHER_EPOCHS=2; TEACHER_BATCH=4; TRANSFER_BATCH=4; TRANSFER_EPOCHS=1; TRANSFER_POSITIONS=2
 else
   SEEDS="${SEEDS:-0 1 2}"
-  VIDEOS=40; W=96; H=72; SIZE=48; FRAMES=8; WIDTH=0.25; EPOCHS=12; BATCH=8; TEST_CLIPS=4
+  # EPOCHS may be given (a script may set its own default before sourcing this file).
+  VIDEOS=40; W=96; H=72; SIZE=48; FRAMES=8; WIDTH=0.25; EPOCHS="${EPOCHS:-12}"; BATCH=8; TEST_CLIPS=4
   SHAPE_VIDEOS=24; TEACHER_EPOCHS=10; TEACHER_BATCH=32; TRANSFER_BATCH=16; TRANSFER_EPOCHS=8; TRANSFER_POSITIONS=4
 fi
 
@@ -51,9 +52,17 @@ make_data() {
 }
 
 # train_run OUT [stcnet train flags...]: trains unless OUT already completed (summary.json with status completed).
+# A completed run made with another number of epochs is refused, never silently mixed into a table.
 train_run() {
   local out=$1; shift
-  if [ -f "$out/summary.json" ] && grep -q '"status": *"completed"' "$out/summary.json"; then return; fi
+  if [ -f "$out/summary.json" ] && grep -q '"status": *"completed"' "$out/summary.json"; then
+    local had; had=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).epochs))' "$out/config.json")
+    if [ "$had" != "$EPOCHS" ]; then
+      echo "experiments: $out was trained for $had epochs, this run asks for $EPOCHS (EPOCHS=$had to keep it, or move it away)" >&2
+      exit 2
+    fi
+    return
+  fi
   rm -rf "$out"
   stcnet train "$@" --out "$out" --frames "$FRAMES" --size "$SIZE" --width-multiplier "$WIDTH" --batch-size "$BATCH" \
     --epochs "$EPOCHS" --no-flip --crop-scales 1 --optimizer adamw --lr 0.002 --schedule cosine --val-split none \
