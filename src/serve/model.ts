@@ -1,9 +1,8 @@
 import path from 'node:path';
-import { fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
+import { ArgumentError, fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
 import { prepareForInference, type InferenceModel, type ZooModel } from '../models/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
-import { loadClassifier, resolveModelSource } from '../train/classifier.js';
-import { normalizationOf, decodeShortSide } from '../train/classifier.js';
+import { decodeShortSide, loadClassifier, normalizationOf, resolveModelSource } from '../train/classifier.js';
 
 /**
  * The model a service holds: loaded once from a checkpoint as `stcnet predict` loads it
@@ -53,8 +52,13 @@ export class ServedModel {
     let prepared: InferenceModel | null = null;
     try {
       prepared = prepareForInference(model);
-    } catch {
-      // A family prepareForInference does not know runs as predict runs it: the eval-mode network.
+    } catch (error) {
+      // A family prepareForInference does not cover (it says so with an ArgumentError) runs as
+      // predict runs it: the eval-mode network. Anything else is a real failure.
+      if (!(error instanceof ArgumentError)) {
+        model.dispose();
+        throw error;
+      }
       prepared = null;
     }
     model.eval();
