@@ -62,13 +62,15 @@ test('npm pack ships the library and the addon sources only; the tarball install
   const files = pack.files.map((file) => file.path);
   for (const required of ['package.json', 'README.md', 'LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
     'dist/src/util/addon.js', 'native/binding.gyp', 'native/src/addon.cc', 'native/src/convert.cc', 'native/src/tensor_io.cc',
-    'native/src/handle.h', 'native/jpeg/binding.gyp', 'native/jpeg/jpeg.cc', 'scripts/libtorch-config.cjs', 'scripts/install.cjs']) {
+    'native/src/handle.h', 'native/jpeg/binding.gyp', 'native/jpeg/jpeg.cc', 'scripts/libtorch-config.cjs', 'scripts/install.cjs',
+    'dist/src/onnx/index.js', 'web/index.html', 'web/app.js', 'scripts/bench/torch_side.py', 'scripts/reference/stc_reference.py']) {
     assert.ok(files.includes(required), `the tarball has ${required}`);
   }
   const unwanted = files.filter((file) => /^(dist\/)?(test|bench)\//.test(file) || /(^|\/)fixtures\//.test(file) ||
     /\.(pt|pth|pkl|safetensors|node|o|map)$/.test(file) || /(^|\/)build\//.test(file) || file.startsWith('scripts/fixtures/'));
   assert.deepEqual(unwanted, [], 'no tests, fixtures, benchmarks, pickles or build outputs');
-  assert.ok(pack.entryCount < 300, `${pack.entryCount} files`);
+  // A bound against accidental bloat (a whole folder swept in), not a budget: 360 files when it was set to 450.
+  assert.ok(pack.entryCount < 450, `${pack.entryCount} files`);
 
   const tarball = path.join(work, pack.filename);
   const manifest = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
