@@ -74,7 +74,7 @@ export const command = defineCommand({
     'stcnet transfer data --cache cache --teacher teacher.safetensors --out runs/t --frames 8 --size 48 --width-multiplier 0.25 --epochs 10 --step-size 5',
     'stcnet transfer UCF101 --format ucf101 --teacher resnet50.pth --model stc_resnext3d_101 --frames 32 --out runs/ucf-transfer',
     'stcnet transfer --resume runs/t                 # after Ctrl-C (exit 130) or a crash',
-    'stcnet train UCF101 --out runs/ft --init runs/t/last.safetensors --model stc_resnet3d_18   # then fine-tune with labels',
+    'stcnet train UCF101 --out runs/ft --init runs/transfer/last.safetensors   # then fine-tune the student (same --model and --frames) with labels',
   ],
   flags: transferFlags,
   async run(args) {

@@ -234,6 +234,7 @@ async function prepare(config: TransferConfig, resumeFrom: string | undefined): 
   });
   let teacher: ZooModel | undefined;
   let student: ZooModel | undefined;
+  let head: TransferHead | undefined;
   try {
     if (source.skipped.length > 0) notes.push(`data: ${source.skipped.length} videos are not in the cache and are left out (first: ${source.skipped[0]!.path})`);
     const usable = samples.map((_, i) => i).filter((i) => source.usable(i));
@@ -252,7 +253,7 @@ async function prepare(config: TransferConfig, resumeFrom: string | undefined): 
       teacher.to(config.device);
       student.to(config.device);
     }
-    const head = new TransferHead(student.numFeatures, teacher.numFeatures);
+    head = new TransferHead(student.numFeatures, teacher.numFeatures);
     if (config.device !== 'cpu') head.to(config.device);
     const sampler = new PairSampler({ videos: train, positions: config.positions, negatives: config.negatives, seed: config.seed });
     const heldOut = held.length >= 2 ? new PairSampler({ videos: held, positions: config.positions, negatives: 1, seed: config.seed }) : null;
@@ -272,6 +273,7 @@ async function prepare(config: TransferConfig, resumeFrom: string | undefined): 
   } catch (error) {
     teacher?.dispose();
     student?.dispose();
+    head?.dispose();
     await source.close();
     throw error;
   }
