@@ -111,3 +111,13 @@ test('stcnet train --init takes the student checkpoint and fine-tunes it on labe
     tuned.dispose();
   }
 });
+
+test('without a frame cache the clips are decoded from the video files', async () => {
+  const data = await transferData();
+  const losses: number[] = [];
+  const summary = await runTransfer(transferConfig(data, join(data.work, 'decoded'), { cache: undefined, 'short-side': 36, positions: 1, 'batch-size': 6, epochs: 1 }),
+    { onEvent: stepLosses(losses) });
+  assert.equal(summary.status, 'completed');
+  assert.equal(losses.length, 1);
+  assert.ok(Number.isFinite(losses[0]));
+});
