@@ -230,6 +230,53 @@ function videoEvent(event, ms, start) {
 const seek = (time) => videoEvent('seeked', 10000, () => { video.currentTime = time; });
 
 /**
+ * The frame the video element last presented: its media time and a count. Chromium can fire `seeked`
+ * before the sought frame reaches the element's canvas image (a fresh browser drew the previous frame,
+ * or a blank one, a few times in 40 seeks), so a frame is drawn only once it has been presented.
+ */
+let presented = { time: NaN, count: 0 };
+let watchToken = 0;
+
+/** Follows the presented frames of the current source (requestVideoFrameCallback). */
+function watchFrames() {
+  if (!('requestVideoFrameCallback' in video)) return;
+  const my = ++watchToken;
+  presented = { time: NaN, count: 0 };
+  /** @type {VideoFrameRequestCallback} */
+  const onFrame = (_now, meta) => {
+    if (my !== watchToken) return;
+    presented = { time: meta.mediaTime, count: presented.count + 1 };
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+/**
+ * Seeks to `time` and waits until the frame there is the one presented: at once when it already was
+ * (the presented frame, of duration `frameDuration`, covers `time`), else until a newly presented frame
+ * covers it (see the waits below for frames that never do).
+ * @param {number} time @param {number} frameDuration
+ */
+async function seekFrame(time, frameDuration) {
+  /** Whether the presented frame is the one on screen at `time`. */
+  const covers = () => presented.count > 0 && presented.time <= time + 1e-6 && time < presented.time + frameDuration - 1e-6;
+  const before = presented;
+  const showing = covers();
+  await seek(time);
+  if (showing || !('requestVideoFrameCallback' in video)) return;
+  // A frame presented late by an earlier load or seek does not count: the one at `time` should come.
+  // Where the frame times are only estimated (not MP4), a new frame that does not cover `time` is
+  // taken after 250 ms; with no new frame at all, after 3 s.
+  const start = performance.now();
+  for (;;) {
+    const elapsed = performance.now() - start;
+    const fresh = presented.count !== before.count;
+    if ((fresh && (covers() || elapsed > 250)) || elapsed > 3000) return;
+    await new Promise((resolve) => setTimeout(resolve, 4));
+  }
+}
+
+/**
  * The frame rate of a non-MP4 video, estimated by playing it muted for a moment and reading the
  * presentation times of its frames (the <video> element tells no frame rate).
  */
@@ -269,12 +316,12 @@ async function frameTimes(file) {
   if (!(duration > 0) || !Number.isFinite(duration)) throw new Error('the video has no known duration');
   if (fps !== undefined) {
     // ffmpeg's fps filter: output frame i shows the input frame on screen at (i + 0.5)/fps.
-    return { frames: Math.max(1, Math.floor(duration * fps)), time: (/** @type {number} */ i) => Math.min((i + 0.5) / fps, duration) };
+    return { frames: Math.max(1, Math.floor(duration * fps)), time: (/** @type {number} */ i) => Math.min((i + 0.5) / fps, duration), frameDuration: 1 / fps };
   }
   const timing = await blobVideoTiming(file);
   const frames = timing ? timing.frames : Math.max(1, Math.round(duration / await estimateFrameDuration()));
   const span = timing ? timing.duration : duration;
-  return { frames, time: (/** @type {number} */ i) => Math.min(((i + 0.5) * span) / frames, duration) };
+  return { frames, time: (/** @type {number} */ i) => Math.min(((i + 0.5) * span) / frames, duration), frameDuration: span / frames };
 }
 
 // ---- a video file, as stcnet predict scores it ----
@@ -294,7 +341,11 @@ async function openVideo(file) {
   video.controls = false;
   video.srcObject = null;
   try {
-    await videoEvent('loadeddata', 30000, () => { video.src = /** @type {string} */ (objectUrl); video.load(); });
+    await videoEvent('loadeddata', 30000, () => {
+      video.src = /** @type {string} */ (objectUrl);
+      watchFrames();
+      video.load();
+    });
     if (!(video.videoWidth > 0 && video.videoHeight > 0)) throw new Error('the file has no video track the browser can show');
     if (!model) {
       setState('no-model', 'Open a model (.onnx) to score this video.', true);
@@ -320,7 +371,7 @@ async function analyse(file, my) {
   const K = Math.max(1, Math.min(100, Math.floor(Number($('clips').value) || 10)));
   setState('analysing', `Reading ${file.name}…`);
   video.pause();
-  const { frames, time } = await frameTimes(file);
+  const { frames, time, frameDuration } = await frameTimes(file);
   if (my !== generation) return;
   const clips = testClipIndices(frames, p.frames, p.stride, K);
   /** @type {Map<number, Uint8Array>} */
@@ -333,7 +384,7 @@ async function analyse(file, my) {
     for (const index of clips[k]) {
       let planesOfFrame = cache.get(index);
       if (!planesOfFrame) {
-        await seek(time(index));
+        await seekFrame(time(index), frameDuration);
         if (my !== generation) return;
         planesOfFrame = grabFrame();
         cache.set(index, planesOfFrame);
