@@ -134,12 +134,15 @@ async function main(): Promise<void> {
       const before = await health(service.url);
       const latencies: number[] = [];
       const timings: Timing[] = [];
+      const rssSamples: number[] = [];
       const failures: string[] = [];
       let next = 0;
       const started = performance.now();
       await Promise.all(Array.from({ length: concurrency }, async () => {
         while (next < requests) {
           const i = next++;
+          // RSS at each quarter of the run: a leak climbs steadily, an allocator's high-water mark levels off.
+          if (i > 0 && i % Math.max(1, Math.floor(requests / 4)) === 0) void health(service.url).then((h) => rssSamples.push(h.rssBytes));
           const result = await predict(service.url, videos[i % videos.length]!);
           if (result.status !== 200) {
             if (failures.length === 0) process.stderr.write(`bench/serve: request ${i} failed: ${result.error ?? result.status}\n`);
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
         meanBatchRequests: Number(mean(timings.map((t) => t.batchRequests)).toFixed(2)),
         meanDecodeMs: Math.round(mean(timings.map((t) => t.decodeMs))), meanQueueMs: Math.round(mean(timings.map((t) => t.queueMs))),
         meanInferenceMs: Math.round(mean(timings.map((t) => t.inferenceMs))),
-        liveTensors: [before.liveTensors, afterwards.liveTensors], rssMb: [before.rssBytes, afterwards.rssBytes].map((b) => Math.round(b / 1024 ** 2)),
+        liveTensors: [before.liveTensors, afterwards.liveTensors], rssMb: [before.rssBytes, ...rssSamples, afterwards.rssBytes].map((b) => Math.round(b / 1024 ** 2)),
         uploadFilesAfter: afterwards.uploadFiles, exitCode,
       };
       rows.push(row);
@@ -171,6 +174,7 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) => `| ${r.maxBatch} | ${r.waitMs} | ${r.throughput} | ${r.p50Ms} | ${r.p95Ms} | ${r.maxMs} | ${r.meanBatchRequests} | ` +
         `${r.meanDecodeMs} / ${r.meanQueueMs} / ${r.meanInferenceMs} | ${r.failures} | ${r.liveTensors.join('→')} | ${r.rssMb.join('→')} |`)];
+    lines[0] = lines[0]!.replace('RSS MB before→after', 'RSS MB before→(each quarter)→after');
     process.stdout.write(lines.join('\n') + '\n');
     if (outFile) writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
   } finally {
