@@ -13,7 +13,7 @@ const flags = {
   port: { type: 'int', description: 'port to listen on; 0 picks a free one (the URL is printed)', default: 8080, min: 0, max: 65535 },
   threads: { type: 'int', description: 'libtorch threads for the forward pass (default: STCNET_THREADS, else the cores available)', min: 1, max: 1024 },
   'max-batch': { type: 'int', description: 'most requests whose clips share one forward pass (1: no batching across requests)', default: 4, min: 1, max: 256 },
-  'batch-wait-ms': { type: 'number', description: 'how long an idle model waits for more requests to fill a batch', default: 5, min: 0, max: 10000 },
+  'batch-wait-ms': { type: 'number', description: 'how long an idle model waits for more requests to fill a batch', default: 5, min: 0, max: 60000 },
   'max-upload-mb': { type: 'number', description: 'largest upload (video file or JSON body), in MB; larger gets 413', default: 100, min: 0.001, max: 1_000_000 },
   'max-seconds': { type: 'number', description: 'longest video accepted, in seconds; longer gets 422', default: 120, min: 0.001 },
   'max-frames': { type: 'int', description: 'most frames a video or a JSON frame list may have; more gets 422', default: 3600, min: 1 },

@@ -44,7 +44,7 @@ function assertScoresClose(actual: number[], expected: number[], what: string, t
 
 test('POST /predict on an uploaded video equals stcnet predict on the file (top-1 and every score within 1e-5)', async () => {
   const fixture = await serveFixture();
-  service = await startService(fixture.checkpoint, ['--clips', String(CLIPS), '--top-k', '4', '--max-batch', '3', '--batch-wait-ms', '3000']);
+  service = await startService(fixture.checkpoint, ['--clips', String(CLIPS), '--top-k', '4', '--max-batch', '1']);
   const videos = fixture.videos.slice(0, 2);
   const cliRun = spawnSync(process.execPath, [cli, 'predict', fixture.checkpoint, ...videos, '--clips', String(CLIPS), '--top', '4', '--json', '--quiet'],
     { encoding: 'utf8', timeout: 300_000, env: { ...process.env, STCNET_THREADS: '1' } });
@@ -118,18 +118,30 @@ test('POST /predict with JSON frames (base64 or nested lists) scores them as the
 test('requests that arrive together share one forward pass and get the scores they get alone', async () => {
   const fixture = await serveFixture();
   assert.ok(service);
-  const bodies = fixture.videos.slice(0, 3).map((video) => readFileSync(video));
+  // Frames as JSON: no decode in the way, so the three requests are queued together.
+  const bodies = await Promise.all(fixture.videos.slice(0, 3).map(async (video) => {
+    const decoded = await decodeVideo(video, { shortSide: 36 });
+    return JSON.stringify({ width: decoded.width, height: decoded.height, frames: decoded.frames.map((f) => Buffer.from(f).toString('base64')) });
+  }));
+  const json = { 'content-type': 'application/json' };
   const alone = [];
-  for (const body of bodies) alone.push((await request(service.url, { method: 'POST', path: '/predict', headers: { 'content-type': 'video/mp4' }, body })).json<Prediction>());
-  // --max-batch 3 with a 3 s wait: three requests sent at once fill one pass.
-  const together = await Promise.all(bodies.map((body) => request(service!.url, { method: 'POST', path: '/predict', headers: { 'content-type': 'video/mp4' }, body })));
-  for (const [i, answer] of together.entries()) {
-    assert.equal(answer.status, 200, answer.body);
-    const p = answer.json<Prediction>();
-    assert.equal(p.timing.batchRequests, 3, 'the three requests shared a pass');
-    assert.equal(p.timing.batchClips, 3 * CLIPS);
-    assert.deepEqual(p.indices, alone[i]!.indices);
-    assertScoresClose(byIndex(p), byIndex(alone[i]!), `video ${i} batched vs alone`);
+  for (const body of bodies) alone.push((await request(service.url, { method: 'POST', path: '/predict', headers: json, body })).json<Prediction>());
+  // A pass of 3 with a 60 s wait: the pass runs when, and only when, the three requests are all queued.
+  const batching = await startService(fixture.checkpoint, ['--clips', String(CLIPS), '--top-k', '4', '--max-batch', '3', '--batch-wait-ms', '60000']);
+  try {
+    const together = await Promise.all(bodies.map((body) => request(batching.url, { method: 'POST', path: '/predict', headers: json, body })));
+    for (const [i, answer] of together.entries()) {
+      assert.equal(answer.status, 200, answer.body);
+      const p = answer.json<Prediction>();
+      assert.equal(p.timing.batchRequests, 3, 'the three requests shared a pass');
+      assert.equal(p.timing.batchClips, 3 * CLIPS);
+      assert.deepEqual(p.indices, alone[i]!.indices);
+      assertScoresClose(byIndex(p), byIndex(alone[i]!), `video ${i} batched vs alone`);
+    }
+    const h = await health(batching.url);
+    assert.equal(h.forwardPasses, 1);
+  } finally {
+    await batching.stop();
   }
 });
 
