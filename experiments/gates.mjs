@@ -97,9 +97,9 @@ for (const [name, acc] of sums) {
 }
 writeFileSync(join(out, 'gates.json'), JSON.stringify({ checkpoint, arch: meta.arch, classes, clipsPerClass: counts, blocks: summary }, null, 1) + '\n');
 
-const heatmap = (title, values, x, xTitle, scheme, domainMid) => ({
+const heatmap = (title, values, x, xTitle, scheme, domainMid, ownColours = false) => ({
   $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, background: 'white', data: { values },
-  facet: { row: { field: 'block', type: 'nominal', title: null, sort: blocks.map(([n]) => n) } },
+  facet: { row: { field: 'block', type: 'nominal', title: null, sort: [...new Set(values.map((v) => v.block))] } },
   spec: {
     width: x === 'channel' ? 480 : 160, height: 16 * classes.length, mark: 'rect',
     encoding: {
@@ -108,11 +108,15 @@ const heatmap = (title, values, x, xTitle, scheme, domainMid) => ({
       color: { field: 'value', type: 'quantitative', title: null, scale: { scheme, ...(domainMid !== undefined ? { domainMid } : {}) } },
     },
   },
-  resolve: { scale: { x: 'independent' } },
+  resolve: { scale: { x: 'independent', ...(ownColours ? { color: 'independent' } : {}) } },
 });
 await writeChart(heatmap('STC gate per channel, mean per class', channelRows, 'channel', 'channel', 'viridis'), join(out, 'gates-channels'));
 await writeChart(heatmap('STC gate per channel minus its mean over classes', specificRows, 'channel', 'channel', 'redblue', 0), join(out, 'gates-channels-specific'));
-await writeChart(heatmap("Share of SCB's first layer driven by each time step, mean per class", timeRows, 'step', 'time step at the block', 'viridis'), join(out, 'gates-time'));
+// Blocks where time is already pooled to one step have nothing to show; each block gets its own colour range.
+const timed = timeRows.filter((row) => summary[row.block].timeSteps > 1);
+if (timed.length > 0) {
+  await writeChart(heatmap("Share of SCB's first layer driven by each time step, mean per class (blocks with T > 1)", timed, 'step', 'time step at the block', 'viridis', undefined, true), join(out, 'gates-time'));
+}
 
 // A short text summary: per block, the spread of class means (how class-specific the gates are).
 const lines = [`gates: ${meta.arch}, ${counts.reduce((a, b) => a + b, 0)} test clips, classes ${classes.join(', ')}`];
