@@ -4,17 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { medianSecondsAsync, peakRssMiB } from './timing.js';
+import { medianSecondsAsync, peakRssMiB, seededNormal } from './timing.js';
 import type { BenchPlan, PathResult } from './plan.js';
-
-/** Seeded normal values (Box–Muller over a small LCG): the inputs' values do not matter for speed. */
-function seededNormal(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
-  for (let i = 0; i < count; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  return out;
-}
 
 const [planFile, path] = process.argv.slice(2);
 const plan = JSON.parse(readFileSync(planFile!, 'utf8')) as BenchPlan;

@@ -12,23 +12,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/addon.js';
+import { seededNormal } from './timing.js';
 import { isBf16Path, PATHS, type BenchDevice, type BenchPlan, type BenchTask, type PathResult } from './plan.js';
 
 export type Peer = 'torch' | 'ort';
 
-export interface BenchOptions {
-  arch: string;
-  frames: number;
-  size: number;
-  classes: number;
-  threads: number;
-  device: BenchDevice;
-  repeats: number;
-  warmup: number;
+export interface BenchOptions extends Pick<BenchPlan, 'arch' | 'frames' | 'size' | 'classes' | 'threads' | 'device' | 'repeats' | 'warmup' | 'inferBatches' | 'trainBatch'> {
   rounds: number;
   tasks: BenchTask[];
-  inferBatches: number[];
-  trainBatch: number;
   /** bf16 paths run when the hardware has native bf16 (AVX-512 BF16, AMX, or a GPU), or always with `bf16: true`. */
   bf16: boolean;
   peers: Peer[];
@@ -165,14 +156,6 @@ function summarise(task: BenchTask, batches: number[], results: Record<string, P
   return { task, batches, results, logitDeviation, lossDeviation, bestRatio };
 }
 
-function seededFloats(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let state = seed >>> 0;
-  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
-  for (let i = 0; i < count; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-  return out;
-}
-
 export async function runBench(options: BenchOptions, torchVersion: string | null): Promise<BenchReport> {
   const dir = mkdtempSync(path.join(tmpdir(), 'stcnet-bench-'));
   try {
@@ -186,8 +169,8 @@ export async function runBench(options: BenchOptions, torchVersion: string | nul
     const { writeSafetensors } = await import('../nn/index.js');
     const { seededBenchModel } = await import('./seeded_model.js');
     writeSafetensors(plan.weights, seededBenchModel(options.arch, options.frames, options.classes).stateDict());
-    writeFileSync(plan.checkInput, seededFloats(perClip, 7));
-    writeFileSync(plan.trainInput, seededFloats(perClip * options.trainBatch, 11));
+    writeFileSync(plan.checkInput, seededNormal(perClip, 7));
+    writeFileSync(plan.trainInput, seededNormal(perClip * options.trainBatch, 11));
     writeFileSync(plan.trainLabels, JSON.stringify(Array.from({ length: options.trainBatch }, (_, i) => (i * 7) % options.classes)));
     const planFile = path.join(dir, 'plan.json');
     writeFileSync(planFile, JSON.stringify(plan));

@@ -32,3 +32,12 @@ export async function medianSecondsAsync(run: () => Promise<unknown>, repeats: n
   }
   return median(times);
 }
+
+/** Seeded normal values (Box–Muller over an LCG), the same in every process: benchmark inputs whose values do not matter for speed. */
+export function seededNormal(count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  let state = seed >>> 0;
+  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  for (let i = 0; i < count; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
+}

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { parseJsonWith } from '../util/json.js';
 import { dispose, type Tensor } from '../engine/index.js';
 import { readSafetensors } from '../nn/safetensors.js';
 import { StateDictError } from '../nn/index.js';
@@ -95,14 +96,7 @@ export function loadTrainingState(file: string, model: ZooModel, optimizer: Opti
   try {
     const text = metadata[STATE_KEY];
     if (text === undefined) throw new UserError(`${file}: not a training state (no "${STATE_KEY}" metadata)`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new UserError(`${file}: the training state is not valid JSON (${(error as Error).message})`);
-    }
-    const result = stateSchema.safeParse(parsed);
-    if (!result.success) throw new UserError(`${file}: malformed training state: ${result.error.issues[0]!.message} at ${result.error.issues[0]!.path.join('.')}`);
+    const parsed = parseJsonWith(stateSchema, text, file, 'training state');
     const weights = new Map<string, Tensor>();
     const others = new Map<string, Tensor>();
     for (const [name, tensor] of tensors) (name.startsWith('optimizer.') ? others : weights).set(name, tensor);
@@ -113,7 +107,7 @@ export function loadTrainingState(file: string, model: ZooModel, optimizer: Opti
       throw error;
     }
     unpackOptimizerState(optimizer, others, metadata, 'optimizer.', file);
-    const state = result.data as TrainingState;
+    const state = parsed as TrainingState;
     scheduler.loadStateDict(state.scheduler);
     return state;
   } finally {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { parseJsonWith } from '../util/json.js';
 import { dispose, type Tensor } from '../engine/index.js';
 import { readSafetensors, writeSafetensors } from '../nn/safetensors.js';
 import { StateDictError, type Module } from '../nn/index.js';
@@ -82,14 +83,7 @@ export function loadTransferState(file: string, parts: { student: Module; head: 
   try {
     const text = metadata[STATE_KEY];
     if (text === undefined) throw new UserError(`${file}: not a transfer state (no "${STATE_KEY}" metadata)`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new UserError(`${file}: the transfer state is not valid JSON (${(error as Error).message})`);
-    }
-    const result = stateSchema.safeParse(parsed);
-    if (!result.success) throw new UserError(`${file}: malformed transfer state: ${result.error.issues[0]!.message} at ${result.error.issues[0]!.path.join('.')}`);
+    const parsed = parseJsonWith(stateSchema, text, file, 'transfer state');
     const byPrefix = (prefix: string) => new Map([...tensors].filter(([name]) => name.startsWith(prefix)).map(([name, t]) => [name.slice(prefix.length), t]));
     for (const [prefix, module] of [['student.', parts.student], ['head.', parts.head]] as const) {
       try {
@@ -100,7 +94,7 @@ export function loadTransferState(file: string, parts: { student: Module; head: 
       }
     }
     unpackOptimizerState(optimizer, new Map([...tensors].filter(([name]) => name.startsWith('optimizer.'))), metadata, 'optimizer.', file);
-    const state = result.data as TransferState;
+    const state = parsed as TransferState;
     scheduler.loadStateDict(state.scheduler);
     return state;
   } finally {
