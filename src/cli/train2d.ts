@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { defineCommand, type FlagSpec } from './args.js';
+import { runInterruptible } from './interruptible.js';
 import { command as trainCommand } from './train.js';
 import { UserError } from '../util/errors.js';
 import { readConfigFile, resolvePaths, validateConfig } from '../train/config.js';
@@ -78,27 +79,12 @@ export const command = defineCommand({
       // The teacher trains as its 3D twin on one-frame clips (src/train2d/deflate.ts explains why that is the 2D network).
       config = validateConfig({ ...input, model: twin3dArch(teacher), frames: 1, stride: 1 }, (values.config as string | undefined) ?? 'stcnet train-2d');
     }
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) {
-        process.stderr.write('\ntrain-2d: interrupted again; quitting without saving (the last checkpoint on disk is intact)\n');
-        process.exit(130);
-      }
-      controller.abort();
-      process.stderr.write('\ntrain-2d: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
-    };
-    process.on('SIGINT', onSignal);
-    try {
-      const quiet = config.quiet;
-      const summary = await runTeacherTraining(config, {
-        resume, signal: controller.signal,
-        onEvent: (event) => {
-          if (event.type === 'log' && !quiet) process.stdout.write(event.message.replace(/^train: resnet3d_(\d+)/, 'train-2d: resnet2d_$1 (as its 3D twin on one-frame clips)') + '\n');
-        },
-      });
-      if (summary.status === 'interrupted') process.exitCode = 130;
-    } finally {
-      process.off('SIGINT', onSignal);
-    }
+    const quiet = config.quiet;
+    await runInterruptible('train-2d', (signal) => runTeacherTraining(config, {
+      resume, signal,
+      onEvent: (event) => {
+        if (event.type === 'log' && !quiet) process.stdout.write(event.message.replace(/^train: resnet3d_(\d+)/, 'train-2d: resnet2d_$1 (as its 3D twin on one-frame clips)') + '\n');
+      },
+    }));
   },
 });

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { defineCommand, type FlagSpec } from './args.js';
+import { runInterruptible } from './interruptible.js';
 import { UserError } from '../util/errors.js';
 import { readConfigFile } from '../train/config.js';
 import { DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES } from '../train/config.js';
@@ -99,27 +100,12 @@ export const command = defineCommand({
       if (input.out === undefined) throw new UserError('stcnet transfer: missing --out RUN_DIR, the run folder to create (or "out:" in a --config file)');
       config = validateTransferConfig(input, flags.config ?? 'stcnet transfer');
     }
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) {
-        process.stderr.write('\ntransfer: interrupted again; quitting without saving (the last checkpoint on disk is intact)\n');
-        process.exit(130);
-      }
-      controller.abort();
-      process.stderr.write('\ntransfer: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
-    };
-    process.on('SIGINT', onSignal);
-    try {
-      const quiet = config.quiet;
-      const summary = await runTransfer(config, {
-        resume, signal: controller.signal,
-        onEvent: (event) => {
-          if (event.type === 'log' && !quiet) process.stdout.write(event.message + '\n');
-        },
-      });
-      if (summary.status === 'interrupted') process.exitCode = 130;
-    } finally {
-      process.off('SIGINT', onSignal);
-    }
+    const quiet = config.quiet;
+    await runInterruptible('transfer', (signal) => runTransfer(config, {
+      resume, signal,
+      onEvent: (event) => {
+        if (event.type === 'log' && !quiet) process.stdout.write(event.message + '\n');
+      },
+    }));
   },
 });
