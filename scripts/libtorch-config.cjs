@@ -27,6 +27,11 @@ if (root) {
   }
 }
 
+// c10d's reducer.hpp includes a distributed-autograd header that Debian's libtorch-dev leaves out;
+// native/compat declares the two names it needs (see the file there).
+const DIST_AUTOGRAD_HEADER = 'torch/csrc/distributed/autograd/context/context.h';
+if (!fs.existsSync(path.join(includeDirs[0], DIST_AUTOGRAD_HEADER))) includeDirs.push(path.join(__dirname, '../native/compat'));
+
 if (mode === 'include') {
   // /usr/include is already on the system path; repeating it with -I breaks #include_next.
   process.stdout.write(includeDirs.filter((dir) => dir !== '/usr/include').join(' '));

@@ -384,6 +384,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("buildInfo", BuildInfo);
   initOperators(env, exports);
   initTensorIO(env, exports);
+  initDistributed(env, exports);
   return exports;
 }
 

@@ -1,0 +1,121 @@
+import { Tensor } from '../engine/index.js';
+import type { Handle } from '../engine/native.js';
+import { UserError } from '../util/errors.js';
+import { dist } from './native.js';
+import type { JobEnv } from './env.js';
+
+/**
+ * A failed rendezvous or collective: another rank died, froze past the timeout, or could not be
+ * reached. A UserError, so the CLI prints its one line (naming the operation and the ranks).
+ */
+export class DistributedError extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DistributedError';
+  }
+}
+
+/** "ranks 1 and 3", "rank 2". */
+export function rankList(ranks: readonly number[]): string {
+  if (ranks.length === 1) return `rank ${ranks[0]}`;
+  return `ranks ${ranks.slice(0, -1).join(', ')} and ${ranks.at(-1)}`;
+}
+
+/**
+ * One rank's membership in a c10d process group (TCPStore rendezvous + ProcessGroupGloo). The
+ * collectives resolve when every rank has taken part, and reject within the job's timeout with a
+ * DistributedError naming the operation and the rank that broke it.
+ */
+export class ProcessGroup {
+  private destroyed = false;
+
+  private constructor(private readonly id: number, readonly job: JobEnv) {}
+
+  get rank(): number {
+    return this.job.rank;
+  }
+
+  get worldSize(): number {
+    return this.job.worldSize;
+  }
+
+  /** @internal The addon's group id (the reducer and synchronised BatchNorm use it). */
+  get nativeId(): number {
+    return this.id;
+  }
+
+  /** Joins the job: rank 0 hosts the TCPStore unless an agent (torchrun, stcnet's launcher) does. */
+  static async join(job: JobEnv): Promise<ProcessGroup> {
+    const where = `${job.masterAddr}:${job.masterPort}`;
+    try {
+      const id = await dist.distInit({
+        host: job.masterAddr, port: job.masterPort, rank: job.rank, worldSize: job.worldSize,
+        timeoutMs: Math.round(job.timeoutSeconds * 1000), hostStore: job.rank === 0 && !job.agentStore,
+      });
+      return new ProcessGroup(id, job);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (/address already in use/i.test(message)) {
+        throw new DistributedError(`MASTER_PORT=${job.masterPort}: port ${job.masterPort} is already in use on ${job.masterAddr} (another job, or one still closing); choose another port (--master ADDR:PORT, or MASTER_PORT)`);
+      }
+      throw new DistributedError(`rank ${job.rank} of ${job.worldSize}: rendezvous at ${where} failed within ${job.timeoutSeconds} s: ${message.replace(/^rendezvous at [^:]+:\d+ \([^)]*\): /, '')}`);
+    }
+  }
+
+  /** Sums (or takes the max/min of) each tensor over the ranks, in place. Tensors must be contiguous. */
+  async allReduce(tensors: Tensor[], what: string, op: 'sum' | 'max' | 'min' = 'sum'): Promise<void> {
+    await this.run(what, () => dist.distAllReduce(this.id, tensors.map((t) => t.handle), op));
+  }
+
+  /** Copies `root`'s tensors into every rank's, in place. */
+  async broadcast(tensors: Tensor[], what: string, root = 0): Promise<void> {
+    await this.run(what, () => dist.distBroadcast(this.id, tensors.map((t) => t.handle), root));
+  }
+
+  /** Every rank's tensor (same shape on each), stacked along a new first dimension in rank order. */
+  async allGather(tensor: Tensor, what: string): Promise<Tensor> {
+    return new Tensor(await this.run(what, () => dist.distAllGather(this.id, tensor.handle)) as Handle);
+  }
+
+  /** Resolves once every rank has reached it. */
+  async barrier(what: string): Promise<void> {
+    await this.run(what, () => dist.distBarrier(this.id));
+  }
+
+  /** Leaves the group (its sockets close; the others see this rank gone at their next collective). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    dist.distDestroy(this.id);
+  }
+
+  private async run<T>(what: string, body: () => Promise<T>): Promise<T> {
+    if (this.destroyed) throw new Error(`${what}: the process group was destroyed`);
+    try {
+      return await body();
+    } catch (error) {
+      throw await this.explain(what, error);
+    }
+  }
+
+  /**
+   * Names the rank that broke a collective: every rank bumps a heartbeat counter in the store each
+   * second, so one whose counter stands still for two seconds is dead or frozen.
+   */
+  private async explain(what: string, error: unknown): Promise<Error> {
+    const cause = error instanceof Error ? error.message : String(error);
+    if ((error as { code?: string }).code !== 'ERR_DISTRIBUTED') return error instanceof Error ? error : new Error(cause);
+    let culprit = '';
+    try {
+      const { silent, storeReachable } = await dist.distSilentRanks(this.id, 2500);
+      if (!storeReachable) {
+        culprit = this.job.agentStore ? 'the rendezvous store (the launcher) is unreachable' : 'rank 0 (which hosts the rendezvous store) is unreachable: it died or its machine is gone';
+      } else if (silent.length > 0) {
+        culprit = `${rankList(silent)} stopped answering (died or froze)`;
+      }
+    } catch {
+      culprit = '';
+    }
+    return new DistributedError(`rank ${this.rank} of ${this.worldSize}: ${what} failed${culprit ? `: ${culprit}` : ''} (${cause})`);
+  }
+}
