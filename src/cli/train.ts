@@ -57,10 +57,19 @@ const trainFlags = {
   workers: { type: 'int', description: 'loader worker threads', default: d.workers },
   'checkpoint-every': { type: 'int', description: 'also save `last` every N optimizer steps (0: at epoch ends only)', default: d['checkpoint-every'] },
   quiet: { type: 'boolean', description: 'no progress bars or log lines (errors still go to stderr)', default: d.quiet },
+  'nproc-per-node': { type: 'int', description: 'data-parallel: start this many worker processes on this machine (batch-size is per process; see docs/distributed.md)' },
+  nnodes: { type: 'int', description: 'data-parallel: machines in the job (each runs this command with its --node-rank)', default: 1 },
+  'node-rank': { type: 'int', description: 'data-parallel: this machine\'s index among --nnodes (0 hosts the rendezvous)', default: 0 },
+  master: { type: 'string', description: 'data-parallel: ADDR:PORT of node 0\'s rendezvous (default 127.0.0.1:29500 on one machine)' },
+  'sync-bn': { type: 'boolean', description: 'data-parallel: BatchNorm statistics over every process\'s batch (synchronised BatchNorm)', default: d['sync-bn'] },
+  'grad-sync': { type: 'string', description: 'data-parallel: average gradients in buckets during backward (overlap, c10d Reducer) or by one all-reduce after it', choices: ['overlap', 'after-backward'], default: d['grad-sync'] },
 } as const satisfies Record<string, FlagSpec>;
 
+/** Flags of the launcher (`--nproc-per-node N`), not of the training itself. */
+const LAUNCH_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master'] as const;
+
 /** Flags that are not config keys. */
-const NOT_CONFIG = new Set(['config', 'resume']);
+const NOT_CONFIG = new Set(['config', 'resume', ...LAUNCH_FLAGS]);
 
 export const command = defineCommand({
   name: 'train',
@@ -73,6 +82,8 @@ export const command = defineCommand({
     'stcnet train UCF101 --cache ucf-cache --out runs/ucf-ft --init resnet-18-kinetics.pth --model resnet3d_18 --shortcut A --freeze conv1,layer1 --fc-lr 0.01 --lr 0.001',
     'stcnet train --config runs/recipe.yaml --epochs 30      # flags override the file',
     'stcnet train --resume runs/a                            # after Ctrl-C (exit 130) or a crash',
+    'stcnet train data --cache cache --out runs/ddp --nproc-per-node 2 --batch-size 4   # 2 processes, global batch 8',
+    'torchrun --nproc-per-node 2 $(which stcnet) train data --out runs/ddp   # or any launcher that sets MASTER_ADDR, RANK, ...',
   ],
   flags: trainFlags,
   async run(args) {
@@ -97,6 +108,33 @@ export const command = defineCommand({
       if (input.out === undefined) throw new UserError('stcnet train: missing --out RUN_DIR, the run folder to create (or "out:" in a --config file)');
       config = validateConfig(input, flags.config ?? 'stcnet train');
     }
+    const launching = flags['nproc-per-node'] !== undefined;
+    const { jobFromEnv } = await import('../distributed/env.js');
+    const job = jobFromEnv();
+    const launchedWorker = job !== null && process.env.STCNET_LAUNCHER_PID !== undefined;
+    if (!launching && !launchedWorker) {
+      const stray = LAUNCH_FLAGS.filter((flag) => given.has(flag));
+      if (stray.length > 0) throw new UserError(`--${stray[0]}: only with --nproc-per-node N (the processes to start on this machine)`);
+    }
+    if (launching && !launchedWorker) {
+      if (job) throw new UserError(`--nproc-per-node: this process already belongs to a job (WORLD_SIZE=${job.worldSize} is set, as torchrun sets it); run plain \`stcnet train\` there, or unset the variables`);
+      const { launchWorkers } = await import('../distributed/launch.js');
+      // Each worker is this very command; it sees torchrun's variables and joins the job.
+      process.exitCode = await launchWorkers({
+        nprocPerNode: flags['nproc-per-node']!, nnodes: flags.nnodes, nodeRank: flags['node-rank'], master: flags.master,
+        argv: [process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)],
+      }, (line) => process.stderr.write(line + '\n'));
+      return;
+    }
+    let dataParallel;
+    if (job) {
+      const { DataParallel } = await import('../distributed/data_parallel.js');
+      const { exitWithLauncher } = await import('../distributed/launch.js');
+      if (launchedWorker) exitWithLauncher();
+      dataParallel = await DataParallel.join(job, { gradients: config['grad-sync'], syncBn: config['sync-bn'] });
+    }
+    // Rank 0 speaks for the job; the others print errors only.
+    const speaks = !dataParallel || dataParallel.isWriter;
     const controller = new AbortController();
     const onSignal = () => {
       if (controller.signal.aborted) {
@@ -108,9 +146,9 @@ export const command = defineCommand({
     };
     process.on('SIGINT', onSignal);
     try {
-      const quiet = config.quiet;
+      const quiet = config.quiet || !speaks;
       const summary = await runTraining(config, {
-        resume, signal: controller.signal,
+        resume, signal: controller.signal, progress: !quiet, ...(dataParallel ? { dataParallel } : {}),
         onEvent: (event) => {
           if (event.type === 'log' && !quiet) process.stdout.write(event.message + '\n');
         },
@@ -118,6 +156,7 @@ export const command = defineCommand({
       if (summary.status === 'interrupted') process.exitCode = 130;
     } finally {
       process.off('SIGINT', onSignal);
+      dataParallel?.close();
     }
   },
 });

@@ -6,6 +6,7 @@ import { FrameCache } from '../video/cache.js';
 import { ClipMaker, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from './clip.js';
 import { sampleKey, type VideoSample } from './dataset.js';
 import { Rng } from './random.js';
+import { batchPositions, type Shard } from './samplers.js';
 import { MULTISCALE_SCALES, NORMALIZATIONS, type Normalization } from './transforms.js';
 
 export interface LoaderOptions {
@@ -30,6 +31,8 @@ export interface LoaderOptions {
   shuffle?: boolean;
   /** Drop the last incomplete batch; default: true when training. */
   dropLast?: boolean;
+  /** This process's part of a data-parallel job: its batches are its share of each epoch (see batchPositions). */
+  shard?: Shard;
   /** float32 (normalised) or uint8 (raw pixels, to normalise on the engine); default float32. */
   output?: 'float32' | 'uint8';
   /** Mean/std preset or values for [0,1] pixels; 'none' only scales to [0,1]. Default kinetics. */
@@ -162,8 +165,12 @@ export class ClipLoader {
   }
 
   get batchesPerEpoch(): number {
-    const n = this.items.length / this.options.batchSize;
-    return this.dropLast ? Math.floor(n) : Math.ceil(n);
+    return this.batchPositions().length;
+  }
+
+  /** Each batch of an epoch as positions in the epoch's order (this shard's, in a data-parallel job). */
+  private batchPositions(): number[][] {
+    return batchPositions(this.items.length, this.options.batchSize, this.dropLast, this.options.shard);
   }
 
   private get dropLast(): boolean {
@@ -234,8 +241,8 @@ export class ClipLoader {
   async *epoch(epoch: number): AsyncGenerator<ClipBatch, void, undefined> {
     if (this.closed) throw new Error('loader: epoch() after close()');
     const order = this.epochOrder(epoch);
-    const bs = this.options.batchSize;
-    const total = this.batchesPerEpoch;
+    const batches = this.batchPositions();
+    const total = batches.length;
     const s = this.settings;
     const results = new Map<number, Promise<BatchResult>>();
     let dispatched = 0;
@@ -243,7 +250,7 @@ export class ClipLoader {
     const dispatch = (): void => {
       while (dispatched < total && dispatched - consumed < this.prefetch && !this.closed) {
         const b = dispatched++;
-        const items = order.slice(b * bs, Math.min(order.length, (b + 1) * bs)).map((i, j) => ({ ...this.items[i]!, position: b * bs + j }));
+        const items = batches[b]!.map((position) => ({ ...this.items[order[position]!]!, position }));
         const promise = this.run({ id: this.nextId++, epoch, index: b, items });
         promise.catch(() => undefined);
         results.set(b, promise);

@@ -40,3 +40,37 @@ export function testClipStarts(numFrames: number, frames: number, stride: number
 export function testClipIndices(numFrames: number, frames: number, stride: number, clips: number): Int32Array[] {
   return testClipStarts(numFrames, frames, stride, clips).map((s) => loopedIndices(numFrames, s, frames, stride));
 }
+
+/** One process's part of a data-parallel job: its rank among `world` processes. */
+export interface Shard {
+  rank: number;
+  world: number;
+}
+
+/**
+ * The batches of an epoch as positions in the epoch's (shuffled) order. Alone: consecutive runs of
+ * `batchSize`. As one rank of a data-parallel job (PyTorch's DistributedSampler, strided): global
+ * batch b is positions [b·B·W, (b+1)·B·W) and rank r takes every W-th of them from r, so each
+ * epoch's order is split across the ranks without overlap, and the W ranks' batch b together
+ * are exactly the batch b of one process with batch B·W (same clips, same augmentation, which is
+ * keyed by position). `dropLast` drops the positions that do not fill a whole global batch
+ * (training); without it the last batches are short, and may be empty on the higher ranks.
+ */
+export function batchPositions(count: number, batchSize: number, dropLast: boolean, shard: Shard = { rank: 0, world: 1 }): number[][] {
+  const { rank, world } = shard;
+  if (!Number.isInteger(world) || world < 1 || !Number.isInteger(rank) || rank < 0 || rank >= world) {
+    throw new Error(`sampler: rank ${rank} of ${world} is not a valid shard`);
+  }
+  const global = batchSize * world;
+  const batches = dropLast ? Math.floor(count / global) : Math.ceil(count / global);
+  const out: number[][] = [];
+  for (let b = 0; b < batches; b++) {
+    const positions: number[] = [];
+    for (let j = 0; j < batchSize; j++) {
+      const position = b * global + j * world + rank;
+      if (position < count) positions.push(position);
+    }
+    if (positions.length > 0) out.push(positions);
+  }
+  return out;
+}

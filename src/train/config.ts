@@ -51,6 +51,8 @@ export const TRAIN_DEFAULTS = {
   seed: 0,
   workers: Math.max(1, os.availableParallelism() - 1),
   'checkpoint-every': 0,
+  'sync-bn': false,
+  'grad-sync': 'overlap',
   quiet: false,
 } as const;
 
@@ -115,6 +117,9 @@ const shape = {
   seed: nonNegativeInt.max(2 ** 31 - 1),
   workers: nonNegativeInt,
   'checkpoint-every': nonNegativeInt,
+  // Data-parallel jobs (src/distributed): synchronised BatchNorm, and how gradients are averaged.
+  'sync-bn': z.boolean(),
+  'grad-sync': z.enum(['overlap', 'after-backward']),
   out: nonEmpty,
   quiet: z.boolean(),
 };

@@ -28,6 +28,8 @@ import { writeTrainingPlots } from './plots.js';
 import { OnDevice } from './on_device.js';
 import { checkAutocast, cpuBf16Warning } from './autocast.js';
 import type { Module } from '../nn/index.js';
+import type { Shard } from '../data/samplers.js';
+import { DataParallel } from '../distributed/data_parallel.js';
 
 /**
  * `stcnet train` as a library function: validates everything, then trains epoch by epoch with
@@ -83,6 +85,11 @@ export interface RunTrainingOptions {
   resume?: boolean;
   /** Progress bars (stderr); default: unless config.quiet. */
   progress?: boolean;
+  /**
+   * This process is one rank of a data-parallel job (src/distributed): it trains on its share of
+   * each epoch, gradients are averaged over the ranks, and only rank 0 writes the run folder.
+   */
+  dataParallel?: DataParallel;
 }
 
 export interface TrainSummary {
@@ -190,7 +197,7 @@ interface Prepared {
   notes: string[];
 }
 
-async function prepare(config: TrainConfig, resumeFrom: string | undefined): Promise<Prepared> {
+async function prepare(config: TrainConfig, resumeFrom: string | undefined, shard: Shard | undefined): Promise<Prepared> {
   if (modelEntry(config.model).dims !== 3) {
     throw new UserError(`model: ${config.model} is a 2D image model (a teacher for transfer); stcnet train trains video models (see stcnet models)`);
   }
@@ -217,7 +224,8 @@ async function prepare(config: TrainConfig, resumeFrom: string | undefined): Pro
     if (config.device !== 'cpu') model.to(config.device);
     const optimizer = buildOptimizer(config, model);
     const source = config.cache !== undefined ? { kind: 'cache' as const, dir: config.cache } : { kind: 'video' as const, shortSide: config['short-side'] };
-    const common = { source, frames: config.frames, stride: config.stride, size: config.size, workers: config.workers, seed: config.seed, normalize: config.normalize };
+    const common = { source, frames: config.frames, stride: config.stride, size: config.size, workers: config.workers, seed: config.seed, normalize: config.normalize,
+      ...(shard ? { shard } : {}) };
     const trainLoader = await ClipLoader.create({ ...common, samples: train, mode: 'train', batchSize: config['batch-size'], flip: config.flip,
       ...(config['crop-scales'] !== undefined ? { scales: config['crop-scales'] } : {}) });
     loaders.push(trainLoader);
@@ -243,6 +251,8 @@ async function prepare(config: TrainConfig, resumeFrom: string | undefined): Pro
 export async function runTraining(config: TrainConfig, options: RunTrainingOptions = {}): Promise<TrainSummary> {
   const started = now();
   const run = new RunDir(config.out);
+  // Only rank 0 of a data-parallel job writes (and so locks) the run folder.
+  if (options.dataParallel && !options.dataParallel.isWriter) return trainLocked(config, options, run, started, () => undefined);
   // One run per folder: a folder that exists is locked before any work (a second run on it, fresh
   // or --resume, is refused naming the first's pid); a new one as soon as it is created. Released
   // on every way out (acquireLock also releases it on process.exit).
@@ -272,7 +282,10 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
   const emit = (event: TrainEvent) => options.onEvent?.(event);
   const log = (message: string) => emit({ type: 'log', message });
   const failureLog = new FailureLog(log);
-  const p = await prepare(config, options.resume ? run.state('last') : undefined);
+  const dp = options.dataParallel;
+  const writer = dp?.isWriter ?? true;
+  if (options.resume) DataParallel.checkWorld(config.out, dp?.worldSize ?? 1);
+  const p = await prepare(config, options.resume ? run.state('last') : undefined, dp?.shard);
   const { model, runner, optimizer, schedule, trainLoader, valLoader, dataset } = p;
   const classes = dataset.classes;
   const showProgress = options.progress ?? !config.quiet;
@@ -288,8 +301,8 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
         throw new UserError(`--resume ${config.out}: the data changed since the run started (${saved.sampler.batchesPerEpoch} batches per epoch then, ${batchesPerEpoch} now)`);
       }
       state = saved;
-      records = run.truncateMetrics(saved.globalStep, saved.epoch);
-      const leftovers = run.removeTemporaries();
+      records = writer ? run.truncateMetrics(saved.globalStep, saved.epoch) : [];
+      const leftovers = writer ? run.removeTemporaries() : [];
       if (leftovers.length > 0) log(`resume: removed ${leftovers.length} half-written file${leftovers.length > 1 ? 's' : ''} of the stopped run (${leftovers.join(', ')})`);
       if (saved.epoch >= config.epochs) {
         log(`resume: ${config.out} already trained its ${count(config.epochs, 'epoch')}; nothing to do`);
@@ -301,9 +314,14 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
         rng: { seed: config.seed, epoch: 0, batch: 0 },
         sampler: { seed: config.seed, epoch: 0, nextBatch: 0, batchSize: config['batch-size'], batchesPerEpoch },
       };
-      lockNew();
-      run.create(config);
+      if (writer) {
+        lockNew();
+        run.create(config);
+        if (dp) DataParallel.recordWorld(config.out, dp.worldSize);
+      }
     }
+    // After a resume has loaded the weights: rank 0's state everywhere, gradient averaging hooked up.
+    if (dp) p.notes.push(...await dp.setup(runner));
     const finish = async (status: 'completed' | 'interrupted'): Promise<TrainSummary> => {
       const epochs = records.filter((r): r is MetricsRecord & EpochRecord => r.type === 'epoch');
       const bestRecord = state.best ? epochs.find((r) => r.epoch === state.best!.epoch) : undefined;
@@ -316,7 +334,7 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
         seconds: now() - started,
       };
       // A completed run resumed again did nothing: its summary (with its real duration) stays.
-      if (nothingToDo && existsSync(run.summary)) return summary;
+      if ((nothingToDo && existsSync(run.summary)) || !writer) return summary;
       writeJsonAtomic(run.summary, summary);
       if (nothingToDo) return summary;
       log(`${status === 'completed' ? 'done' : 'interrupted'}: ${count(summary.epochs, 'epoch')}, ${count(summary.steps, 'step')}` +
@@ -333,6 +351,7 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
       `${config.amp !== 'none' ? ` (${config.amp} autocast)` : ''}`);
 
     const save = (name: 'last' | 'best') => {
+      if (!writer) return;
       saveModelCheckpoint(run.weights(name), model, { classes, preprocessing });
       saveTrainingState(run.state(name), model, optimizer, schedule.scheduler, state, { classes, preprocessing });
       emit({ type: 'checkpoint', name, path: run.weights(name) });
@@ -345,6 +364,8 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
       };
     };
     const aborted = () => options.signal?.aborted === true;
+    // In a job, whether any rank is stopping: agreed at each step, so all stop after the same one.
+    let stopAgreed = false;
     for (let epoch = state.epoch; epoch < config.epochs; epoch++) {
       const totals: EpochTotals = epoch === state.epoch ? { ...state.epochTotals } : emptyTotals();
       const startBatch = epoch === state.epoch ? state.nextBatch : 0;
@@ -371,11 +392,20 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
             const batch = next.value;
             failureLog.note('train', batch.failures);
             // A batch whose every video failed to load has nothing to learn from (its loss is NaN).
-            const result = batch.labels.length > 0 ? forwardBackward(runner, batch, config, 1 / groupSize) : { loss: 0, correct: 0, clips: 0 };
+            const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
+            const beforeBackward = dp ? () => dp.beforeBackward(isStep) : undefined;
+            const result = batch.labels.length > 0 ? forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward) : { loss: 0, correct: 0, clips: 0 };
+            if (dp && batch.labels.length === 0) dp.zeroBackward(runner, isStep);
             group.loss += result.loss * result.clips;
             group.correct += result.correct;
             group.clips += result.clips;
-            const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
+            if (dp && isStep) {
+              // Gradients averaged over the ranks; the step's metrics (and any rank's Ctrl-C) summed.
+              await dp.afterBackward();
+              const global = await dp.endStep(group, aborted());
+              group = { ...group, loss: global.loss, correct: global.correct, clips: global.clips };
+              stopAgreed = global.stop;
+            }
             // The lr this step uses (a per-step schedule moves on right after it).
             const stepLr = optimizer.paramGroups[0]!.lr;
             if (isStep && group.clips === 0) {
@@ -406,13 +436,14 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
             totals.waitSeconds += group.wait;
             totals.busySeconds += group.busy;
             group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
-            run.append(record);
+            if (writer) run.append(record);
             records.push(record);
             emit(record);
             stateAt(epoch, index + 1, totals);
             const every = config['checkpoint-every'];
-            if (aborted() || (every > 0 && state.globalStep % every === 0)) save('last');
-            if (aborted()) {
+            const stop = dp ? stopAgreed : aborted();
+            if (stop || (every > 0 && state.globalStep % every === 0)) save('last');
+            if (stop) {
               progress.finish();
               log(`interrupted at epoch ${epoch + 1}, batch ${index + 1}/${batchesPerEpoch}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
               return await finish('interrupted');
@@ -441,7 +472,7 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
           failureLog.note('validate', failures);
           failedClips += failures.length;
         });
-        const report = await evaluate(runner, batches, classes.length, (n) => valProgress.tick(n));
+        const report = dp ? await dp.evaluate(runner, batches, classes.length, (n) => valProgress.tick(n)) : await evaluate(runner, batches, classes.length, (n) => valProgress.tick(n));
         valProgress.finish();
         if (report.clips > 0) {
           valAccuracy = report.clipTop1;
@@ -471,17 +502,18 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
         dataWait: totals.waitSeconds / Math.max(1e-9, totals.waitSeconds + totals.busySeconds), seconds, best: improved,
         liveTensors: memory().tensors,
       };
-      run.append(record);
+      if (writer) run.append(record);
       records.push(record);
       stateAt(epoch + 1, 0, emptyTotals());
       save('last');
       if (improved) save('best');
-      await writeTrainingPlots(run.plots, records);
+      if (writer) await writeTrainingPlots(run.plots, records);
       emit(record);
       log(`epoch ${epoch + 1}/${config.epochs}: loss ${trainLoss.toFixed(4)}, train accuracy ${(100 * trainAccuracy).toFixed(1)}%` +
         (valAccuracy !== null ? `, validation clip accuracy ${(100 * valAccuracy).toFixed(1)}% (top-5 ${(100 * valTop5!).toFixed(1)}%)${valNote}` : valNote ? `, validation${valNote}` : '') +
         `, lr ${lr.toPrecision(3)}, ${record.clipsPerSecond.toFixed(1)} clips/s, ${(100 * record.dataWait).toFixed(0)}% waiting for data${improved ? ', best so far' : ''}`);
-      if (aborted() && epoch + 1 < config.epochs) {
+      const stopAfterEpoch = dp ? await dp.anyStopping(aborted()) : aborted();
+      if (stopAfterEpoch && epoch + 1 < config.epochs) {
         log(`interrupted after epoch ${epoch + 1}: saved ${run.weights('last')} (continue with --resume ${config.out})`);
         return await finish('interrupted');
       }
@@ -495,12 +527,13 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
 }
 
 /** Forward, loss and backward of one batch; the loss is scaled for gradient accumulation. */
-function forwardBackward(runner: OnDevice, batch: ClipBatch, config: TrainConfig, scale: number): { loss: number; correct: number; clips: number } {
+function forwardBackward(runner: OnDevice, batch: ClipBatch, config: TrainConfig, scale: number, beforeBackward?: () => void): { loss: number; correct: number; clips: number } {
   return tidy(() => {
     const { clips, labels } = batchTensors(batch);
     const target = config.device === 'cpu' ? labels : labels.to(config.device);
     const logits = runner.forward(clips);
     const loss = F.crossEntropy(logits, target, { labelSmoothing: config['label-smoothing'] });
+    beforeBackward?.();
     (scale === 1 ? loss : loss.mul(scale)).backward();
     const correct = noGrad(() => logits.argmax(1).eq(target).sum().item()) as number;
     return { loss: loss.item() as number, correct, clips: batch.labels.length };
