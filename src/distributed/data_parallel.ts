@@ -61,6 +61,15 @@ export class DataParallel {
     if (sync) this.gradients!.beforeBackward();
   }
 
+  /** Runs forward and backward; a failed all-reduce inside backward (the Reducer's) names the rank that broke it. */
+  async guardBackward<T>(body: () => T): Promise<T> {
+    try {
+      return body();
+    } catch (error) {
+      throw await this.group.explain('backward (the gradients\' all-reduce)', error);
+    }
+  }
+
   /** After the backward of the step's last batch. */
   async afterBackward(): Promise<void> {
     await this.gradients!.afterBackward();

@@ -87,6 +87,7 @@ export async function launchWorkers(options: LaunchOptions, log: (line: string) 
     workers.push({ rank, child, exit });
   }
   log(`launch: ${options.nprocPerNode} worker${options.nprocPerNode > 1 ? 's' : ''} on node ${options.nodeRank} of ${options.nnodes} (world size ${world}, rendezvous ${addr}:${port}, ${threads} thread${threads === '1' ? '' : 's'} each)`);
+  log(`launch: ${workers.map(({ rank, child }) => `rank ${rank} pid ${child.pid}`).join(', ')}`);
 
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {

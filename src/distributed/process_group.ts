@@ -102,9 +102,12 @@ export class ProcessGroup {
    * Names the rank that broke a collective: every rank bumps a heartbeat counter in the store each
    * second, so one whose counter stands still for two seconds is dead or frozen.
    */
-  private async explain(what: string, error: unknown): Promise<Error> {
+  async explain(what: string, error: unknown): Promise<Error> {
     const cause = error instanceof Error ? error.message : String(error);
-    if ((error as { code?: string }).code !== 'ERR_DISTRIBUTED') return error instanceof Error ? error : new Error(cause);
+    // Collectives reject with ERR_DISTRIBUTED; the Reducer's all-reduces fail inside backward, as a
+    // libtorch error carrying Gloo's message.
+    const fromGloo = (error as { code?: string }).code === 'ERR_DISTRIBUTED' || /gloo|Connection (reset|closed)|Timed out/i.test(cause);
+    if (!fromGloo) return error instanceof Error ? error : new Error(cause);
     let culprit = '';
     try {
       const { silent, storeReachable } = await dist.distSilentRanks(this.id, 2500);

@@ -394,7 +394,8 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
             // A batch whose every video failed to load has nothing to learn from (its loss is NaN).
             const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
             const beforeBackward = dp ? () => dp.beforeBackward(isStep) : undefined;
-            const result = batch.labels.length > 0 ? forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward) : { loss: 0, correct: 0, clips: 0 };
+            const step = () => forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward);
+            const result = batch.labels.length === 0 ? { loss: 0, correct: 0, clips: 0 } : dp ? await dp.guardBackward(step) : step();
             if (dp && batch.labels.length === 0) dp.zeroBackward(runner, isStep);
             group.loss += result.loss * result.clips;
             group.correct += result.correct;
