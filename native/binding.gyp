@@ -8,7 +8,7 @@
         "<!@(node ../scripts/libtorch-config.cjs include)"
       ],
       "libraries": ["<!@(node ../scripts/libtorch-config.cjs libs)"],
-      "defines": ["USE_C10D_GLOO", "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
+      "defines": ["<!@(node ../scripts/libtorch-config.cjs defines)", "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]

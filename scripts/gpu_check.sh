@@ -15,7 +15,10 @@ fi
 node_headers=${NODE_HEADERS:-.cache/gpu/node-include}
 mkdir -p native/build/Release
 # The pip wheels are built with the new libstdc++ ABI; Debian's libtorch as well.
-flags=(-std=c++17 -O2 -fPIC -shared -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL -Wno-deprecated-declarations
+# c10d's backends (Gloo; NCCL where this libtorch has it) for native/src/distributed.cc.
+read -r -a c10d_defines <<< "$(node scripts/libtorch-config.cjs defines | sed 's/[^ ]*/-D&/g')"
+read -r -a extra_includes <<< "$(node scripts/libtorch-config.cjs include | sed 's/[^ ]*/-I&/g')"
+flags=("${c10d_defines[@]}" "${extra_includes[@]}" -std=c++17 -O2 -fPIC -shared -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL -Wno-deprecated-declarations
   -I"$node_headers" -Inode_modules/node-addon-api -I"$LIBTORCH/include" -I"$LIBTORCH/include/torch/csrc/api/include")
 libs=(-L"$LIBTORCH/lib" -Wl,-rpath,"$LIBTORCH/lib" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -ltorch_cuda -lc10_cuda -Wl,--as-needed)
 pids=()

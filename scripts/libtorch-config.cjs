@@ -32,7 +32,17 @@ if (root) {
 const DIST_AUTOGRAD_HEADER = 'torch/csrc/distributed/autograd/context/context.h';
 if (!fs.existsSync(path.join(includeDirs[0], DIST_AUTOGRAD_HEADER))) includeDirs.push(path.join(__dirname, '../native/compat'));
 
-if (mode === 'include') {
+// c10d's backends compiled into the addon: Gloo always (CPU); NCCL only where a CUDA libtorch ships
+// ProcessGroupNCCL and nccl.h is found (in the libtorch, or NCCL_INCLUDE_DIR, e.g. pip's nvidia/nccl/include).
+const C10D = 'torch/csrc/distributed/c10d';
+const ncclInclude = [process.env.NCCL_INCLUDE_DIR, ...includeDirs].filter(Boolean).find((dir) => fs.existsSync(path.join(dir, 'nccl.h')));
+const hasNccl = fs.existsSync(path.join(includeDirs[0], C10D, 'ProcessGroupNCCL.hpp')) && ncclInclude !== undefined &&
+  (fs.existsSync(path.join(libDir, 'libtorch_cuda.so')));
+if (hasNccl && !includeDirs.includes(ncclInclude)) includeDirs.push(ncclInclude);
+
+if (mode === 'defines') {
+  process.stdout.write(['USE_C10D_GLOO', ...(hasNccl ? ['USE_C10D_NCCL'] : [])].join(' '));
+} else if (mode === 'include') {
   // /usr/include is already on the system path; repeating it with -I breaks #include_next.
   process.stdout.write(includeDirs.filter((dir) => dir !== '/usr/include').join(' '));
 } else if (mode === 'libs') {
@@ -47,6 +57,6 @@ if (mode === 'include') {
 } else if (mode === 'libdir') {
   process.stdout.write(libDir);
 } else {
-  process.stderr.write('usage: libtorch-config.cjs include|libs|libdir\n');
+  process.stderr.write('usage: libtorch-config.cjs include|libs|libdir|defines\n');
   process.exit(1);
 }

@@ -13,6 +13,11 @@
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/custom_function.h>
+#ifdef USE_C10D_NCCL
+// Only where a CUDA libtorch provides NCCL (scripts/libtorch-config.cjs defines it); untested here.
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -30,7 +35,7 @@ using Millis = std::chrono::milliseconds;
 // One process group: its store (rendezvous, heartbeats), Gloo's group, and the rank's place.
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
   int rank = 0;
   int size = 1;
   Millis timeout{30000};
@@ -163,7 +168,8 @@ int32_t intOption(const Napi::Object& options, const char* key) {
   return value.As<Napi::Number>().Int32Value();
 }
 
-// distInit({host, port, rank, worldSize, timeoutMs, hostStore}) -> Promise<group id>.
+// distInit({host, port, rank, worldSize, timeoutMs, hostStore, backend, localRank}) -> Promise<group id>.
+// backend: "gloo" (CPU tensors), or "nccl" (CUDA tensors; only in an addon built with NCCL).
 // hostStore: this rank runs the TCPStore server (rank 0 under plain torchrun variables); else it
 // connects to the one at host:port (rank 0's, or a launcher's).
 Napi::Value DistInit(const Napi::CallbackInfo& info) {
@@ -176,11 +182,20 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   int size = intOption(options, "worldSize");
   int timeoutMs = intOption(options, "timeoutMs");
   bool hostStore = options.Get("hostStore").ToBoolean();
+  std::string backend = options.Has("backend") && options.Get("backend").IsString() ? options.Get("backend").ToString().Utf8Value() : "gloo";
+  int localRank = options.Has("localRank") && options.Get("localRank").IsNumber() ? options.Get("localRank").As<Napi::Number>().Int32Value() : 0;
+  if (backend != "gloo" && backend != "nccl") throw Napi::TypeError::New(env, "distInit: backend must be gloo or nccl, got " + backend);
+#ifndef USE_C10D_NCCL
+  if (backend == "nccl") {
+    throw Napi::Error::New(env, "distInit: this addon was built without NCCL (it needs a CUDA libtorch that has ProcessGroupNCCL; see docs/distributed.md)");
+  }
+#endif
   auto group = std::make_shared<Group>();
   group->rank = rank;
   group->size = size;
   group->timeout = Millis(timeoutMs);
   std::string context = "rendezvous at " + host + ":" + std::to_string(port) + " (" + group->where() + ")";
+  (void)localRank;
   return queue(env, context, [=] {
     c10d::TCPStoreOptions storeOptions;
     storeOptions.port = static_cast<std::uint16_t>(port);
@@ -190,12 +205,22 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
     storeOptions.timeout = group->timeout;
     auto store = c10::make_intrusive<c10d::TCPStore>(host, storeOptions);
     group->store = store;
-    auto pgOptions = c10d::ProcessGroupGloo::Options::create(group->timeout);
-    pgOptions->devices.push_back(glooDevice(host));
-    pgOptions->threads = 2;
-    // A prefix keeps Gloo's rendezvous keys apart from ours (heartbeats).
-    auto glooStore = c10::make_intrusive<c10d::PrefixStore>("gloo", group->store);
-    group->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(glooStore, rank, size, pgOptions);
+    // A prefix keeps the backend's rendezvous keys apart from ours (heartbeats).
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(backend, group->store);
+#ifdef USE_C10D_NCCL
+    if (backend == "nccl") {
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(localRank));  // one GPU per process
+      auto ncclOptions = c10d::ProcessGroupNCCL::Options::create();
+      ncclOptions->timeout = group->timeout;
+      group->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, size, ncclOptions);
+    }
+#endif
+    if (!group->pg) {
+      auto pgOptions = c10d::ProcessGroupGloo::Options::create(group->timeout);
+      pgOptions->devices.push_back(glooDevice(host));
+      pgOptions->threads = 2;
+      group->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, pgOptions);
+    }
     group->store->set(heartbeatKey(rank), std::vector<uint8_t>{'0'});
     Group* raw = group.get();
     group->heartbeat = std::thread([raw] {

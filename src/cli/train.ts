@@ -131,7 +131,7 @@ export const command = defineCommand({
       const { DataParallel } = await import('../distributed/data_parallel.js');
       const { exitWithLauncher } = await import('../distributed/launch.js');
       if (launchedWorker) exitWithLauncher();
-      dataParallel = await DataParallel.join(job, { gradients: config['grad-sync'], syncBn: config['sync-bn'] });
+      dataParallel = await DataParallel.join(job, { gradients: config['grad-sync'], syncBn: config['sync-bn'], backend: config.device === 'cuda' ? 'nccl' : 'gloo' });
     }
     // Rank 0 speaks for the job; the others print errors only.
     const speaks = !dataParallel || dataParallel.isWriter;

@@ -10,6 +10,7 @@ import { UserError } from '../util/errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import type { JobEnv } from './env.js';
 import { ProcessGroup } from './process_group.js';
+import type { Backend } from './native.js';
 import { anyRankStopping, broadcastState, GradientSync, synchroniseBatchNorm, type GradientMode } from './ddp.js';
 
 /** Sums over every rank of one optimizer step's group of batches. */
@@ -25,8 +26,9 @@ export class DataParallel {
 
   private constructor(readonly group: ProcessGroup, private readonly mode: GradientMode, private readonly syncBn: boolean) {}
 
-  static async join(job: JobEnv, options: { gradients: GradientMode; syncBn: boolean }): Promise<DataParallel> {
-    return new DataParallel(await ProcessGroup.join(job), options.gradients, options.syncBn);
+  /** `backend`: Gloo for CPU training; NCCL for `--device cuda` (an addon built with NCCL only). */
+  static async join(job: JobEnv, options: { gradients: GradientMode; syncBn: boolean; backend?: Backend }): Promise<DataParallel> {
+    return new DataParallel(await ProcessGroup.join(job, options.backend ?? 'gloo'), options.gradients, options.syncBn);
   }
 
   get rank(): number {
@@ -50,7 +52,7 @@ export class DataParallel {
   /** Rank 0's weights and buffers on every rank, synchronised BatchNorm if asked, gradient averaging hooked up. */
   async setup(model: Module): Promise<string[]> {
     await broadcastState(this.group, model);
-    const notes = [`distributed: rank ${this.rank} of ${this.worldSize} (Gloo), gradients averaged ${this.mode === 'overlap' ? 'in buckets during backward (c10d Reducer)' : 'by one all-reduce after backward'}`];
+    const notes = [`distributed: rank ${this.rank} of ${this.worldSize} (${this.group.backend === 'nccl' ? 'NCCL' : 'Gloo'}), gradients averaged ${this.mode === 'overlap' ? 'in buckets during backward (c10d Reducer)' : 'by one all-reduce after backward'}`];
     if (this.syncBn) notes.push(`distributed: ${synchroniseBatchNorm(this.group, model)} BatchNorm layers synchronised across the ranks`);
     this.gradients = new GradientSync(this.group, model, this.mode);
     return notes;
@@ -157,7 +159,7 @@ export class DataParallel {
    * batches still to come) depends on the world size. Rank 0 records it in the run folder.
    */
   static recordWorld(runDir: string, worldSize: number): void {
-    writeJsonAtomic(path.join(runDir, WORLD_FILE), { worldSize, backend: 'gloo' });
+    writeJsonAtomic(path.join(runDir, WORLD_FILE), { worldSize });
   }
 
   static checkWorld(runDir: string, worldSize: number): void {

@@ -1,8 +1,11 @@
 import { native, type Handle } from '../engine/native.js';
 
+/** c10d's process group: Gloo (CPU tensors) or NCCL (CUDA tensors; only in an addon built against a CUDA libtorch with NCCL). */
+export type Backend = 'gloo' | 'nccl';
+
 /** The addon's c10d surface (native/src/distributed.cc). */
 export interface DistributedAddon {
-  distInit(options: { host: string; port: number; rank: number; worldSize: number; timeoutMs: number; hostStore: boolean }): Promise<number>;
+  distInit(options: { host: string; port: number; rank: number; worldSize: number; timeoutMs: number; hostStore: boolean; backend: Backend; localRank: number }): Promise<number>;
   distHostStore(port: number, timeoutMs: number): { id: number; port: number };
   distCloseStore(id: number): void;
   distDestroy(id: number): void;

@@ -1,7 +1,7 @@
 import { Tensor } from '../engine/index.js';
 import type { Handle } from '../engine/native.js';
 import { UserError } from '../util/errors.js';
-import { dist } from './native.js';
+import { dist, type Backend } from './native.js';
 import type { JobEnv } from './env.js';
 
 /**
@@ -29,7 +29,7 @@ export function rankList(ranks: readonly number[]): string {
 export class ProcessGroup {
   private destroyed = false;
 
-  private constructor(private readonly id: number, readonly job: JobEnv) {}
+  private constructor(private readonly id: number, readonly job: JobEnv, readonly backend: Backend) {}
 
   get rank(): number {
     return this.job.rank;
@@ -45,14 +45,14 @@ export class ProcessGroup {
   }
 
   /** Joins the job: rank 0 hosts the TCPStore unless an agent (torchrun, stcnet's launcher) does. */
-  static async join(job: JobEnv): Promise<ProcessGroup> {
+  static async join(job: JobEnv, backend: Backend = 'gloo'): Promise<ProcessGroup> {
     const where = `${job.masterAddr}:${job.masterPort}`;
     try {
       const id = await dist.distInit({
         host: job.masterAddr, port: job.masterPort, rank: job.rank, worldSize: job.worldSize,
-        timeoutMs: Math.round(job.timeoutSeconds * 1000), hostStore: job.rank === 0 && !job.agentStore,
+        timeoutMs: Math.round(job.timeoutSeconds * 1000), hostStore: job.rank === 0 && !job.agentStore, backend, localRank: job.localRank,
       });
-      return new ProcessGroup(id, job);
+      return new ProcessGroup(id, job, backend);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (/address already in use/i.test(message)) {
@@ -64,17 +64,41 @@ export class ProcessGroup {
 
   /** Sums (or takes the max/min of) each tensor over the ranks, in place. Tensors must be contiguous. */
   async allReduce(tensors: Tensor[], what: string, op: 'sum' | 'max' | 'min' = 'sum'): Promise<void> {
-    await this.run(what, () => dist.distAllReduce(this.id, tensors.map((t) => t.handle), op));
+    await this.onDevice(tensors, (moved) => this.run(what, () => dist.distAllReduce(this.id, moved.map((t) => t.handle), op)));
   }
 
   /** Copies `root`'s tensors into every rank's, in place. */
   async broadcast(tensors: Tensor[], what: string, root = 0): Promise<void> {
-    await this.run(what, () => dist.distBroadcast(this.id, tensors.map((t) => t.handle), root));
+    await this.onDevice(tensors, (moved) => this.run(what, () => dist.distBroadcast(this.id, moved.map((t) => t.handle), root)));
   }
 
   /** Every rank's tensor (same shape on each), stacked along a new first dimension in rank order. */
   async allGather(tensor: Tensor, what: string): Promise<Tensor> {
-    return new Tensor(await this.run(what, () => dist.distAllGather(this.id, tensor.handle)) as Handle);
+    let gathered: Tensor | undefined;
+    await this.onDevice([tensor], async ([moved]) => {
+      gathered = new Tensor(await this.run(what, () => dist.distAllGather(this.id, moved!.handle)) as Handle);
+    });
+    if (this.backend === 'nccl' && tensor.device === 'cpu') {
+      const cpu = gathered!.to('cpu');
+      gathered!.dispose();
+      return cpu;
+    }
+    return gathered!;
+  }
+
+  /**
+   * NCCL reduces CUDA tensors only: CPU tensors (the step's metrics, validation scores) go to the
+   * GPU for the collective and their results come back in place. Gloo takes them as they are.
+   */
+  private async onDevice(tensors: Tensor[], body: (moved: Tensor[]) => Promise<void>): Promise<void> {
+    if (this.backend !== 'nccl' || tensors.every((t) => t.device !== 'cpu')) return body(tensors);
+    const moved = tensors.map((t) => (t.device === 'cpu' ? t.to('cuda') : t));
+    try {
+      await body(moved);
+      tensors.forEach((t, i) => { if (moved[i] !== t) t.copy_(moved[i]!.to('cpu')); });
+    } finally {
+      moved.forEach((m, i) => { if (m !== tensors[i]) m.dispose(); });
+    }
   }
 
   /** Resolves once every rank has reached it. */
