@@ -94,7 +94,7 @@ export const command = defineCommand({
     if (flags.resume !== undefined) {
       if (positionals.length > 0) throw new UserError(`stcnet train: --resume takes the dataset from the run's config; unexpected argument "${positionals[0]}"`);
       const overrides: Record<string, unknown> = {};
-      for (const key of given) if (key !== 'resume') overrides[key] = flags[key as keyof typeof flags];
+      for (const key of given) if (key !== 'resume' && !(LAUNCH_FLAGS as readonly string[]).includes(key)) overrides[key] = flags[key as keyof typeof flags];
       config = resumeConfig(path.resolve(flags.resume), overrides);
       resume = true;
     } else {
@@ -142,7 +142,7 @@ export const command = defineCommand({
         process.exit(130);
       }
       controller.abort();
-      process.stderr.write('\ntrain: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
+      if (speaks) process.stderr.write('\ntrain: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
     };
     process.on('SIGINT', onSignal);
     try {

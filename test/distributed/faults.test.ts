@@ -76,6 +76,19 @@ test('Ctrl-C stops every worker after the same step, rank 0 saves a loadable che
   const single = await runChild(process.execPath, [cli, 'train', '--resume', out], env());
   assert.equal(single.code, 2);
   assert.match(single.stderr, /error: --resume .*: the run was trained by 2 processes, not 1; resume it with the same world size/);
+  // Two processes continue it (stopped again after a step of their own).
+  const stepsBefore = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length;
+  let resumed: ChildProcess | undefined;
+  const again = runChild(process.execPath, [cli, 'train', '--resume', out, '--nproc-per-node', '2', '--master', `127.0.0.1:${await freePort()}`], env(), (child) => { resumed = child; });
+  for (;;) {
+    if (resumed!.exitCode !== null) break;
+    if (readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length > stepsBefore) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  resumed!.kill('SIGINT');
+  const second = await again;
+  assert.equal(second.code, 130, second.stderr);
+  assert.match(second.stdout, /resume: .* at epoch \d+, batch \d+\/\d+, step \d+/);
 });
 
 test('a port already in use is a clear error from the launcher, before any worker starts', async () => {
