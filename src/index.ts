@@ -14,3 +14,4 @@ export { runTeacherTraining, writeTeacher, TEACHER_FILE, type TeacherSummary } f
 export { deflateTwin, twin3dArch } from './train2d/deflate.js';
 export { registerWebPage, type WebPageOptions } from './serve/web.js';
 export { runTransfer, resumeTransferConfig, validateTransferConfig, TransferHead, PairSampler, loadTeacher, teacherFeatures, TeacherCache, type TransferConfig, type TransferSummary, type TransferEvent, type Pair } from './transfer/index.js';
+export { ProcessGroup, DistributedError, DataParallel, jobFromEnv, batchPositions, broadcastState, GradientSync, synchroniseBatchNorm, type JobEnv, type Shard, type GradientMode } from './distributed/index.js';

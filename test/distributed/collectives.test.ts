@@ -63,3 +63,29 @@ test('bad torchrun variables are named', async () => {
   assert.equal(run.code, 2);
   assert.match(run.stderr, /RANK=2: must be below WORLD_SIZE=2/);
 });
+
+test('synchronised BatchNorm over 2 ranks = BatchNorm over the whole batch: outputs\' gradients, averaged weight and bias gradients, running statistics', async () => {
+  const port = await freePort();
+  const syncWorker = fileURLToPath(new URL('./syncbn_worker.js', import.meta.url));
+  const runs = await Promise.all([0, 1].map((rank) => runChild(process.execPath, [syncWorker], torchrunEnv(port, rank, 2))));
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
+  type Out = { inputGrad: number[]; averaged: { weight: number[]; bias: number[] }; mean: number[]; var: number[];
+    whole: { x: number[]; weight: number[]; bias: number[]; mean: number[]; var: number[] } | null };
+  const [a, b] = runs.map((run) => JSON.parse(run.stdout.trim()) as Out) as [Out, Out];
+  const whole = a.whole!;
+  const close = (x: number[], y: number[], what: string) => x.forEach((v, i) => assert.ok(Math.abs(v - y[i]!) <= 1e-5 * Math.max(1, Math.abs(y[i]!)), `${what}[${i}]: ${v} vs ${y[i]}`));
+  for (const rank of [a, b]) {
+    close(rank.averaged.weight, whole.weight, 'weight grad');
+    close(rank.averaged.bias, whole.bias, 'bias grad');
+    close(rank.mean, whole.mean, 'running mean');
+    close(rank.var, whole.var, 'running var');
+  }
+  // Rank r holds rows r, r+2, ...; its input gradient is of the sum of the ranks' losses (DDP then
+  // averages the weights' gradients over the ranks), so twice the whole batch's mean loss's.
+  const per = whole.x.length / 8;
+  for (const [r, out] of [[0, a], [1, b]] as const) {
+    for (let j = 0; j < 4; j++) {
+      close(out.inputGrad.slice(j * per, (j + 1) * per).map((v) => v / 2), whole.x.slice((2 * j + r) * per, (2 * j + r + 1) * per), `rank ${r} input grad row ${j}`);
+    }
+  }
+});
