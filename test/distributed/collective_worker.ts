@@ -1,7 +1,7 @@
 /**
  * One rank of the collectives test, run as its own process with torchrun's variables. Prints one
  * JSON line with what each collective gave; STCNET_TEST_FAULT makes rank 1 misbehave instead:
- * 'exit' (dies before the all-reduce), 'hang' (never joins it).
+ * 'exit' (dies before the all-reduce), 'hang' (its event loop never reaches it), 'freeze' (SIGSTOP).
  */
 import { arange, manualSeed, tensor } from '../../src/engine/index.js';
 import { jobFromEnv } from '../../src/distributed/env.js';
@@ -27,7 +27,9 @@ try {
   if (fault && job.rank === 1) {
     if (fault === 'exit') process.exit(3);
     // Frozen for longer than the peer's timeout, then gone.
-    if (fault === 'hang') await new Promise(() => setTimeout(() => process.exit(4), 15_000));
+    if (fault === 'hang') await new Promise(() => setTimeout(() => process.exit(4), 10_000));
+    // Frozen whole (as a stopped process or a machine that stalls): its heartbeat thread stops too.
+    if (fault === 'freeze') process.kill(process.pid, 'SIGSTOP');
   }
   // Sum over ranks of (rank + 1) · [0, 1, 2, 3]
   const summed = arange(0, 4, 1, { dtype: 'float32' }).mul(job.rank + 1);

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { freePort, runChild, torchrunEnv, type Finished } from './spawn.js';
 
 const worker = fileURLToPath(new URL('./collective_worker.js', import.meta.url));
 
-async function job(world: number, extra: NodeJS.ProcessEnv = {}): Promise<Finished[]> {
+async function job(world: number, extra: NodeJS.ProcessEnv = {}, started?: (rank: number, child: ChildProcess) => void): Promise<Finished[]> {
   const port = await freePort();
-  return Promise.all(Array.from({ length: world }, (_, rank) => runChild(process.execPath, [worker], torchrunEnv(port, rank, world, extra))));
+  return Promise.all(Array.from({ length: world }, (_, rank) => runChild(process.execPath, [worker], torchrunEnv(port, rank, world, extra), (child) => started?.(rank, child))));
 }
 
 test('two ranks over loopback: all-reduce (sum, max), broadcast, all-gather and barrier give every rank the same exact results', async () => {
@@ -35,12 +36,25 @@ test('a rank that dies makes the other fail with an error naming the operation a
   assert.ok(Date.now() - started < 50_000, 'the survivor waited for the whole timeout instead of seeing the peer gone');
 });
 
-test('a rank that hangs makes the other fail after the timeout, naming the silent rank', async () => {
+test('a frozen rank (SIGSTOP) makes the other fail after the timeout, naming it', async () => {
+  const port = await freePort();
+  const env = { STCNET_TEST_FAULT: 'freeze', STCNET_DIST_TIMEOUT: '4' };
+  let frozen: ChildProcess | undefined;
+  const rank1 = runChild(process.execPath, [worker], torchrunEnv(port, 1, 2, env), (child) => { frozen = child; });
+  const rank0 = await runChild(process.execPath, [worker], torchrunEnv(port, 0, 2, env));
+  frozen!.kill('SIGKILL'); // still stopped: only SIGKILL ends it
+  await rank1;
+  assert.equal(rank0.code, 2, rank0.stderr);
+  assert.match(rank0.stderr, /^error: rank 0 of 2: test all-reduce failed: rank 1 stopped answering \(died or froze\).*timed out/im);
+});
+
+test('a rank that hangs (its event loop busy) makes the other fail after the timeout with an error naming the operation', async () => {
   const [rank0, rank1] = await job(2, { STCNET_TEST_FAULT: 'hang', STCNET_DIST_TIMEOUT: '4' });
   assert.equal(rank0!.code, 2, rank0!.stderr);
   // Rank 1's heartbeat thread still beats (its event loop just never reaches the collective), so
   // the error is Gloo's timeout, named with the operation.
   assert.match(rank0!.stderr, /^error: rank 0 of 2: test all-reduce failed.*timed out/im);
+  assert.doesNotMatch(rank0!.stderr, /stopped answering/); // its heartbeat went on: not named
   assert.equal(rank1!.code, 4);
 });
 
