@@ -28,9 +28,15 @@ if (root) {
 }
 
 // c10d's reducer.hpp includes a distributed-autograd header that Debian's libtorch-dev leaves out;
-// native/compat declares the two names it needs (see the file there).
+// native/src/compat_dist_autograd_context.h declares the two names it needs. It is put where the
+// include expects it, in the build folder (made again by every configure), only when missing.
 const DIST_AUTOGRAD_HEADER = 'torch/csrc/distributed/autograd/context/context.h';
-if (!fs.existsSync(path.join(includeDirs[0], DIST_AUTOGRAD_HEADER))) includeDirs.push(path.join(__dirname, '../native/compat'));
+if (mode === 'include' && !fs.existsSync(path.join(includeDirs[0], DIST_AUTOGRAD_HEADER))) {
+  const compat = path.join(__dirname, '../native/build/compat');
+  fs.mkdirSync(path.join(compat, path.dirname(DIST_AUTOGRAD_HEADER)), { recursive: true });
+  fs.copyFileSync(path.join(__dirname, '../native/src/compat_dist_autograd_context.h'), path.join(compat, DIST_AUTOGRAD_HEADER));
+  includeDirs.push(compat);
+}
 
 // c10d's backends compiled into the addon: Gloo always (CPU); NCCL only where a CUDA libtorch ships
 // ProcessGroupNCCL and nccl.h is found (in the libtorch, or NCCL_INCLUDE_DIR, e.g. pip's nvidia/nccl/include).

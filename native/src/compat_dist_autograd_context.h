@@ -2,8 +2,9 @@
 // for two names only: DistAutogradContext::GradCallback (checked equal to the Reducer's own
 // std::function type) and ContextPtr (a shared_ptr held by the Reducer). Neither changes the
 // Reducer's layout, so these declarations suffice to use the Reducer that libtorch_cpu contains.
-// scripts/libtorch-config.cjs puts this folder on the include path only when a libtorch lacks the
-// real header (a full libtorch, e.g. PyTorch's zip or pip wheel, has it).
+// Only when a libtorch lacks the real header (a full libtorch, e.g. PyTorch's zip or pip wheel, has
+// it), scripts/libtorch-config.cjs copies this file to build/compat/torch/csrc/distributed/autograd/
+// context/context.h and puts build/compat on the include path.
 #pragma once
 #include <ATen/Tensor.h>
 #include <functional>
