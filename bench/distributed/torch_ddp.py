@@ -1,4 +1,4 @@
-"""PyTorch side of bench/distributed: the same model (scripts/fixtures/stc_reference.py, the contract's
+"""PyTorch side of bench/distributed: the same model (scripts/reference/stc_reference.py, the contract's
 PyTorch reference) in DistributedDataParallel over Gloo, SGD (momentum 0.9, weight decay 1e-3) on fixed
 random batches, one thread per process. Run with torchrun's variables; rank 0 prints one JSON line:
 {"step_s": mean seconds per step after warm-up, "world": W}."""
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "fixtures"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "reference"))
 from stc_reference import build  # noqa: E402
 
 
