@@ -52,7 +52,8 @@ export class DataParallel {
   /** Rank 0's weights and buffers on every rank, synchronised BatchNorm if asked, gradient averaging hooked up. */
   async setup(model: Module): Promise<string[]> {
     await broadcastState(this.group, model);
-    const notes = [`distributed: rank ${this.rank} of ${this.worldSize} (${this.group.backend === 'nccl' ? 'NCCL' : 'Gloo'}), gradients averaged ${this.mode === 'overlap' ? 'in buckets during backward (c10d Reducer)' : 'by one all-reduce after backward'}`];
+    const notes = [`distributed: rank ${this.rank} of ${this.worldSize} (${this.group.backend === 'nccl' ? 'NCCL' : 'Gloo'}), gradients averaged ${this.mode === 'overlap' ? 'in buckets during backward (c10d Reducer)' : 'by one all-reduce after backward'}; ` +
+      `each process trains on 1/${this.worldSize} of every epoch with its own batch (the global batch is ${this.worldSize}× the batch size)`];
     if (this.syncBn) notes.push(`distributed: ${synchroniseBatchNorm(this.group, model)} BatchNorm layers synchronised across the ranks`);
     this.gradients = new GradientSync(this.group, model, this.mode);
     return notes;
@@ -120,7 +121,7 @@ export class DataParallel {
           rows.push(batch.videoIndices[i]!, batch.clipIndices?.[i] ?? 0, batch.labels[i]!);
           for (let c = 0; c < numClasses; c++) rows.push(probabilities[i * numClasses + c]!);
         }
-        onBatch?.(batch.labels.length);
+        onBatch?.(batch.labels.length); // this rank's share: rank 0's bar ends near 1/W, then jumps to done
       }
     } finally {
       model.train(wasTraining);
