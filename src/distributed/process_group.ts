@@ -55,6 +55,7 @@ export class ProcessGroup {
       return new ProcessGroup(id, job, backend);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      if (/built without NCCL/.test(message)) throw new DistributedError(`--device cuda in a distributed job needs NCCL: ${message.replace(/^distInit: /, '')}`);
       if (/address already in use/i.test(message)) {
         throw new DistributedError(`MASTER_PORT=${job.masterPort}: port ${job.masterPort} is already in use on ${job.masterAddr} (another job, or one still closing); choose another port (--master ADDR:PORT, or MASTER_PORT)`);
       }
