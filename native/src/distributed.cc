@@ -25,6 +25,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <csignal>
+#include <pthread.h>
 
 namespace stcnet {
 
@@ -46,6 +48,9 @@ struct Group {
   std::mutex heartbeatMutex;
   std::condition_variable heartbeatWake;
   bool stopping = false;
+  // How many collectives this rank has entered (set from JS before each); the heartbeat publishes
+  // it, so after a timeout the ranks that never arrived are those behind the others.
+  std::atomic<int64_t> arrivals{0};
 
   std::string where() const { return "rank " + std::to_string(rank) + " of " + std::to_string(size); }
 
@@ -70,6 +75,9 @@ std::unordered_map<int, c10::intrusive_ptr<c10d::TCPStore>> hostedStores;
 int nextId = 1;
 
 std::string heartbeatKey(int rank) { return "stcnet/heartbeat/" + std::to_string(rank); }
+std::string arrivalsKey(int rank) { return "stcnet/arrivals/" + std::to_string(rank); }
+
+std::vector<uint8_t> bytes(const std::string& text) { return std::vector<uint8_t>(text.begin(), text.end()); }
 
 std::shared_ptr<Group> findGroup(const Napi::Value& value, const char* what) {
   int id = value.IsNumber() ? value.As<Napi::Number>().Int32Value() : -1;
@@ -197,6 +205,17 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   std::string context = "rendezvous at " + host + ":" + std::to_string(port) + " (" + group->where() + ")";
   (void)localRank;
   return queue(env, context, [=] {
+    // Threads inherit their creator's signal mask: with Ctrl-C and SIGTERM blocked here, none of
+    // the threads made below (the store's, Gloo's, the heartbeat) can take a signal meant for
+    // Node's handler, which then always runs on a thread of Node's own.
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&blocked, signal);
+    pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    struct Restore {
+      sigset_t mask;
+      ~Restore() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+    } restore{previous};
     c10d::TCPStoreOptions storeOptions;
     storeOptions.port = static_cast<std::uint16_t>(port);
     storeOptions.isServer = hostStore;
@@ -222,12 +241,14 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
       group->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, pgOptions);
     }
     group->store->set(heartbeatKey(rank), std::vector<uint8_t>{'0'});
+    group->store->set(arrivalsKey(rank), std::vector<uint8_t>{'0'});
     Group* raw = group.get();
     group->heartbeat = std::thread([raw] {
       std::unique_lock<std::mutex> lock(raw->heartbeatMutex);
       while (!raw->heartbeatWake.wait_for(lock, std::chrono::seconds(1), [raw] { return raw->stopping; })) {
         try {
           raw->store->add(heartbeatKey(raw->rank), 1);
+          raw->store->set(arrivalsKey(raw->rank), bytes(std::to_string(raw->arrivals.load())));
         } catch (const std::exception&) {
           return;  // the store is gone (its host died): nothing left to tell
         }
@@ -351,40 +372,58 @@ Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
   });
 }
 
-// distSilentRanks(id, waitMs) -> Promise<{silent: number[], storeReachable: boolean}>: the ranks
-// whose heartbeat did not move in waitMs (dead or frozen), read from the store; after a failed
-// collective this names the rank that broke it.
+// distSilentRanks(id, waitMs) -> Promise<{silent, behind, storeReachable}>: the ranks whose
+// heartbeat did not move in waitMs (dead or frozen), and the live ones that entered fewer
+// collectives than this rank (busy elsewhere, never arrived); after a failed collective this names
+// the rank that broke it.
 Napi::Value DistSilentRanks(const Napi::CallbackInfo& info) {
   auto group = findGroup(info[0], "distSilentRanks");
   int waitMs = info[1].As<Napi::Number>().Int32Value();
   auto silent = std::make_shared<std::vector<int>>();
+  auto behind = std::make_shared<std::vector<int>>();
   auto reachable = std::make_shared<bool>(true);
-  return queue(info.Env(), "heartbeat check (" + group->where() + ")", [group, waitMs, silent, reachable] {
+  return queue(info.Env(), "heartbeat check (" + group->where() + ")", [group, waitMs, silent, behind, reachable] {
     auto read = [&](std::vector<int64_t>& counts) {
       counts.clear();
       for (int r = 0; r < group->size; r++) counts.push_back(group->store->add(heartbeatKey(r), 0));
     };
-    std::vector<int64_t> before, after;
+    std::vector<int64_t> before, after, arrived;
     try {
       group->store->setTimeout(Millis(std::max(1000, waitMs)));
       read(before);
       std::this_thread::sleep_for(Millis(waitMs));
       read(after);
+      for (int r = 0; r < group->size; r++) {
+        auto value = group->store->get(arrivalsKey(r));
+        arrived.push_back(std::stoll(std::string(value.begin(), value.end())));
+      }
     } catch (const std::exception&) {
       *reachable = false;
       return;
     }
+    const int64_t mine = group->arrivals.load();
     for (int r = 0; r < group->size; r++) {
-      if (r != group->rank && after[r] == before[r]) silent->push_back(r);
+      if (r == group->rank) continue;
+      if (after[r] == before[r]) silent->push_back(r);
+      else if (arrived[r] < mine) behind->push_back(r);
     }
-  }, [silent, reachable](Napi::Env env) -> Napi::Value {
+  }, [silent, behind, reachable](Napi::Env env) -> Napi::Value {
     auto result = Napi::Object::New(env);
     auto list = Napi::Array::New(env, silent->size());
     for (size_t i = 0; i < silent->size(); i++) list.Set(i, Napi::Number::New(env, (*silent)[i]));
     result.Set("silent", list);
+    auto late = Napi::Array::New(env, behind->size());
+    for (size_t i = 0; i < behind->size(); i++) late.Set(i, Napi::Number::New(env, (*behind)[i]));
+    result.Set("behind", late);
     result.Set("storeReachable", Napi::Boolean::New(env, *reachable));
     return result;
   });
+}
+
+// distArrive(id): this rank enters its next collective (see Group::arrivals).
+Napi::Value DistArrive(const Napi::CallbackInfo& info) {
+  findGroup(info[0], "distArrive")->arrivals++;
+  return info.Env().Undefined();
 }
 
 // --- gradients: the DDP Reducer ---
@@ -420,6 +459,10 @@ Napi::Value DistReducerPrepare(const Napi::CallbackInfo& info) {
   auto group = findGroup(info[0], "distReducerPrepare");
   if (!group->reducer) throw Napi::Error::New(info.Env(), "distReducerPrepare: no reducer on this group (distReducer first)");
   guard(info.Env(), "distReducerPrepare (" + group->where() + ")", [&] {
+    // As DistributedDataParallel.forward does: after the first backward the buckets are rebuilt
+    // once in the order gradients became ready (rank 0's order, broadcast); until then the Reducer
+    // records that order, which it stops doing once rebuilt.
+    group->reducer->rebuild_buckets();
     group->reducer->prepare_for_forward();
     group->reducer->prepare_for_backward({});
   });
@@ -529,6 +572,7 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   fn("distAllGather", DistAllGather);
   fn("distBarrier", DistBarrier);
   fn("distSilentRanks", DistSilentRanks);
+  fn("distArrive", DistArrive);
   fn("distReducer", DistReducer);
   fn("distReducerPrepare", DistReducerPrepare);
   fn("distSyncBatchNorm", DistSyncBatchNorm);

@@ -37,7 +37,9 @@ export class GradientSync {
    * of backward. Backward of other micro-batches only accumulates, as DDP's no_sync().
    */
   beforeBackward(): void {
-    if (this.mode === 'overlap') dist.distReducerPrepare(this.group.nativeId);
+    if (this.mode !== 'overlap') return;
+    this.group.arrive(); // the Reducer's all-reduces count as one collective
+    dist.distReducerPrepare(this.group.nativeId);
   }
 
   /** Call after that backward: in 'after-backward' mode this is where all gradients are averaged. */

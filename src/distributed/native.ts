@@ -13,7 +13,8 @@ export interface DistributedAddon {
   distBroadcast(id: number, tensors: Handle[], root: number): Promise<void>;
   distAllGather(id: number, tensor: Handle): Promise<Handle>;
   distBarrier(id: number): Promise<void>;
-  distSilentRanks(id: number, waitMs: number): Promise<{ silent: number[]; storeReachable: boolean }>;
+  distSilentRanks(id: number, waitMs: number): Promise<{ silent: number[]; behind: number[]; storeReachable: boolean }>;
+  distArrive(id: number): void;
   distReducer(id: number, params: Handle[], bucketBytes: number, firstBucketBytes: number): void;
   distReducerPrepare(id: number): void;
   distSyncBatchNorm(id: number, input: Handle, weight: Handle, bias: Handle, runningMean: Handle, runningVar: Handle, momentum: number, eps: number): Handle;

@@ -114,8 +114,17 @@ export class ProcessGroup {
     dist.distDestroy(this.id);
   }
 
+  /**
+   * Counts this rank into its next collective (every rank makes the same sequence). Published with
+   * the heartbeat, so when one times out, the live ranks that never arrived can be named.
+   */
+  arrive(): void {
+    dist.distArrive(this.id);
+  }
+
   private async run<T>(what: string, body: () => Promise<T>): Promise<T> {
     if (this.destroyed) throw new Error(`${what}: the process group was destroyed`);
+    this.arrive();
     try {
       return await body();
     } catch (error) {
@@ -125,7 +134,8 @@ export class ProcessGroup {
 
   /**
    * Names the rank that broke a collective: every rank bumps a heartbeat counter in the store each
-   * second, so one whose counter stands still for two seconds is dead or frozen.
+   * second, so one whose counter stands still for 2.5 seconds is dead or frozen; a live one that
+   * entered fewer collectives than this rank never arrived at this one.
    */
   async explain(what: string, error: unknown): Promise<Error> {
     const cause = error instanceof Error ? error.message : String(error);
@@ -135,11 +145,13 @@ export class ProcessGroup {
     if (!fromGloo) return error instanceof Error ? error : new Error(cause);
     let culprit = '';
     try {
-      const { silent, storeReachable } = await dist.distSilentRanks(this.id, 2500);
+      const { silent, behind, storeReachable } = await dist.distSilentRanks(this.id, 2500);
       if (!storeReachable) {
         culprit = this.job.agentStore ? 'the rendezvous store (the launcher) is unreachable' : 'rank 0 (which hosts the rendezvous store) is unreachable: it died or its machine is gone';
       } else if (silent.length > 0) {
         culprit = `${rankList(silent)} stopped answering (died or froze)`;
+      } else if (behind.length > 0) {
+        culprit = `${rankList(behind)} never reached it (busy or stuck before it)`;
       }
     } catch {
       culprit = '';
