@@ -2,7 +2,8 @@
  * Runs a long job (training, transfer) so that Ctrl-C asks it to stop after the current step and save
  * a checkpoint (exit status 130), and a second Ctrl-C quits at once, the last checkpoint on disk intact.
  */
-export async function runInterruptible(name: string, job: (signal: AbortSignal) => Promise<{ status: string }>): Promise<void> {
+export async function runInterruptible(name: string, job: (signal: AbortSignal) => Promise<{ status: string }>,
+  options: { announce?: boolean } = {}): Promise<void> {
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) {
@@ -10,7 +11,8 @@ export async function runInterruptible(name: string, job: (signal: AbortSignal) 
       process.exit(130);
     }
     controller.abort();
-    process.stderr.write(`\n${name}: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n`);
+    // A distributed job's other ranks stop with rank 0 and leave the announcing to it.
+    if (options.announce ?? true) process.stderr.write(`\n${name}: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n`);
   };
   process.on('SIGINT', onSignal);
   try {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { defineCommand, type FlagSpec } from './args.js';
+import { runInterruptible } from './interruptible.js';
 import { datasetFlags } from './data.js';
 import { UserError } from '../util/errors.js';
 import { AMP_MODES, DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS, readConfigFile, resolvePaths, validateConfig } from '../train/config.js';
@@ -126,7 +127,7 @@ export const command = defineCommand({
       }, (line) => process.stderr.write(line + '\n'));
       return;
     }
-    let dataParallel;
+    let dataParallel: import('../distributed/data_parallel.js').DataParallel | undefined;
     if (job) {
       const { DataParallel } = await import('../distributed/data_parallel.js');
       const { exitWithLauncher } = await import('../distributed/launch.js');
@@ -135,27 +136,16 @@ export const command = defineCommand({
     }
     // Rank 0 speaks for the job; the others print errors only.
     const speaks = !dataParallel || dataParallel.isWriter;
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) {
-        process.stderr.write('\ntrain: interrupted again; quitting without saving (the last checkpoint on disk is intact)\n');
-        process.exit(130);
-      }
-      controller.abort();
-      if (speaks) process.stderr.write('\ntrain: interrupted; saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
-    };
-    process.on('SIGINT', onSignal);
+    const quiet = config.quiet || !speaks;
     try {
-      const quiet = config.quiet || !speaks;
-      const summary = await runTraining(config, {
-        resume, signal: controller.signal, progress: !quiet, ...(dataParallel ? { dataParallel } : {}),
+      const joined = dataParallel;
+      await runInterruptible('train', (signal) => runTraining(config, {
+        resume, signal, progress: !quiet, ...(joined ? { dataParallel: joined } : {}),
         onEvent: (event) => {
           if (event.type === 'log' && !quiet) process.stdout.write(event.message + '\n');
         },
-      });
-      if (summary.status === 'interrupted') process.exitCode = 130;
+      }), { announce: speaks });
     } finally {
-      process.off('SIGINT', onSignal);
       dataParallel?.close();
     }
   },
