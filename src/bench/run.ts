@@ -40,16 +40,8 @@ export interface TaskReport {
   bestRatio: Record<string, { stcnet: string; peer: string; ratio: number }>;
 }
 
-export interface BenchReport {
+export interface BenchReport extends Pick<BenchOptions, 'arch' | 'frames' | 'size' | 'classes' | 'threads' | 'device' | 'repeats' | 'rounds'> {
   date: string;
-  arch: string;
-  frames: number;
-  size: number;
-  classes: number;
-  threads: number;
-  device: BenchDevice;
-  repeats: number;
-  rounds: number;
   cpu: { model: string; flags: string[] };
   torchVersion: string | null;
   loadBefore: number[];

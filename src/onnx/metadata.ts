@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { fsUserError } from '../util/fs.js';
+import type { Preprocessing } from '../models/checkpoint.js';
 
 /**
  * The stcnet metadata of an exported ONNX model (ModelProto.metadata_props), read without ONNX
@@ -11,17 +12,8 @@ import { fsUserError } from '../util/fs.js';
  * Nothing here imports the engine: this module is part of the libtorch-free `stcnet/onnx` entry.
  */
 
-/** How clips are made for the model (as a stcnet checkpoint's `preprocessing`). */
-export interface OnnxPreprocessing {
-  frames: number;
-  stride: number;
-  size: number;
-  mean: number[];
-  std: number[];
-  /** The short side videos are decoded at. */
-  shortSide?: number;
-  fps?: number;
-}
+/** How clips are made for the model: a stcnet checkpoint's `preprocessing` (a type only: nothing of models/ is loaded). */
+export type OnnxPreprocessing = Preprocessing;
 
 /** The model's one input: float32 clips N×C×T×H×W, normalised; `batch` null where the batch axis is dynamic. */
 export interface OnnxInputSpec {

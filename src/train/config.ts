@@ -192,14 +192,21 @@ export function validateConfig(input: TrainConfigInput, source = 'config'): Trai
     if (config['weight-decay'] === undefined) config['weight-decay'] = DEFAULT_WEIGHT_DECAY[config.optimizer];
     return config;
   }
-  // Cross-key checks only speak once every value has the right type (else they read nonsense).
-  const typed = result.error.issues.filter((issue) => issue.code !== 'custom');
-  const problems = (typed.length > 0 ? typed : result.error.issues).map((issue) => describeIssue(issue, withDefaults));
-  throw new UserError(`${source}: ${problems.join('; ')}`);
+  throw new UserError(`${source}: ${describeConfigIssues(result.error, withDefaults, suggestKey)}`);
 }
 
-function describeIssue(issue: z.core.$ZodIssue, values: Record<string, unknown>): string {
-  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `unknown key "${key}" (did you mean "${suggestKey(key)}"?)`).join('; ');
+/**
+ * A config's validation errors as one message: each problem names its key and what was expected, a
+ * misspelt key gets `suggest(key)`. Shared by every command's config (train, transfer).
+ */
+export function describeConfigIssues(error: z.ZodError, values: Record<string, unknown>, suggest: (key: string) => string): string {
+  // Cross-key checks only speak once every value has the right type (else they read nonsense).
+  const typed = error.issues.filter((issue) => issue.code !== 'custom');
+  return (typed.length > 0 ? typed : error.issues).map((issue) => describeIssue(issue, values, suggest)).join('; ');
+}
+
+function describeIssue(issue: z.core.$ZodIssue, values: Record<string, unknown>, suggest: (key: string) => string): string {
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `unknown key "${key}" (did you mean "${suggest(key)}"?)`).join('; ');
   const key = String(issue.path[0] ?? '');
   const given = values[key];
   if (issue.code === 'custom') return `${key} ${issue.message}`;

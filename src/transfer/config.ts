@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import { closest } from 'fastest-levenshtein';
 import { UserError } from '../util/errors.js';
 import { DATASET_FORMATS } from '../data/dataset.js';
-import { DEFAULT_WEIGHT_DECAY, DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES } from '../train/config.js';
+import { DEFAULT_WEIGHT_DECAY, DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES, describeConfigIssues } from '../train/config.js';
 
 /**
  * The configuration of `stcnet transfer`: one flat record whose keys are the command's flag names
@@ -150,35 +150,8 @@ export function validateTransferConfig(input: Record<string, unknown>, source = 
     if (config['weight-decay'] === undefined) config['weight-decay'] = DEFAULT_WEIGHT_DECAY[config.optimizer];
     return config;
   }
-  const typed = result.error.issues.filter((issue) => issue.code !== 'custom');
-  const problems = (typed.length > 0 ? typed : result.error.issues).map((issue) => describeIssue(issue, withDefaults));
-  throw new UserError(`${source}: ${problems.join('; ')}`);
-}
-
-function describeIssue(issue: z.core.$ZodIssue, values: Record<string, unknown>): string {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `unknown key "${key}" (did you mean "${closest(key.replace(/_/g, '-').toLowerCase(), TRANSFER_KEYS)}"?)`).join('; ');
-  }
-  const key = String(issue.path[0] ?? '');
-  const given = values[key];
-  if (issue.code === 'custom') return `${key} ${issue.message}`;
-  if (given === undefined) return `${key} is required (${expectation(issue)})`;
-  return `${key}: expected ${expectation(issue)}, got ${JSON.stringify(given)}`;
-}
-
-function expectation(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case 'invalid_value':
-      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'too_small':
-      return issue.origin === 'array' || issue.origin === 'string' ? 'a non-empty value' : `a number ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
-    case 'too_big':
-      return `a number ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
-    case 'invalid_type':
-      return issue.expected === 'int' ? 'an integer' : `${issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}`;
-    default:
-      return issue.message;
-  }
+  const suggest = (key: string) => closest(key.replace(/_/g, '-').toLowerCase(), TRANSFER_KEYS);
+  throw new UserError(`${source}: ${describeConfigIssues(result.error, withDefaults, suggest)}`);
 }
 
 /** The config with its keys in schema order, unset ones left out (config.json / config.yaml of the run folder). */
