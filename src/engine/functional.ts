@@ -52,9 +52,7 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   if (input.rank !== spatialDims + 2) {
     throw new ArgumentError(`conv${spatialDims}d: expected a ${spatialDims + 2}-D input (N, C, ${spatialDims === 3 ? 'T, ' : ''}H, W), got shape [${input.shape.join(', ')}]`);
   }
-  if (useMkldnn(input, spatialDims)) {
-    return t(callNative('aten::mkldnn_convolution', [input.handle, weight.handle, bias?.handle ?? null, padding, stride, dilation, groups]));
-  }
+  if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
 }
 
@@ -64,6 +62,43 @@ export function conv3d(input: Tensor, weight: Tensor, bias?: Tensor | null, opti
 
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions = {}): Tensor {
   return convolution(input, weight, bias, options, 2);
+}
+
+/** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
+export const mkldnnEnabled: boolean = mkldnnAvailable;
+
+/**
+ * oneDNN's blocked layout (an MKLDNN tensor; float32 or bf16 CPU): convolution, ReLU, addition and
+ * pooling take and return it without reordering. Such a tensor has sizes but no strides: only
+ * operators with MKLDNN kernels accept it, so it stays inside code that knows its layout.
+ */
+export function toMkldnn(input: Tensor): Tensor {
+  return t(callNative('aten::to_mkldnn', [input.handle, null]));
+}
+
+/** An MKLDNN tensor back in the plain strided layout. */
+export function mkldnnToDense(input: Tensor): Tensor {
+  return t(callNative('aten::to_dense', [input.handle, null]));
+}
+
+/**
+ * A convolution weight (plain layout) reordered once into the blocked format oneDNN's convolution
+ * with these options reads, so that calls with MKLDNN inputs do not reorder it again.
+ */
+export function mkldnnPackConvWeight(weight: Tensor, options: ConvOptions, spatialDims: 2 | 3): Tensor {
+  const layout = toMkldnn(weight);
+  try {
+    return t(callNative(`aten::mkldnn_reorder_conv${spatialDims}d_weight`, [layout.handle, expand(options.padding, spatialDims, 0),
+      expand(options.stride, spatialDims, 1), expand(options.dilation, spatialDims, 1), options.groups ?? 1]));
+  } finally {
+    layout.dispose();
+  }
+}
+
+/** oneDNN's convolution; an MKLDNN input gives an MKLDNN output (weight: plain or packed). */
+export function mkldnnConv(input: Tensor, weight: Tensor, bias: Tensor | null, options: ConvOptions, spatialDims: 2 | 3): Tensor {
+  return t(callNative('aten::mkldnn_convolution', [input.handle, weight.handle, bias?.handle ?? null, expand(options.padding, spatialDims, 0),
+    expand(options.stride, spatialDims, 1), expand(options.dilation, spatialDims, 1), options.groups ?? 1]));
 }
 
 export interface BatchNormOptions {

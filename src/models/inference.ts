@@ -28,15 +28,36 @@ import { StcBlock, type GateBranch } from './stc.js';
  */
 export type InferenceDType = 'float32' | 'bfloat16';
 
+/**
+ * Where activations live between layers: 'blocked' keeps them in oneDNN's blocked layout with the
+ * convolution weights reordered once (as frozen TorchScript does); 'dense' uses plain tensors.
+ */
+export type InferenceLayout = 'blocked' | 'dense';
+
 export interface PrepareForInferenceOptions {
   /** Precision of weights and activations (default float32). bf16 is fast only with AVX-512 BF16 or AMX. */
   dtype?: InferenceDType;
+  /** Default: 'blocked' for float32 where libtorch has oneDNN, else 'dense' (bf16 stays dense). */
+  layout?: InferenceLayout;
 }
 
 /** A tensor the network owns: exempt from the caller's tidy() scopes, without autograd history. */
 function own(tensor: Tensor, dtype: InferenceDType): Tensor {
   // A copy (clone), so that later in-place changes to the model's parameters do not leak in.
   return tidy(() => keep(tensor.detach().to(dtype).contiguous().clone()));
+}
+
+/** W·γ/√(σ²+ε) and β − μ·γ/√(σ²+ε), folded in float64 so that the result is the correctly rounded product. */
+function foldBatchNorm(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d, dtype: InferenceDType): { weight: Tensor; bias: Tensor } {
+  if (!bn.runningMean || !bn.runningVar) throw new ArgumentError('prepareForInference: a BatchNorm without running statistics cannot be folded');
+  return tidy(() => {
+    const scale = bn.runningVar!.double().add(bn.eps).rsqrt().mul(bn.weight ? bn.weight.double() : 1);
+    const shape = [scale.size(0), ...new Array<number>(conv.weight.rank - 1).fill(1)];
+    const weight = conv.weight.double().mul(scale.view(shape));
+    const convBias = conv.bias ? conv.bias.double() : 0;
+    const bias = scale.mul(bn.runningMean!.double().neg().add(convBias)).add(bn.bias ? bn.bias.double() : 0);
+    return { weight: own(weight, dtype), bias: own(bias, dtype) };
+  });
 }
 
 /**
@@ -51,32 +72,28 @@ export class FoldedConv {
   /** A strided 1×1(×1) convolution (the shortcut's): the input is subsampled first, see forward. */
   private readonly subsample: number[] | null = null;
 
-  constructor(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d | null, readonly relu: boolean, dtype: InferenceDType) {
+  /**
+   * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
+   * folded weight in oneDNN's packed format.
+   */
+  constructor(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d | null, readonly relu: boolean, dtype: InferenceDType,
+    readonly layout: InferenceLayout = 'dense') {
     this.dims = conv.dims;
     this.options = { ...conv.options };
     const stride = [conv.options.stride].flat();
     const pointwise = conv.weight.shape.slice(2).every((k) => k === 1) && [conv.options.padding].flat().every((p) => p === 0);
-    if (pointwise && stride.some((s) => s > 1)) {
+    if (layout === 'dense' && pointwise && stride.some((s) => s > 1)) {
       this.subsample = stride.length === 1 ? new Array<number>(conv.dims).fill(stride[0]!) : stride;
       this.options = { ...conv.options, stride: 1 };
     }
-    if (!bn) {
-      this.weight = own(conv.weight, dtype);
-      this.bias = conv.bias ? own(conv.bias, dtype) : null;
+    const folded = bn ? foldBatchNorm(conv, bn, dtype) : { weight: own(conv.weight, dtype), bias: conv.bias ? own(conv.bias, dtype) : null };
+    this.bias = folded.bias;
+    if (layout === 'dense') {
+      this.weight = folded.weight;
       return;
     }
-    if (!bn.runningMean || !bn.runningVar) throw new ArgumentError('prepareForInference: a BatchNorm without running statistics cannot be folded');
-    const folded = tidy(() => {
-      // Folded in float64, so that the float32 result is the correctly rounded product.
-      const scale = bn.runningVar!.double().add(bn.eps).rsqrt().mul(bn.weight ? bn.weight.double() : 1);
-      const shape = [scale.size(0), ...new Array<number>(conv.weight.rank - 1).fill(1)];
-      const weight = conv.weight.double().mul(scale.view(shape));
-      const convBias = conv.bias ? conv.bias.double() : 0;
-      const bias = scale.mul(bn.runningMean!.double().neg().add(convBias)).add(bn.bias ? bn.bias.double() : 0);
-      return { weight: own(weight, dtype), bias: own(bias, dtype) };
-    });
-    this.weight = folded.weight;
-    this.bias = folded.bias;
+    this.weight = keep(F.mkldnnPackConvWeight(folded.weight, this.options, this.dims));
+    folded.weight.dispose();
   }
 
   forward(x: Tensor): Tensor {
@@ -85,6 +102,7 @@ export class FoldedConv {
   }
 
   private convolve(x: Tensor): Tensor {
+    if (this.layout === 'blocked') return F.mkldnnConv(x, this.weight, this.bias, this.options, this.dims);
     return this.dims === 3 ? F.conv3d(x, this.weight, this.bias, this.options) : F.conv2d(x, this.weight, this.bias, this.options);
   }
 
@@ -128,7 +146,7 @@ function leaves(modules: readonly Module[]): Module[] {
 }
 
 /** Compiles conv [BN] [ReLU] ... runs into folded convolutions; pooling passes through. */
-function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string): Stage[] {
+function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string, layout: InferenceLayout = 'dense'): Stage[] {
   const layers = leaves(modules).filter((m) => !(m instanceof Identity) && !(m instanceof Dropout));
   const stages: Stage[] = [];
   for (let i = 0; i < layers.length; i++) {
@@ -139,7 +157,7 @@ function compileChain(modules: readonly Module[], dtype: InferenceDType, where: 
       if (bn) i++;
       const relu = layers[i + 1] instanceof ReLU;
       if (relu) i++;
-      stages.push(new FoldedConv(layer, bn, relu, dtype));
+      stages.push(new FoldedConv(layer, bn, relu, dtype, layout));
     } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
       stages.push(new PassThrough(layer));
     } else {
@@ -204,10 +222,27 @@ export class FrozenStc {
 
 /** One residual block: branch convolutions, optional STC gate, shortcut, fused merge. */
 export class FrozenBlock implements Stage {
-  constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[]) {}
+  /** Layout 'blocked': the shortcut (type A: pool and zero-pad) runs on a plain tensor. */
+  private readonly plainShortcut: boolean;
+
+  /**
+   * `inputBlocked`: the block receives an MKLDNN tensor. With layout 'blocked' the convolutions and
+   * a gateless merge stay in oneDNN's layout; the STC gate pools over H,W and its merge broadcasts,
+   * which libtorch's oneDNN kernels do not, so a gated block converts there and returns a plain
+   * tensor (as frozen TorchScript does): see `outputBlocked`.
+   */
+  constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[],
+    private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false) {
+    this.plainShortcut = shortcut.some((stage) => stage instanceof PassThrough);
+  }
+
+  get outputBlocked(): boolean {
+    return this.layout === 'blocked' && this.stc === null;
+  }
 
   /** Takes ownership of x (frees it), as the blocks in the plan always own their input. */
   forward(x: Tensor): Tensor {
+    if (this.layout === 'blocked') return this.forwardBlocked(x);
     const residual = runChain(this.branch, x);
     let identity = x;
     if (this.shortcut.length > 0) {
@@ -235,24 +270,55 @@ export class FrozenBlock implements Stage {
     return identity;
   }
 
+  /** forward in layout 'blocked': each tensor's layout is known here, and converted only where needed. */
+  private forwardBlocked(x: Tensor): Tensor {
+    const out = tidy(() => {
+      const xBlocked = this.inputBlocked ? x : F.toMkldnn(x);
+      const residual = runChain(this.branch, xBlocked);
+      let identity: Tensor;
+      let identityBlocked: boolean;
+      if (this.shortcut.length === 0) {
+        // A gated merge wants the plain input, a gateless one the blocked copy.
+        identity = this.inputBlocked || this.stc ? x : xBlocked;
+        identityBlocked = this.inputBlocked || !this.stc;
+      } else if (this.plainShortcut) {
+        identity = runChain(this.shortcut, this.inputBlocked ? F.mkldnnToDense(x) : x);
+        identityBlocked = false;
+      } else {
+        identity = runChain(this.shortcut, xBlocked);
+        identityBlocked = true;
+      }
+      if (this.stc) {
+        const plainResidual = F.mkldnnToDense(residual);
+        const plainIdentity = identityBlocked ? F.mkldnnToDense(identity) : identity;
+        return plainIdentity.addcmul_(plainResidual, this.stc.gate(plainResidual)).relu_();
+      }
+      // No fused add-and-ReLU for MKLDNN tensors in libtorch 1.13: two in-place passes.
+      return (identityBlocked ? identity : F.toMkldnn(identity)).add_(residual).relu_();
+    });
+    if (out !== x) x.dispose();
+    return out;
+  }
+
   dispose(): void {
     for (const stage of [...this.branch, ...this.shortcut]) stage.dispose();
     this.stc?.dispose();
   }
 }
 
-function compileBlock(block: Module, dtype: InferenceDType, where: string): FrozenBlock {
+function compileBlock(block: Module, dtype: InferenceDType, where: string, layout: InferenceLayout, inputBlocked: boolean): FrozenBlock {
+  const chain = (modules: Module[], at: string): Stage[] => compileChain(modules, dtype, at, layout);
   if (block instanceof BasicBlock || block instanceof Bottleneck) {
     const relu = new ReLU(true);
     const branch = block instanceof BasicBlock
       ? [block.conv1, block.bn1, relu, block.conv2, block.bn2]
       : [block.conv1, block.bn1, relu, block.conv2, block.bn2, relu, block.conv3, block.bn3];
-    return new FrozenBlock(compileChain(branch, dtype, where), block.stc ? new FrozenStc(block.stc, dtype) : null,
-      block.downsample ? compileChain([block.downsample], dtype, `${where}.downsample`) : []);
+    return new FrozenBlock(chain(branch, where), block.stc ? new FrozenStc(block.stc, dtype) : null,
+      block.downsample ? chain([block.downsample], `${where}.downsample`) : [], layout, inputBlocked);
   }
   if (block instanceof VideoBasicBlock) {
-    return new FrozenBlock(compileChain([block.conv1, block.conv2], dtype, where), null,
-      block.downsample ? compileChain([block.downsample], dtype, `${where}.downsample`) : []);
+    return new FrozenBlock(chain([block.conv1, block.conv2], where), null,
+      block.downsample ? chain([block.downsample], `${where}.downsample`) : [], layout, inputBlocked);
   }
   throw new ArgumentError(`prepareForInference: ${where}: unsupported block ${block.constructor.name}`);
 }
@@ -264,8 +330,12 @@ export class InferenceModel {
   readonly numClasses: number;
   #disposed = false;
 
-  constructor(private readonly model: ZooModel, readonly dtype: InferenceDType,
+  /** The last block's output is an MKLDNN tensor (layout 'blocked'). */
+  private readonly outputBlocked: boolean;
+
+  constructor(private readonly model: ZooModel, readonly dtype: InferenceDType, readonly layout: InferenceLayout,
     private readonly stem: Stage[], private readonly blocks: FrozenBlock[], private readonly fc: FrozenLinear) {
+    this.outputBlocked = blocks.length > 0 ? blocks[blocks.length - 1]!.outputBlocked : layout === 'blocked';
     this.arch = model.arch;
     this.input = model.input;
     this.numClasses = model.numClasses;
@@ -276,10 +346,12 @@ export class InferenceModel {
     if (this.#disposed) throw new ArgumentError(`${this.arch} (inference): used after dispose()`);
     (this.model as unknown as { checkInput(x: Tensor): void }).checkInput(x);
     return noGrad(() => tidy(() => {
-      const input = x.dtype === this.dtype ? x : x.to(this.dtype);
+      const converted = x.dtype === this.dtype ? x : x.to(this.dtype);
+      const input = this.layout === 'blocked' ? F.toMkldnn(converted) : converted;
       let out = runChain(this.stem, input);
       if (out === input && input === x) out = x.clone();  // blocks write into their input; never into the caller's
       for (const block of this.blocks) out = block.forward(out);
+      if (this.outputBlocked) out = F.mkldnnToDense(out);
       const spatial = Array.from({ length: out.rank - 2 }, (_, i) => i + 2);
       return out.mean(spatial);
     }));
@@ -310,6 +382,11 @@ export class InferenceModel {
 export function prepareForInference(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel {
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ArgumentError(`prepareForInference: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`);
+  const layout = options.layout ?? (dtype === 'float32' && F.mkldnnEnabled ? 'blocked' : 'dense');
+  if (layout !== 'blocked' && layout !== 'dense') throw new ArgumentError(`prepareForInference: layout must be 'blocked' or 'dense', got ${JSON.stringify(layout)}`);
+  if (layout === 'blocked' && (dtype !== 'float32' || !F.mkldnnEnabled)) {
+    throw new ArgumentError(`prepareForInference: layout 'blocked' needs dtype float32 and a libtorch built with oneDNN${F.mkldnnEnabled ? '' : ' (this one is not)'}`);
+  }
   for (const [, parameter] of model.namedParameters()) {
     if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
     break;
@@ -319,11 +396,11 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     let layers: Sequential[];
     let avgpool: Module;
     if (model instanceof StagedResNet) {
-      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem');
+      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem', layout);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else if (model instanceof VideoResNet) {
-      stem = compileChain([model.stem], dtype, 'stem');
+      stem = compileChain([model.stem], dtype, 'stem', layout);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else {
@@ -333,7 +410,25 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     if (!global) {
       throw new ArgumentError(`prepareForInference: ${model.arch}: expected a global average pool before fc`);
     }
-    const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => compileBlock(block, dtype, `layer${s + 1}.${i}`)));
-    return new InferenceModel(model, dtype, stem, blocks, new FrozenLinear(model.fc, dtype));
+    let blocked = layout === 'blocked';
+    const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => {
+      const frozen = compileBlock(block, dtype, `layer${s + 1}.${i}`, layout, blocked);
+      blocked = frozen.outputBlocked;
+      return frozen;
+    }));
+    return new InferenceModel(model, dtype, layout, stem, blocks, new FrozenLinear(model.fc, dtype));
   });
+}
+
+/**
+ * `prepareForInference(model)` where the model's family supports it, else null (the caller runs the
+ * eval-mode model); any other failure is thrown.
+ */
+export function prepareIfSupported(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel | null {
+  try {
+    return prepareForInference(model, options);
+  } catch (error) {
+    if (error instanceof ArgumentError) return null;
+    throw error;
+  }
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { ArgumentError, fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
-import { prepareForInference, type InferenceModel, type ZooModel } from '../models/index.js';
+import { fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
+import { prepareIfSupported, type InferenceModel, type ZooModel } from '../models/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
 import { decodeShortSide, loadClassifier, normalizationOf, resolveModelSource } from '../train/classifier.js';
 
@@ -49,17 +49,12 @@ export class ServedModel {
     const source = resolveModelSource(checkpointArg);
     const classifier = await loadClassifier(source);
     const { model, preprocessing } = classifier;
-    let prepared: InferenceModel | null = null;
+    let prepared: InferenceModel | null;
     try {
-      prepared = prepareForInference(model);
+      prepared = prepareIfSupported(model);
     } catch (error) {
-      // A family prepareForInference does not cover (it says so with an ArgumentError) runs as
-      // predict runs it: the eval-mode network. Anything else is a real failure.
-      if (!(error instanceof ArgumentError)) {
-        model.dispose();
-        throw error;
-      }
-      prepared = null;
+      model.dispose();
+      throw error;
     }
     model.eval();
     const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);

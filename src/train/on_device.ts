@@ -1,4 +1,5 @@
 import type { Tensor } from '../engine/index.js';
+import type { InferenceModel } from '../models/inference.js';
 import { Module } from '../nn/index.js';
 import { withAutocast, type AmpMode } from './autocast.js';
 
@@ -26,5 +27,18 @@ export class OnDevice extends Module {
     } finally {
       if (moved !== x) moved.dispose();
     }
+  }
+}
+
+/** A prepared inference network (prepareForInference) as a Module, for code that scores any Module. */
+export class PreparedModule extends Module {
+  readonly numClasses: number;
+  constructor(readonly prepared: InferenceModel) {
+    super();
+    this.numClasses = prepared.numClasses;
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.prepared.forward(x);
   }
 }

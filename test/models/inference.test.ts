@@ -27,14 +27,17 @@ const CASES: [ModelName, Record<string, unknown>, number[]][] = [
   ['resnext3d_50', { widthMultiplier: 0.25, cardinality: 8 }, [1, 3, 8, 32, 32]],
   ['stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, shortcut: 'A' }, [1, 3, 8, 32, 32]],
   ['r2plus1d_18', {}, [1, 3, 4, 24, 24]],
+  ['resnet2d_18', { widthMultiplier: 0.25 }, [2, 3, 32, 32]],
 ];
 
-test('prepareForInference (float32) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
-  for (const [arch, options, shape] of CASES) {
+test('prepareForInference (float32, blocked and dense layouts) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
+  for (const [arch, options, shape] of CASES) for (const layout of ['blocked', 'dense'] as const) {
     manualSeed(7);
     const model = createModel(arch, { numClasses: 11, ...options } as never).eval();
     randomiseBatchNorms(model);
-    const prepared = prepareForInference(model);
+    const live = memory().tensors;
+    const prepared = prepareForInference(model, { layout });
+    assert.equal(prepared.layout, layout);
     tidy(() => {
       const x = randn(shape);
       const original = x.clone();
@@ -43,11 +46,12 @@ test('prepareForInference (float32) gives the eval forward\'s logits within 1e-4
       assert.deepEqual(folded.shape, reference.shape, arch);
       assert.equal(folded.dtype, 'float32');
       const error = maxAbs(folded.sub(reference)) / maxAbs(reference);
-      assert.ok(error < 1e-4, `${arch} ${JSON.stringify(options)}: relative error ${error}`);
+      assert.ok(error < 1e-4, `${arch} ${JSON.stringify(options)} ${layout}: relative error ${error}`);
       // The caller's input is left as it was (the blocks write into buffers they own).
       assert.equal(maxAbs(x.sub(original)), 0);
     });
     prepared.dispose();
+    assert.equal(memory().tensors, live, `${arch} ${layout}: every tensor of the forward and the prepared weights freed`);
     model.dispose();
   }
 });
@@ -95,6 +99,11 @@ test('prepareForInference checks its options and the input like the model does',
   manualSeed(1);
   const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 3 }).eval();
   assert.throws(() => prepareForInference(model, { dtype: 'float16' as never }), /dtype must be 'float32' or 'bfloat16', got "float16"/);
+  assert.throws(() => prepareForInference(model, { layout: 'nhwc' as never }), /layout must be 'blocked' or 'dense', got "nhwc"/);
+  assert.throws(() => prepareForInference(model, { dtype: 'bfloat16', layout: 'blocked' }), /layout 'blocked' needs dtype float32/);
+  const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
+  assert.equal(bf16.layout, 'dense');
+  bf16.dispose();
   const prepared = prepareForInference(model);
   assert.throws(() => tidy(() => prepared.forward(randn([1, 3, 16, 32, 32]))), /built for 8-frame clips, got 16 frames/);
   prepared.dispose();
