@@ -34,7 +34,7 @@ else
   SEEDS="${SEEDS:-0 1 2}"
   # EPOCHS may be given (a script may set its own default before sourcing this file).
   VIDEOS=40; W=96; H=72; SIZE=48; FRAMES=8; WIDTH=0.25; EPOCHS="${EPOCHS:-12}"; BATCH=8; TEST_CLIPS=4
-  SHAPE_VIDEOS=24; TEACHER_EPOCHS=10; TEACHER_BATCH=32; TRANSFER_BATCH=16; TRANSFER_EPOCHS=8; TRANSFER_POSITIONS=4
+  SHAPE_VIDEOS=100; TEACHER_EPOCHS=150; TEACHER_BATCH=32; TRANSFER_BATCH=16; TRANSFER_EPOCHS=20; TRANSFER_POSITIONS=8
 fi
 
 # make_data DIR CLASSES SCENE [extra synth flags...]: a synth dataset and its frame cache (DIR/videos, DIR/cache), once.

@@ -5,6 +5,7 @@
  * weight decay 1e-3), batch, threads and loader workers, in one run.
  *
  *   node dist/bench/train/bench.js [--config demo|full|both] [--cache DIR] [--steps 10] [--threads 2] [--workers 1]
+ *                                  [--torch-amp none|bf16|both]
  *
  * `demo`: the demo's configuration (stc_resnet3d_18 at width 0.25, 8×48² clips, batch 8);
  * `full`: stc_resnet3d_18 at the paper's widths, 16×112² clips, batch 8.
@@ -79,6 +80,11 @@ async function main(): Promise<void> {
   const steps = Number(flag('steps', '10'));
   const warmup = 2;
   const which = flag('config', 'both');
+  // PyTorch paths: float32, and bf16 autocast (a PyTorch user's usual speed-up; emulated and slow on
+  // CPUs without AVX-512 BF16 or AMX, so only on request there).
+  const ampFlag = flag('torch-amp', 'none');
+  const torchAmps = ampFlag === 'both' ? ['none', 'bf16'] : [ampFlag];
+  if (!torchAmps.every((amp) => amp === 'none' || amp === 'bf16')) throw new Error(`--torch-amp must be none, bf16 or both, got ${ampFlag}`);
   const configs = which === 'both' ? [CONFIGS.demo!, CONFIGS.full!] : [CONFIGS[which]!];
   if (configs.some((c) => !c)) throw new Error(`--config must be demo, full or both, got ${which}`);
   setNumThreads(threads);
@@ -101,17 +107,18 @@ async function main(): Promise<void> {
     `${steps} timed steps after ${warmup} warm-up steps, ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown CPU'})`];
   for (const config of configs) {
     const mine = await ours(config, cacheDir, samples, steps, warmup, workers);
-    const py = spawnSync(python, [script, '--cache', cacheDir, '--model', config.model, '--width', String(config.width), '--classes', String(CLASSES),
-      '--frames', String(config.frames), '--size', String(config.size), '--batch', String(config.batch), '--workers', String(workers),
-      '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup)], { encoding: 'utf8' });
-    if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
-    const torch = JSON.parse(py.stdout.trim().split('\n').pop()!) as typeof mine;
-    lines.push(
-      `${config.name} (${config.model}, width ×${config.width}, ${config.frames}×${config.size}², batch ${config.batch}):`,
-      `  stcnet:  ${mine.clips_per_s.toFixed(2)} clips/s (${mine.clips} clips in ${mine.seconds.toFixed(2)} s, ${(100 * mine.data_wait).toFixed(1)}% waiting for data)`,
-      `  PyTorch: ${torch.clips_per_s.toFixed(2)} clips/s (${torch.clips} clips in ${torch.seconds.toFixed(2)} s, ${(100 * torch.data_wait).toFixed(1)}% waiting for data)`,
-      `  ratio (stcnet / PyTorch clips/s): ${(mine.clips_per_s / torch.clips_per_s).toFixed(2)}x`,
-    );
+    const describe = (r: typeof mine) => `${r.clips_per_s.toFixed(2)} clips/s (${r.clips} clips in ${r.seconds.toFixed(2)} s, ${(100 * r.data_wait).toFixed(1)}% waiting for data)`;
+    lines.push(`${config.name} (${config.model}, width ×${config.width}, ${config.frames}×${config.size}², batch ${config.batch}):`,
+      `  stcnet float32:        ${describe(mine)}`);
+    for (const amp of torchAmps) {
+      const py = spawnSync(python, [script, '--cache', cacheDir, '--model', config.model, '--width', String(config.width), '--classes', String(CLASSES),
+        '--frames', String(config.frames), '--size', String(config.size), '--batch', String(config.batch), '--workers', String(workers),
+        '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), '--amp', amp], { encoding: 'utf8' });
+      if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
+      const torch = JSON.parse(py.stdout.trim().split('\n').pop()!) as typeof mine;
+      lines.push(`  PyTorch ${amp === 'bf16' ? 'bf16 autocast' : 'float32      '}: ${describe(torch)}`,
+        `    ratio (stcnet / this PyTorch path, clips/s): ${(mine.clips_per_s / torch.clips_per_s).toFixed(2)}x`);
+    }
   }
   process.stdout.write(lines.join('\n') + '\n');
   if (tmp && existsSync(tmp)) await rm(tmp, { recursive: true, force: true });

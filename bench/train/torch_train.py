@@ -1,6 +1,7 @@
 """PyTorch side of bench/train: the same model (scripts/reference/stc_reference.py, the contract's PyTorch
 reference), SGD (momentum 0.9, weight decay 1e-3), cross-entropy, fed by a torch DataLoader over the same
-JPEG frame cache (bench/loader/torch_loader.py's dataset). Prints one JSON line:
+JPEG frame cache (bench/loader/torch_loader.py's dataset); --amp bf16 runs the forward and the loss under
+torch.autocast("cpu", bfloat16), as a PyTorch user speeding up CPU training would. Prints one JSON line:
 {"clips": N, "seconds": S, "clips_per_s": R, "data_wait": share of the time spent waiting for batches}."""
 import argparse
 import json
@@ -32,6 +33,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--amp", choices=["none", "bf16"], default="none")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -58,7 +60,8 @@ def main():
             fetched = time.perf_counter()
             y = torch.tensor([labels[(steps * a.batch + i) % len(labels)] for i in range(x.shape[0])])
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.amp == "bf16"):
+                loss = F.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
             loss.item()
