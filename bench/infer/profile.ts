@@ -3,12 +3,12 @@
  * times: a stage's own work, its children's excluded), for the eager model and the prepared one.
  * Sums over N forwards after a warm-up; the same seeded model as bench/infer.
  *
- *   node dist/bench/infer/profile.js [--threads 2] [--repeats 3] [--batch 1] [--frames 16] [--size 112]
+ *   node dist/bench/infer/profile.js [--arch stc_resnet3d_18] [--threads 2] [--repeats 3] [--batch 1] [--frames 16] [--size 112]
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { randn, tidy, noGrad, setNumThreads, manualSeed, keep, type Tensor } from '../../src/engine/index.js';
 import { Conv3d, BatchNorm3d, MaxPool3d, AdaptiveAvgPool3d, Linear, type Module } from '../../src/nn/index.js';
-import { createModel, prepareForInference, StcBlock, BasicBlock } from '../../src/models/index.js';
+import { createModel, prepareForInference, StcBlock, BasicBlock, Bottleneck, type ModelName } from '../../src/models/index.js';
 import { FoldedConv, FrozenStc, PassThrough, FrozenBlock } from '../../src/models/inference.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -68,10 +68,13 @@ function main(): void {
   const batch = intFlag('batch', 1);
   const frames = intFlag('frames', 16);
   const size = intFlag('size', 112);
+  const archIndex = process.argv.indexOf('--arch');
+  const arch = (archIndex >= 0 ? process.argv[archIndex + 1] : 'stc_resnet3d_18') as ModelName;
   setNumThreads(threads);
   manualSeed(0);
-  const model = createModel('stc_resnet3d_18', { numClasses: 101, frames }).eval();
+  const model = createModel(arch, { numClasses: 101, frames } as never).eval();
   const prepared = prepareForInference(model);
+  const dense = prepareForInference(model, { layout: 'dense' });
   const x = keep(randn([batch, 3, frames, size, size]));
 
   instrument(Conv3d.prototype, 'forward', (c: Conv3d) => `conv ${kernelText(c.weight)}`);
@@ -81,15 +84,17 @@ function main(): void {
   instrument(AdaptiveAvgPool3d.prototype, 'forward', () => 'average pool');
   instrument(Linear.prototype, 'forward', () => 'linear (fc)');
   instrument(BasicBlock.prototype, 'forward', () => 'block: residual add, ReLUs');
+  instrument(Bottleneck.prototype, 'forward', () => 'block: residual add, ReLUs');
   instrument(FoldedConv.prototype, 'forward', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +ReLU)`);
   instrument(FrozenStc.prototype, 'gate', () => 'STC gate (pool, FCs)');
   instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: ReLU(identity + residual·gate)');
   instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping');
   instrument(PassThrough.prototype, 'forward', (p: PassThrough) => `${(p as unknown as { module: Module }).module.constructor.name}`);
 
-  console.log(`bench/infer/profile: stc_resnet3d_18, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`bench/infer/profile: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   report('eager float32 (model.forward under noGrad)', () => tidy(() => { noGrad(() => model.forward(x)).toFloat32Array(); }), repeats);
-  report('prepareForInference float32', () => tidy(() => { prepared.forward(x).toFloat32Array(); }), repeats);
+  report('prepareForInference float32, blocked layout', () => tidy(() => { prepared.forward(x).toFloat32Array(); }), repeats);
+  report('prepareForInference float32, dense layout', () => tidy(() => { dense.forward(x).toFloat32Array(); }), repeats);
 }
 
 try {

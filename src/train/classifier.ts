@@ -161,18 +161,22 @@ export function decodeShortSide(preprocessing: Preprocessing): number {
  * The model as eval and predict run it on a device: batches arrive on the CPU from the loader and
  * are moved there (the trainer's OnDevice wrapper), scores come back as float32. On the CPU it is
  * the prepared network (BatchNorm folded, oneDNN's blocked layout: 1.3–1.5× the eval forward at
- * batch 1) where the family supports it.
+ * batch 1) where the family supports it; `dtype` bfloat16 runs it in bf16 (fast only on CPUs with
+ * AVX-512 BF16 or AMX), or on a GPU under bf16 autocast.
  */
-export async function onDevice(model: ZooModel, device: 'cpu' | 'cuda'): Promise<Module & { numClasses: number }> {
+export async function onDevice(model: ZooModel, device: 'cpu' | 'cuda', dtype: 'float32' | 'bfloat16' = 'float32'): Promise<Module & { numClasses: number }> {
   if (device === 'cpu') {
     const { prepareIfSupported } = await import('../models/inference.js');
     const { PreparedModule } = await import('./on_device.js');
-    const prepared = prepareIfSupported(model);
-    return prepared ? new PreparedModule(prepared) : model;
+    const prepared = prepareIfSupported(model, { dtype });
+    if (prepared) return new PreparedModule(prepared);
+    if (dtype === 'bfloat16') throw new UserError(`--dtype bfloat16: ${model.arch} has no prepared inference form (prepareForInference covers the ResNets, ResNeXts, STC and torchvision video ResNets); use --dtype float32`);
+    return model;
   }
   const { cudaAvailable } = await import('../engine/runtime.js');
   if (!cudaAvailable()) throw new UserError('--device cuda: this libtorch has no CUDA device (use --device cpu, or build against a CUDA libtorch: scripts/gpu_check.sh)');
   const { OnDevice } = await import('./on_device.js');
   model.to(device);
-  return Object.assign(new OnDevice(model, device, 'none'), { numClasses: model.numClasses });
+  // On the GPU bf16 is autocast over the eval-mode model (weights stay float32).
+  return Object.assign(new OnDevice(model, device, dtype === 'bfloat16' ? 'bf16' : 'none'), { numClasses: model.numClasses });
 }

@@ -25,6 +25,8 @@ export interface EvalContext {
   preprocessing: { frames: number; stride: number; size: number; mean: number[]; std: number[]; shortSide?: number };
   clips: number;
   crops: number;
+  /** Precision of the forward pass (`--dtype`); absent means float32. */
+  dtype?: 'float32' | 'bfloat16';
   /** The evaluated samples; a video index in the report is an index into this list. */
   samples: { path: string; relPath: string }[];
   /** Videos that could not be read (left out of every figure). */
@@ -61,6 +63,7 @@ export function evalReportJson(report: AccuracyReport, context: EvalContext): Re
     preprocessing: context.preprocessing,
     clipsPerVideo: context.clips,
     cropsPerClip: context.crops,
+    dtype: context.dtype ?? 'float32',
     videos: report.videos,
     clips: report.clips,
     clipTop1: report.clipTop1,

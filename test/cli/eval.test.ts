@@ -94,6 +94,27 @@ test('stcnet eval CHECKPOINT on a generated dataset: every figure, CSV and chart
   });
 });
 
+test('stcnet eval --dtype bfloat16: the prepared network in bf16 predicts what float32 does, scores within 0.02, and the report says bfloat16', async () => {
+  const fixture = await predictFixture();
+  const outs = { float32: join(fixture.work, 'eval-f32'), bfloat16: join(fixture.work, 'eval-bf16') };
+  for (const [dtype, out] of Object.entries(outs)) {
+    const result = run('eval', fixture.checkpoint, '--data', fixture.data, '--format', 'ucf101', '--split', 'test1', '--clips', '2', '--workers', '1',
+      '--dtype', dtype, '--out', out, '--quiet');
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal((readReport(out) as Report & { dtype: string }).dtype, dtype);
+  }
+  const [f32, bf16] = [outs.float32, outs.bfloat16].map((out) => csvRows(join(out, 'videos.csv')).slice(1));
+  assert.equal(bf16!.length, 8);
+  bf16!.forEach((row, i) => {
+    assert.equal(row[2], f32![i]![2], `${row[0]}: bf16 predicts ${row[2]}, float32 ${f32![i]![2]}`);
+    assert.ok(Math.abs(Number(row[3]) - Number(f32![i]![3])) < 0.02, `${row[0]}: score ${row[3]} vs ${f32![i]![3]}`);
+  });
+  assert.equal(readReport(outs.bfloat16).videoTop1, readReport(outs.float32).videoTop1);
+  const bad = run('eval', fixture.checkpoint, '--data', fixture.data, '--dtype', 'float16');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--dtype/);
+});
+
 test('stcnet eval RUN_DIR: the run\'s config gives the dataset, cache and split, 3 crops, the report lands in RUN_DIR/eval-SPLIT and a rerun replaces it', async () => {
   const fixture = await predictFixture();
   const runDir = join(fixture.work, 'run');
