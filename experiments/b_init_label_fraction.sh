@@ -25,7 +25,7 @@ if [ ! -f "$TEACHER" ]; then
     --size "$SIZE" --crop-scales 1 --epochs "$TEACHER_EPOCHS" --batch-size "$TEACHER_BATCH" --optimizer adamw --lr 0.002 --workers "$WORKERS" --quiet
 fi
 # A teacher at chance would make "transfer" a second random initialisation: stop rather than report that.
-TEACHER_ACCURACY=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).best.valAccuracy))' "$OUT/teacher/summary.json")
+TEACHER_ACCURACY=$(node -e 'const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.stdout.write(String((s.best ?? s.last ?? {}).valAccuracy ?? 0))' "$OUT/teacher/summary.json")
 say "teacher: held-out shape accuracy $TEACHER_ACCURACY (5 shapes, chance 0.2)"
 if [ "$SMOKE" != 1 ] && node -e 'process.exit(Number(process.argv[1]) < 0.3 ? 0 : 1)' "$TEACHER_ACCURACY"; then
   echo "experiments: the teacher reached only $TEACHER_ACCURACY on held-out shapes (chance 0.2); more TEACHER_EPOCHS or SHAPE_VIDEOS" >&2
