@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 OUT="$EXP_OUT/a"
 CLASSES=$([ "$SMOKE" = 1 ] && echo 4 || echo 6)
 make_data "$OUT/data" "$CLASSES" plain
+[ "$DATA_REMADE" = 0 ] || rm -rf "$OUT/runs"
 for model in resnet3d_18 stc_resnet3d_18; do
   for seed in $SEEDS; do
     run="$OUT/runs/$model-seed$seed"

@@ -18,17 +18,21 @@ MODEL=stc_resnet3d_18
 #    (--crop-scales 1): a corner crop can cut the object out.
 VIDEOS=$SHAPE_VIDEOS make_data "$OUT/shapes" "$CLASSES" plain --label shape
 TEACHER="$OUT/teacher/teacher.safetensors"
-if [ ! -f "$TEACHER" ]; then
-  rm -rf "$OUT/teacher"
+TEACHER_SETTINGS="shapes=$(cat "$OUT/shapes/cache/.complete") epochs=$TEACHER_EPOCHS batch=$TEACHER_BATCH width=$WIDTH"
+if [ ! -f "$TEACHER" ] || [ "$(cat "$OUT/teacher/.settings" 2>/dev/null)" != "$TEACHER_SETTINGS" ]; then
+  # A new teacher: what was made from the old one (inflation, transfer and their fine-tunings) goes too.
+  rm -rf "$OUT/teacher" "$OUT/inflated.safetensors" "$OUT"/*/transfer "$OUT"/runs/*/transfer-* "$OUT"/runs/*/inflation-*
   say "train-2d teacher (resnet2d_18 ×$WIDTH on shapes)"
   stcnet train-2d "$OUT/shapes/videos" --cache "$OUT/shapes/cache" --out "$OUT/teacher" --width-multiplier "$WIDTH" \
     --size "$SIZE" --crop-scales 1 --epochs "$TEACHER_EPOCHS" --batch-size "$TEACHER_BATCH" --optimizer adamw --lr 0.002 --workers "$WORKERS" --quiet
+  echo "$TEACHER_SETTINGS" > "$OUT/teacher/.settings"
 fi
 # A teacher at chance would make "transfer" a second random initialisation: stop rather than report that.
 TEACHER_ACCURACY=$(node -e 'const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.stdout.write(String((s.best ?? s.last ?? {}).valAccuracy ?? 0))' "$OUT/teacher/summary.json")
 say "teacher: held-out shape accuracy $TEACHER_ACCURACY (5 shapes, chance 0.2)"
 if [ "$SMOKE" != 1 ] && node -e 'process.exit(Number(process.argv[1]) < 0.3 ? 0 : 1)' "$TEACHER_ACCURACY"; then
   echo "experiments: the teacher reached only $TEACHER_ACCURACY on held-out shapes (chance 0.2); more TEACHER_EPOCHS or SHAPE_VIDEOS" >&2
+  rm -rf "$OUT/teacher"
   exit 2
 fi
 
@@ -39,16 +43,20 @@ INFLATED="$OUT/inflated.safetensors"
 for scene in plain varied; do
   DATA="$OUT/$scene"
   make_data "$DATA" "$CLASSES" "$scene"
+  [ "$DATA_REMADE" = 0 ] || rm -rf "$OUT/runs/$scene"
   # 3. Transfer on this scene's training videos, labels ignored.
   node "$EXP_DIR/subset.mjs" unlabeled "$DATA/videos" "$DATA/unlabeled" > /dev/null
   TRANSFER="$DATA/transfer"
-  if ! { [ -f "$TRANSFER/summary.json" ] && grep -q '"status": *"completed"' "$TRANSFER/summary.json"; }; then
-    rm -rf "$TRANSFER"
+  TRANSFER_SETTINGS="$TEACHER_SETTINGS epochs=$TRANSFER_EPOCHS positions=$TRANSFER_POSITIONS batch=$TRANSFER_BATCH lr=0.0005"
+  if ! { [ -f "$TRANSFER/summary.json" ] && grep -q '"status": *"completed"' "$TRANSFER/summary.json" &&
+         [ "$(cat "$TRANSFER/.settings" 2>/dev/null)" = "$TRANSFER_SETTINGS" ]; }; then
+    rm -rf "$TRANSFER" "$OUT/runs/$scene"/transfer-*
     say "transfer ($scene): teacher → $MODEL"
     stcnet transfer "$DATA/videos" --format ucf101 --annotations "$DATA/unlabeled" --cache "$DATA/cache" --teacher "$TEACHER" \
       --model "$MODEL" --frames "$FRAMES" --size "$SIZE" --width-multiplier "$WIDTH" --teacher-frames 4 --positions "$TRANSFER_POSITIONS" \
       --epochs "$TRANSFER_EPOCHS" --batch-size "$TRANSFER_BATCH" --optimizer adamw --lr 0.0005 --schedule cosine --cache-teacher \
       --out "$TRANSFER" --workers "$WORKERS" --quiet
+    echo "$TRANSFER_SETTINGS" > "$TRANSFER/.settings"
   fi
   STUDENT="$TRANSFER/best.safetensors"; [ -f "$STUDENT" ] || STUDENT="$TRANSFER/last.safetensors"
   # 4. Fine-tuning: 2 label fractions × 3 initialisations × seeds.

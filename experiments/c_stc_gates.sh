@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 A="$EXP_OUT/a"
 CLASSES=$([ "$SMOKE" = 1 ] && echo 4 || echo 6)
 make_data "$A/data" "$CLASSES" plain
+[ "$DATA_REMADE" = 0 ] || rm -rf "$A/runs"
 run="$A/runs/stc_resnet3d_18-seed0"
 say "model: $run"
 train_run "$run" "$A/data/videos" --cache "$A/data/cache" --model stc_resnet3d_18 --seed 0

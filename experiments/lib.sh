@@ -38,16 +38,22 @@ else
 fi
 
 # make_data DIR CLASSES SCENE [extra synth flags...]: a synth dataset and its frame cache (DIR/videos, DIR/cache), once.
+# Made again when the settings differ from the ones recorded in DIR/cache/.complete; then DATA_REMADE=1,
+# and the caller drops the runs trained on the old data.
 make_data() {
   local dir=$1 classes=$2 scene=$3; shift 3
-  if [ ! -f "$dir/cache/.complete" ]; then
+  DATA_REMADE=0
+  # The settings the data was made with: other settings make it again (and drop what was made from it).
+  local settings="classes=$classes videos=$VIDEOS ${W}x$H size=$SIZE scene=$scene $*"
+  if [ "$(cat "$dir/cache/.complete" 2>/dev/null)" != "$settings" ]; then
+    DATA_REMADE=1
     rm -rf "$dir"
     say "synth $dir ($classes classes × $VIDEOS videos, $scene scenes)"
     # One group per video, as the demo: videos that share a look would let a small net memorise it.
     stcnet synth "$dir/videos" --classes "$classes" --videos "$VIDEOS" --width "$W" --height "$H" --fps 16 \
       --min-duration 1.5 --max-duration 2.5 --noise 3 --shake 1 --scene "$scene" --clips-per-group 1 --seed 100 --quiet "$@"
     stcnet prepare "$dir/videos" --out "$dir/cache" --short-side "$SIZE" --jobs 2 --quiet
-    touch "$dir/cache/.complete"
+    echo "$settings" > "$dir/cache/.complete"
   fi
 }
 

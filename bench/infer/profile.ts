@@ -88,7 +88,7 @@ function main(): void {
   instrument(FoldedConv.prototype, 'forward', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +ReLU)`);
   instrument(FrozenStc.prototype, 'gate', () => 'STC gate (pool, FCs)');
   instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: ReLU(identity + residual·gate)');
-  instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping');
+  instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping (blocked layout: merge, layout conversions)');
   instrument(PassThrough.prototype, 'forward', (p: PassThrough) => `${(p as unknown as { module: Module }).module.constructor.name}`);
 
   console.log(`bench/infer/profile: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -141,6 +141,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
   const { loadClassifier, onDevice } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
+  let runner: Awaited<ReturnType<typeof onDevice>> | undefined;
   try {
     if (model.numClasses !== dataset.classes.length) {
       throw new UserError(`stcnet eval: the model has ${model.numClasses} outputs but the dataset at ${data.root} has ${dataset.classes.length} classes`);
@@ -153,7 +154,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
           '(the model\'s outputs would be scored against the wrong labels; --class-list fixes the dataset\'s order)');
       }
     }
-    const runner = await onDevice(model, f.device, f.dtype as 'float32' | 'bfloat16');
+    runner = await onDevice(model, f.device, f.dtype as 'float32' | 'bfloat16');
     const clips = `${f.clips} clip${f.clips === 1 ? '' : 's'}`;
     const views = crops > 1 ? `${clips} × ${crops} crops` : clips;
     if (!f.quiet) {
@@ -185,6 +186,7 @@ async function runEval(target: string, f: Flags): Promise<void> {
     say(formatEvalSummary(result.report, context));
     say(`wrote ${files.map((file) => path.basename(file)).join(', ')} to ${outDir}`);
   } finally {
+    if (runner !== model) runner?.dispose();  // the prepared copy of the weights
     model.dispose();
   }
 }

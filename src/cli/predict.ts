@@ -121,6 +121,7 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags, 
   const { loadClassifier, onDevice } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
+  let runner: Awaited<ReturnType<typeof onDevice>> | undefined;
   try {
     const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
     if (!classifier.classes && !f.quiet) process.stderr.write(`predict: ${source.checkpoint} names no classes; showing indices (--labels FILE gives names)\n`);
@@ -130,15 +131,16 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags, 
     }
     const settings = { preprocessing, clips: f.clips, crops, workers: f.workers, top: f.top };
     const header = {
-      checkpoint: source.checkpoint, arch: classifier.arch, clips: f.clips, crops,
+      checkpoint: source.checkpoint, arch: classifier.arch, clips: f.clips, crops, dtype: f.dtype,
       preprocessing, shortSideFrom: classifier.shortSideFrom,
     };
-    const runner = await onDevice(model, f.device, f.dtype as 'float32' | 'bfloat16');
+    runner = await onDevice(model, f.device, f.dtype as 'float32' | 'bfloat16');
     const succeeded = f.timeline
       ? await runTimelines(runner, files, classes, { ...settings, window: f.window, step: f.step }, f, header)
       : await runVideos(runner, files, classes, settings, f, header);
     process.exitCode = succeeded > 0 ? 0 : 1;
   } finally {
+    if (runner !== model) runner?.dispose();  // the prepared copy of the weights
     model.dispose();
   }
 }

@@ -20,7 +20,8 @@ export interface ConvOptions {
  */
 export type ConvAlgorithm = 'auto' | 'aten' | 'mkldnn';
 let convAlgorithm: ConvAlgorithm = 'auto';
-const mkldnnAvailable = native.buildInfo().mkldnn;
+/** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
+export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!['auto', 'aten', 'mkldnn'].includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected auto, aten or mkldnn, got "${algorithm}"`);
@@ -39,7 +40,7 @@ function expand(value: SizeArg | undefined, spatialDims: number, fallback: numbe
 }
 
 function useMkldnn(input: Tensor, spatialDims: number): boolean {
-  if (!mkldnnAvailable || convAlgorithm === 'aten') return false;
+  if (!mkldnnEnabled || convAlgorithm === 'aten') return false;
   if (input.dtype !== 'float32' || input.device !== 'cpu') return false;
   return convAlgorithm === 'mkldnn' || (spatialDims === 3 && input.size(0) < 8);
 }
@@ -64,8 +65,7 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opti
   return convolution(input, weight, bias, options, 2);
 }
 
-/** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
-export const mkldnnEnabled: boolean = mkldnnAvailable;
+
 
 /**
  * oneDNN's blocked layout (an MKLDNN tensor; float32 or bf16 CPU): convolution, ReLU, addition and

@@ -18,7 +18,10 @@ import { StcBlock, type GateBranch } from './stc.js';
  *   the eval forward makes one pass over memory per convolution instead of two;
  * - ReLU runs in place on the convolution's output; the residual addition, the STC gate and the
  *   final ReLU are one `addcmul_` and one `relu_` on a buffer the block owns (eager: mul, add, relu
- *   into fresh tensors), and without a gate one fused `_add_relu_` pass;
+ *   into fresh tensors), and without a gate one fused `_add_relu_` pass (blocked layout: `add_`, `relu_`);
+ * - layout 'blocked' (float32 default where libtorch has oneDNN) keeps activations in oneDNN's blocked
+ *   layout between layers with the convolution weights packed once; gated blocks convert around their
+ *   gate (see FrozenBlock);
  * - the STC block pools H,W once and derives its temporal-branch mean from that (eager pools twice);
  * - the weights carry no autograd state and the forward runs without gradient recording;
  * - dtype 'bfloat16' stores the weights in bf16 and runs the whole network in bf16 (inputs cast on
@@ -27,6 +30,9 @@ import { StcBlock, type GateBranch } from './stc.js';
  * The original model is left untouched; later changes to its weights are not seen (prepare again).
  */
 export type InferenceDType = 'float32' | 'bfloat16';
+
+/** A model whose family or structure prepareForInference does not cover (an ArgumentError). */
+export class UnsupportedModelError extends ArgumentError {}
 
 /**
  * Where activations live between layers: 'blocked' keeps them in oneDNN's blocked layout with the
@@ -49,7 +55,7 @@ function own(tensor: Tensor, dtype: InferenceDType): Tensor {
 
 /** W·γ/√(σ²+ε) and β − μ·γ/√(σ²+ε), folded in float64 so that the result is the correctly rounded product. */
 function foldBatchNorm(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d, dtype: InferenceDType): { weight: Tensor; bias: Tensor } {
-  if (!bn.runningMean || !bn.runningVar) throw new ArgumentError('prepareForInference: a BatchNorm without running statistics cannot be folded');
+  if (!bn.runningMean || !bn.runningVar) throw new UnsupportedModelError('prepareForInference: a BatchNorm without running statistics cannot be folded');
   return tidy(() => {
     const scale = bn.runningVar!.double().add(bn.eps).rsqrt().mul(bn.weight ? bn.weight.double() : 1);
     const shape = [scale.size(0), ...new Array<number>(conv.weight.rank - 1).fill(1)];
@@ -69,7 +75,7 @@ export class FoldedConv {
   readonly bias: Tensor | null;
   private readonly options: F.ConvOptions;
   private readonly dims: 2 | 3;
-  /** A strided 1×1(×1) convolution (the shortcut's): the input is subsampled first, see forward. */
+  /** A strided 1×1(×1) convolution (the shortcut's), dense layout: the input is subsampled first, see forward. */
   private readonly subsample: number[] | null = null;
 
   /**
@@ -161,7 +167,7 @@ function compileChain(modules: readonly Module[], dtype: InferenceDType, where: 
     } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
       stages.push(new PassThrough(layer));
     } else {
-      throw new ArgumentError(`prepareForInference: ${where}: cannot fold a ${layer.constructor.name} here (expected convolution, BatchNorm, ReLU or pooling)`);
+      throw new UnsupportedModelError(`prepareForInference: ${where}: cannot fold a ${layer.constructor.name} here (expected convolution, BatchNorm, ReLU or pooling)`);
     }
   }
   return stages;
@@ -278,7 +284,8 @@ export class FrozenBlock implements Stage {
       let identity: Tensor;
       let identityBlocked: boolean;
       if (this.shortcut.length === 0) {
-        // A gated merge wants the plain input, a gateless one the blocked copy.
+        // The identity is the input: as it came for a gated merge (converted below if blocked), the
+        // blocked copy for a gateless one.
         identity = this.inputBlocked || this.stc ? x : xBlocked;
         identityBlocked = this.inputBlocked || !this.stc;
       } else if (this.plainShortcut) {
@@ -320,7 +327,7 @@ function compileBlock(block: Module, dtype: InferenceDType, where: string, layou
     return new FrozenBlock(chain([block.conv1, block.conv2], where), null,
       block.downsample ? chain([block.downsample], `${where}.downsample`) : [], layout, inputBlocked);
   }
-  throw new ArgumentError(`prepareForInference: ${where}: unsupported block ${block.constructor.name}`);
+  throw new UnsupportedModelError(`prepareForInference: ${where}: unsupported block ${block.constructor.name}`);
 }
 
 /** A model prepared for inference: `forward(x)` gives float32 logits N×classes, no gradients. */
@@ -404,11 +411,11 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else {
-      throw new ArgumentError(`prepareForInference: unsupported model ${model.arch} (expected a ResNet/ResNeXt, STC or torchvision video ResNet)`);
+      throw new UnsupportedModelError(`prepareForInference: unsupported model ${model.arch} (expected a ResNet/ResNeXt, STC or torchvision video ResNet)`);
     }
     const global = (avgpool instanceof AdaptiveAvgPool3d || avgpool instanceof AdaptiveAvgPool2d) && [avgpool.outputSize].flat().every((size) => size === 1);
     if (!global) {
-      throw new ArgumentError(`prepareForInference: ${model.arch}: expected a global average pool before fc`);
+      throw new UnsupportedModelError(`prepareForInference: ${model.arch}: expected a global average pool before fc`);
     }
     let blocked = layout === 'blocked';
     const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => {
@@ -422,13 +429,13 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
 
 /**
  * `prepareForInference(model)` where the model's family supports it, else null (the caller runs the
- * eval-mode model); any other failure is thrown.
+ * eval-mode model); any other failure (bad options, a libtorch error) is thrown.
  */
 export function prepareIfSupported(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel | null {
   try {
     return prepareForInference(model, options);
   } catch (error) {
-    if (error instanceof ArgumentError) return null;
+    if (error instanceof UnsupportedModelError) return null;
     throw error;
   }
 }

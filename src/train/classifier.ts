@@ -160,7 +160,7 @@ export function decodeShortSide(preprocessing: Preprocessing): number {
 /**
  * The model as eval and predict run it on a device: batches arrive on the CPU from the loader and
  * are moved there (the trainer's OnDevice wrapper), scores come back as float32. On the CPU it is
- * the prepared network (BatchNorm folded, oneDNN's blocked layout: 1.3–1.5× the eval forward at
+ * the prepared network (BatchNorm folded, oneDNN's blocked layout: 1.4–1.6× the eval forward at
  * batch 1) where the family supports it; `dtype` bfloat16 runs it in bf16 (fast only on CPUs with
  * AVX-512 BF16 or AMX), or on a GPU under bf16 autocast.
  */

@@ -41,4 +41,9 @@ export class PreparedModule extends Module {
   forward(x: Tensor): Tensor {
     return this.prepared.forward(x);
   }
+
+  /** Frees the prepared copy of the weights (the model it was prepared from is the caller's). */
+  override dispose(): void {
+    this.prepared.dispose();
+  }
 }
