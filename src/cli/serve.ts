@@ -12,6 +12,7 @@ const flags = {
   host: { type: 'string', description: 'address to listen on (0.0.0.0 for every interface)', default: '127.0.0.1' },
   port: { type: 'int', description: 'port to listen on; 0 picks a free one (the URL is printed)', default: 8080, min: 0, max: 65535 },
   threads: { type: 'int', description: 'libtorch threads for the forward pass (default: STCNET_THREADS, else the cores available)', min: 1, max: 1024 },
+  dtype: { type: 'string', description: 'precision of the forward pass: bfloat16 is fast on CPUs with AVX-512 BF16 or AMX (emulated and slow elsewhere)', default: 'float32', choices: ['float32', 'bfloat16'] },
   'max-batch': { type: 'int', description: 'most requests whose clips share one forward pass (1: no batching across requests)', default: 4, min: 1, max: 256 },
   'batch-wait-ms': { type: 'number', description: 'how long an idle model waits for more requests to fill a batch', default: 5, min: 0, max: 60000 },
   'max-upload-mb': { type: 'number', description: 'largest upload (video file or JSON body), in MB; larger gets 413', default: 100, min: 0.001, max: 1_000_000 },
@@ -72,6 +73,7 @@ async function runServe(checkpointArg: string, f: Flags, given: Set<string>): Pr
   try {
     server = await startServer({
       checkpoint: source.checkpoint, host: f.host, port: f.port, ...(f.threads !== undefined ? { threads: f.threads } : {}),
+      dtype: f.dtype as 'float32' | 'bfloat16',
       maxBatch: f['max-batch'], batchWaitMs: f['batch-wait-ms'], maxUploadBytes: Math.round(f['max-upload-mb'] * 1024 * 1024),
       maxSeconds: f['max-seconds'], maxFrames: f['max-frames'], minFrames: f['min-frames'], maxQueue: f['max-queue'], decoders: f.decoders,
       clips: f.clips, crops: Number(f.crops) as 1 | 3, topK: f['top-k'], tmpDir: f['tmp-dir'], static: f.static,

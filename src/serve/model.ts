@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
-import { prepareIfSupported, type InferenceModel, type ZooModel } from '../models/index.js';
+import { prepareIfSupported, type InferenceDType, type InferenceModel, type ZooModel } from '../models/index.js';
+import { UserError } from '../util/errors.js';
 import type { Preprocessing } from '../models/checkpoint.js';
 import { decodeShortSide, loadClassifier, normalizationOf, resolveModelSource } from '../train/classifier.js';
 
@@ -31,8 +32,10 @@ export interface ModelDescription {
   };
   clips: number;
   crops: 1 | 3;
-  /** float32 with BatchNorm folded (prepareForInference), or the eval-mode network when the family has no frozen form. */
+  /** BatchNorm folded (prepareForInference), or the eval-mode network when the family has no frozen form. */
   runtime: 'prepared' | 'eval';
+  /** Precision of the forward pass (`--dtype`). */
+  dtype: InferenceDType;
 }
 
 export class ServedModel {
@@ -44,14 +47,18 @@ export class ServedModel {
     readonly description: ModelDescription,
   ) {}
 
-  static async load(checkpointArg: string, settings: { clips: number; crops: 1 | 3; threads?: number }): Promise<ServedModel> {
+  static async load(checkpointArg: string, settings: { clips: number; crops: 1 | 3; threads?: number; dtype?: InferenceDType }): Promise<ServedModel> {
     if (settings.threads !== undefined) setNumThreads(settings.threads);
     const source = resolveModelSource(checkpointArg);
     const classifier = await loadClassifier(source);
     const { model, preprocessing } = classifier;
+    const dtype = settings.dtype ?? 'float32';
     let prepared: InferenceModel | null;
     try {
-      prepared = prepareIfSupported(model);
+      prepared = prepareIfSupported(model, { dtype });
+      if (!prepared && dtype !== 'float32') {
+        throw new UserError(`stcnet serve: --dtype ${dtype}: ${classifier.arch} has no prepared inference form (prepareForInference covers the ResNets, ResNeXts, STC and torchvision video ResNets); use --dtype float32`);
+      }
     } catch (error) {
       model.dispose();
       throw error;
@@ -74,6 +81,7 @@ export class ServedModel {
       clips: settings.clips,
       crops: settings.crops,
       runtime: prepared ? 'prepared' : 'eval',
+      dtype,
     };
     return new ServedModel(model, prepared, classes, { ...preprocessing, shortSide }, description);
   }

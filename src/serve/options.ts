@@ -10,6 +10,8 @@ export interface ServeOptions {
   port: number;
   /** libtorch intra-op threads. */
   threads?: number;
+  /** Precision of the forward pass (default float32); bfloat16 is fast only on CPUs with AVX-512 BF16 or AMX. */
+  dtype?: 'float32' | 'bfloat16';
   /** Most requests whose clips share one forward pass (1: no batching across requests). */
   maxBatch: number;
   /** How long an idle model waits for more requests to fill a batch, in milliseconds. */

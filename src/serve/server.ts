@@ -24,7 +24,7 @@ export interface RunningServer {
 
 
 export async function startServer(options: ServeOptions, log: (line: string) => void = () => undefined): Promise<RunningServer> {
-  const model = await ServedModel.load(options.checkpoint, { clips: options.clips, crops: options.crops, threads: options.threads });
+  const model = await ServedModel.load(options.checkpoint, { clips: options.clips, crops: options.crops, threads: options.threads, dtype: options.dtype });
   let uploads: UploadFolder | undefined;
   let exportDir: string | undefined;
   let app: FastifyInstance | undefined;

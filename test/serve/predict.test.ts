@@ -145,6 +145,29 @@ test('requests that arrive together share one forward pass and get the scores th
   }
 });
 
+test('stcnet serve --dtype bfloat16: GET /model says so, and POST /predict gives the top-1 of stcnet predict --dtype bfloat16, scores within 1e-5', async () => {
+  const fixture = await serveFixture();
+  const bf16 = await startService(fixture.checkpoint, ['--clips', '1', '--top-k', '4', '--dtype', 'bfloat16']);
+  try {
+    const model = (await request(bf16.url, { path: '/model' })).json<{ runtime: string; dtype: string }>();
+    assert.deepEqual([model.runtime, model.dtype], ['prepared', 'bfloat16']);
+    const video = fixture.videos[0]!;
+    const cliRun = spawnSync(process.execPath, [cli, 'predict', fixture.checkpoint, video, '--clips', '1', '--top', '4', '--dtype', 'bfloat16', '--json', '--quiet'],
+      { encoding: 'utf8', timeout: 300_000, env: { ...process.env, STCNET_THREADS: '1' } });
+    assert.equal(cliRun.status, 0, cliRun.stderr);
+    const json = JSON.parse(cliRun.stdout) as { dtype: string; videos: { top: { index: number; label: string; score: number }[] }[] };
+    assert.equal(json.dtype, 'bfloat16');
+    const expected = json.videos[0]!.top;
+    const answer = await request(bf16.url, { method: 'POST', path: '/predict', headers: { 'content-type': 'video/mp4' }, body: readFileSync(video) });
+    assert.equal(answer.status, 200, answer.body);
+    const p = answer.json<Prediction>();
+    assert.equal(p.labels[0], expected[0]!.label);
+    assertScoresClose(byIndex(p), byIndex({ indices: expected.map((t) => t.index), scores: expected.map((t) => t.score) }), 'bf16 service vs bf16 predict');
+  } finally {
+    await bf16.stop();
+  }
+});
+
 test('GET /model describes the model and its input; GET /health the service', async () => {
   const fixture = await serveFixture();
   assert.ok(service);
@@ -159,6 +182,7 @@ test('GET /model describes the model and its input; GET /health the service', as
   assert.equal(m.clips, CLIPS);
   assert.equal(m.crops, 1);
   assert.equal(m.runtime, 'prepared');
+  assert.equal(m.dtype, 'float32');
   assert.deepEqual({ ...m.input, mean: undefined, std: undefined }, { frames: 4, stride: 1, size: 32, shortSide: 36, layout: 'NCTHW', mean: undefined, std: undefined });
   assert.equal((m.input.mean as number[]).length, 3);
   assert.equal((m.input.std as number[]).length, 3);
