@@ -8,7 +8,10 @@ import { createModel } from '../../src/models/registry.js';
 import { saveModelCheckpoint, type Preprocessing } from '../../src/models/checkpoint.js';
 import { batchTensors } from '../../src/train/epoch.js';
 import { exportOnnx } from '../../src/export/index.js';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { registerWebPage } from '../../src/serve/web.js';
 import { tempDir } from '../helpers.js';
+import { launchChromium, type Browser } from './chromium.js';
 
 /**
  * The browser tests' model and videos. One generated video per motion class (96×72, so both the
@@ -137,4 +140,25 @@ function fitClassifier(features: Float32Array[], width: number): { weight: Float
     weight: Float32Array.from(W, (w) => w / sigma),
     bias: Float32Array.from(b, (bias, c) => bias - W.subarray(c * width, (c + 1) * width).reduce((sum, w, i) => sum + (w * mu[i]!) / sigma, 0)),
   };
+}
+
+/** The fixture's page served by registerWebPage (fastify on a free port) and a Chromium to open it. */
+export interface ServedPage {
+  fixture: WebFixture;
+  app: FastifyInstance;
+  url: string;
+  browser: Browser;
+}
+
+export async function servePage(launch: { softwareWebGpu?: boolean } = {}): Promise<ServedPage> {
+  const fixture = await webFixture();
+  const app = Fastify();
+  await registerWebPage(app, { onnxFile: fixture.onnx });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    return { fixture, app, url, browser: await launchChromium([], launch) };
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
 }

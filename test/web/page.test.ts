@@ -9,7 +9,7 @@ import { registerWebPage } from '../../src/serve/web.js';
 import { exportOnnx } from '../../src/export/index.js';
 import { repoRoot } from '../helpers.js';
 import { launchChromium, type Browser } from './chromium.js';
-import { PREDICT_CLIPS, webFixture, type WebFixture } from './fixture.js';
+import { PREDICT_CLIPS, servePage, type WebFixture } from './fixture.js';
 
 /**
  * The browser page in Debian's headless Chromium, against `stcnet predict` on the same videos and
@@ -38,11 +38,7 @@ let url: string;
 let browser: Browser;
 
 before(async () => {
-  fixture = await webFixture();
-  app = Fastify();
-  await registerWebPage(app, { onnxFile: fixture.onnx });
-  url = await app.listen({ port: 0, host: '127.0.0.1' });
-  browser = await launchChromium();
+  ({ fixture, app, url, browser } = await servePage());
 });
 
 after(async () => {

@@ -2,11 +2,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { registerWebPage } from '../../src/serve/web.js';
+import type { FastifyInstance } from 'fastify';
 import { repoRoot } from '../helpers.js';
-import { launchChromium, type Browser } from './chromium.js';
-import { webFixture, type WebFixture } from './fixture.js';
+import type { Browser } from './chromium.js';
+import { servePage, type WebFixture } from './fixture.js';
 
 /**
  * The page's WebGPU backend, on Chromium's software adapter (SwiftShader: WebGPU on the CPU, in the
@@ -20,11 +19,7 @@ let url: string;
 let browser: Browser;
 
 before(async () => {
-  fixture = await webFixture();
-  app = Fastify();
-  await registerWebPage(app, { onnxFile: fixture.onnx });
-  url = await app.listen({ port: 0, host: '127.0.0.1' });
-  browser = await launchChromium([], { softwareWebGpu: true });
+  ({ fixture, app, url, browser } = await servePage({ softwareWebGpu: true }));
 });
 
 after(async () => {
