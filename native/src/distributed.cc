@@ -157,6 +157,18 @@ void waitAll(std::vector<c10::intrusive_ptr<c10d::Work>>& works, Millis timeout)
   for (auto& work : works) work->wait(timeout);
 }
 
+// One collective per tensor (`issue` starts it on a one-tensor list), then waits for them all:
+// tensors of any dtypes and shapes, without flattening them into one buffer.
+template <typename Issue>
+void eachTensor(const std::vector<at::Tensor>& tensors, Millis timeout, Issue issue) {
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (const auto& tensor : tensors) {
+    std::vector<at::Tensor> one{tensor};
+    works.push_back(issue(one));
+  }
+  waitAll(works, timeout);
+}
+
 bool isLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
@@ -320,14 +332,9 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   auto tensors = tensorList(info[1], "distAllReduce");
   auto op = reduceOp(info[2]);
   return queue(info.Env(), "all-reduce (" + group->where() + ")", [group, tensors, op] {
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto tensor : tensors) {
-      std::vector<at::Tensor> one{tensor};
-      c10d::AllreduceOptions options;
-      options.reduceOp = op;
-      works.push_back(group->pg->allreduce(one, options));
-    }
-    waitAll(works, group->timeout);
+    c10d::AllreduceOptions options;
+    options.reduceOp = op;
+    eachTensor(tensors, group->timeout, [&](std::vector<at::Tensor>& one) { return group->pg->allreduce(one, options); });
   });
 }
 
@@ -337,14 +344,9 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   auto tensors = tensorList(info[1], "distBroadcast");
   int root = info[2].As<Napi::Number>().Int32Value();
   return queue(info.Env(), "broadcast from rank " + std::to_string(root) + " (" + group->where() + ")", [group, tensors, root] {
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto tensor : tensors) {
-      std::vector<at::Tensor> one{tensor};
-      c10d::BroadcastOptions options;
-      options.rootRank = root;
-      works.push_back(group->pg->broadcast(one, options));
-    }
-    waitAll(works, group->timeout);
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    eachTensor(tensors, group->timeout, [&](std::vector<at::Tensor>& one) { return group->pg->broadcast(one, options); });
   });
 }
 
