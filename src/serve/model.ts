@@ -1,9 +1,8 @@
 import path from 'node:path';
 import { fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
-import { prepareIfSupported, type InferenceDType, type InferenceModel, type ZooModel } from '../models/index.js';
-import { UserError } from '../util/errors.js';
+import type { InferenceDType, InferenceModel, ZooModel } from '../models/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
-import { decodeShortSide, loadClassifier, normalizationOf, resolveModelSource } from '../train/classifier.js';
+import { decodeShortSide, loadClassifier, normalizationOf, preparedInDtype, resolveModelSource } from '../train/classifier.js';
 
 /**
  * The model a service holds: loaded once from a checkpoint as `stcnet predict` loads it
@@ -55,10 +54,7 @@ export class ServedModel {
     const dtype = settings.dtype ?? 'float32';
     let prepared: InferenceModel | null;
     try {
-      prepared = prepareIfSupported(model, { dtype });
-      if (!prepared && dtype !== 'float32') {
-        throw new UserError(`stcnet serve: --dtype ${dtype}: ${classifier.arch} has no prepared inference form (prepareForInference covers the ResNets, ResNeXts, STC and torchvision video ResNets); use --dtype float32`);
-      }
+      prepared = await preparedInDtype(model, dtype);
     } catch (error) {
       model.dispose();
       throw error;

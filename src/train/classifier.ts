@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import type { ZooModel } from '../models/base.js';
+import type { InferenceModel } from '../models/inference.js';
 import type { Module } from '../nn/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
 import { modelEntry } from '../models/registry.js';
@@ -158,6 +159,19 @@ export function decodeShortSide(preprocessing: Preprocessing): number {
 }
 
 /**
+ * The prepared inference network in `dtype` (prepareForInference), or null for a family it does not
+ * cover, which runs as the eval-mode model in float32; bf16 has no such fallback and is refused.
+ */
+export async function preparedInDtype(model: ZooModel, dtype: 'float32' | 'bfloat16'): Promise<InferenceModel | null> {
+  const { prepareIfSupported } = await import('../models/inference.js');
+  const prepared = prepareIfSupported(model, { dtype });
+  if (!prepared && dtype === 'bfloat16') {
+    throw new UserError(`--dtype bfloat16: ${model.arch} has no prepared inference form (prepareForInference covers the ResNets, ResNeXts, STC and torchvision video ResNets); use --dtype float32`);
+  }
+  return prepared;
+}
+
+/**
  * The model as eval and predict run it on a device: batches arrive on the CPU from the loader and
  * are moved there (the trainer's OnDevice wrapper), scores come back as float32. On the CPU it is
  * the prepared network (BatchNorm folded, oneDNN's blocked layout: 1.4–1.6× the eval forward at
@@ -166,12 +180,10 @@ export function decodeShortSide(preprocessing: Preprocessing): number {
  */
 export async function onDevice(model: ZooModel, device: 'cpu' | 'cuda', dtype: 'float32' | 'bfloat16' = 'float32'): Promise<Module & { numClasses: number }> {
   if (device === 'cpu') {
-    const { prepareIfSupported } = await import('../models/inference.js');
+    const prepared = await preparedInDtype(model, dtype);
+    if (!prepared) return model;
     const { PreparedModule } = await import('./on_device.js');
-    const prepared = prepareIfSupported(model, { dtype });
-    if (prepared) return new PreparedModule(prepared);
-    if (dtype === 'bfloat16') throw new UserError(`--dtype bfloat16: ${model.arch} has no prepared inference form (prepareForInference covers the ResNets, ResNeXts, STC and torchvision video ResNets); use --dtype float32`);
-    return model;
+    return new PreparedModule(prepared);
   }
   const { cudaAvailable } = await import('../engine/runtime.js');
   if (!cudaAvailable()) throw new UserError('--device cuda: this libtorch has no CUDA device (use --device cpu, or build against a CUDA libtorch: scripts/gpu_check.sh)');
