@@ -46,8 +46,14 @@ const hasNccl = fs.existsSync(path.join(includeDirs[0], C10D, 'ProcessGroupNCCL.
   (fs.existsSync(path.join(libDir, 'libtorch_cuda.so')));
 if (hasNccl && !includeDirs.includes(ncclInclude)) includeDirs.push(ncclInclude);
 
+// oneDNN post-op fusions (native/src/onednn.cc) call the libdnnl that libtorch itself links, through
+// ideep's headers: only for a libtorch in the system paths that links the system libdnnl (Debian's),
+// with libdnnl-dev and libideep-dev installed. A LIBTORCH folder bundles its own oneDNN: not used.
+const hasOneDnn = !root && fs.existsSync('/usr/include/ideep.hpp') && fs.existsSync('/usr/include/dnnl.hpp') &&
+  fs.existsSync(path.join(libDir, 'libdnnl.so'));
+
 if (mode === 'defines') {
-  process.stdout.write(['USE_C10D_GLOO', ...(hasNccl ? ['USE_C10D_NCCL'] : [])].join(' '));
+  process.stdout.write(['USE_C10D_GLOO', ...(hasNccl ? ['USE_C10D_NCCL'] : []), ...(hasOneDnn ? ['STCNET_ONEDNN'] : [])].join(' '));
 } else if (mode === 'include') {
   // /usr/include is already on the system path; repeating it with -I breaks #include_next.
   process.stdout.write(includeDirs.filter((dir) => dir !== '/usr/include').join(' '));
@@ -56,6 +62,7 @@ if (mode === 'defines') {
   for (const optional of ['torch_cuda', 'c10_cuda']) {
     if (fs.existsSync(path.join(libDir, `lib${optional}.so`))) libs.push(optional);
   }
+  if (hasOneDnn) libs.push('dnnl');
   // --no-as-needed keeps libtorch_cuda linked although no symbol of it is referenced: loading it
   // is what registers the CUDA kernels with the dispatcher.
   const flags = [`-L${libDir}`, `-Wl,-rpath,${libDir}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed'];

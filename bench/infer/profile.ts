@@ -6,7 +6,7 @@
  *   node dist/bench/infer/profile.js [--arch stc_resnet3d_18] [--threads 2] [--repeats 3] [--batch 1] [--frames 16] [--size 112]
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { randn, tidy, noGrad, setNumThreads, manualSeed, keep, type Tensor } from '../../src/engine/index.js';
+import { F, randn, tidy, noGrad, setNumThreads, manualSeed, keep, type Tensor } from '../../src/engine/index.js';
 import { Conv3d, BatchNorm3d, MaxPool3d, AdaptiveAvgPool3d, Linear, type Module } from '../../src/nn/index.js';
 import { createModel, prepareForInference, StcBlock, BasicBlock, Bottleneck, type ModelName } from '../../src/models/index.js';
 import { FoldedConv, FrozenStc, PassThrough, FrozenBlock } from '../../src/models/inference.js';
@@ -74,6 +74,7 @@ function main(): void {
   manualSeed(0);
   const model = createModel(arch, { numClasses: 101, frames } as never).eval();
   const prepared = prepareForInference(model);
+  const unfused = prepareForInference(model, { fusion: false });
   const dense = prepareForInference(model, { layout: 'dense' });
   const x = keep(randn([batch, 3, frames, size, size]));
 
@@ -88,12 +89,16 @@ function main(): void {
   instrument(FoldedConv.prototype, 'forward', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +ReLU)`);
   instrument(FrozenStc.prototype, 'gate', () => 'STC gate (pool, FCs)');
   instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: ReLU(identity + residual·gate)');
+  instrument(FrozenBlock.prototype, 'mergeGated', () => 'merge on blocked views: pool, ReLU(identity + residual·gate)');
+  instrument(FoldedConv.prototype, 'forwardAddRelu', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +sum+ReLU)`);
   instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping (blocked layout: merge, layout conversions)');
   instrument(PassThrough.prototype, 'forward', (p: PassThrough) => `${(p as unknown as { module: Module }).module.constructor.name}`);
 
   console.log(`bench/infer/profile: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   report('eager float32 (model.forward under noGrad)', () => tidy(() => { noGrad(() => model.forward(x)).toFloat32Array(); }), repeats);
-  report('prepareForInference float32, blocked layout', () => tidy(() => { prepared.forward(x).toFloat32Array(); }), repeats);
+  report(`prepareForInference float32, blocked layout, fused merges${F.mkldnnFusionEnabled ? '' : ' (not built: same as unfused)'}`,
+    () => tidy(() => { prepared.forward(x).toFloat32Array(); }), repeats);
+  report('prepareForInference float32, blocked layout, unfused merges', () => tidy(() => { unfused.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, dense layout', () => tidy(() => { dense.forward(x).toFloat32Array(); }), repeats);
 }
 

@@ -346,6 +346,11 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   auto result = Napi::Object::New(info.Env());
   result.Set("torchVersion", Napi::String::New(info.Env(), TORCH_VERSION));
   result.Set("mkldnn", Napi::Boolean::New(info.Env(), at::hasMKLDNN()));
+#ifdef STCNET_ONEDNN
+  result.Set("onednnFusion", Napi::Boolean::New(info.Env(), true));
+#else
+  result.Set("onednnFusion", Napi::Boolean::New(info.Env(), false));
+#endif
   result.Set("cuda", Napi::Boolean::New(info.Env(), at::hasCUDA()));
   result.Set("parallelInfo", Napi::String::New(info.Env(), at::get_parallel_info()));
   return result;
@@ -385,6 +390,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initOperators(env, exports);
   initTensorIO(env, exports);
   initDistributed(env, exports);
+  initOneDnn(env, exports);
   return exports;
 }
 

@@ -76,5 +76,6 @@ auto guard(Napi::Env env, const std::string& context, Body&& body) -> decltype(b
 void initOperators(Napi::Env env, Napi::Object exports);
 void initTensorIO(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc: c10d (TCPStore, Gloo, Reducer)
+void initOneDnn(Napi::Env env, Napi::Object exports);  // onednn.cc: convolutions with fused post-ops
 
 }  // namespace stcnet

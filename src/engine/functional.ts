@@ -22,6 +22,11 @@ export type ConvAlgorithm = 'auto' | 'aten' | 'mkldnn';
 let convAlgorithm: ConvAlgorithm = 'auto';
 /** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
 export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
+/**
+ * Whether the addon has oneDNN's fusions (mkldnnConvAddRelu, mkldnnDenseView): built against Debian's
+ * libtorch with libdnnl-dev and libideep-dev present.
+ */
+export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.mkldnnConvAddRelu !== undefined;
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!['auto', 'aten', 'mkldnn'].includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected auto, aten or mkldnn, got "${algorithm}"`);
@@ -99,6 +104,28 @@ export function mkldnnPackConvWeight(weight: Tensor, options: ConvOptions, spati
 export function mkldnnConv(input: Tensor, weight: Tensor, bias: Tensor | null, options: ConvOptions, spatialDims: 2 | 3): Tensor {
   return t(callNative('aten::mkldnn_convolution', [input.handle, weight.handle, bias?.handle ?? null, expand(options.padding, spatialDims, 0),
     expand(options.stride, spatialDims, 1), expand(options.dilation, spatialDims, 1), options.groups ?? 1]));
+}
+
+/**
+ * ReLU(mkldnnConv(...) + residual) in one pass (oneDNN's sum and eltwise post-ops), written into
+ * residual's buffer when it has the convolution's output layout (the result then shares it), else
+ * into a new tensor. Either way residual is consumed: the caller must not read it afterwards.
+ */
+export function mkldnnConvAddRelu(input: Tensor, weight: Tensor, bias: Tensor | null, options: ConvOptions, spatialDims: 2 | 3,
+  residual: Tensor): Tensor {
+  if (!native.mkldnnConvAddRelu) throw new ArgumentError('oneDNN post-op fusion is not built into this addon (see F.mkldnnFusionEnabled)');
+  return t(native.mkldnnConvAddRelu(input.handle, weight.handle, bias?.handle ?? null, expand(options.stride, spatialDims, 1),
+    expand(options.padding, spatialDims, 0), expand(options.dilation, spatialDims, 1), options.groups ?? 1, residual.handle));
+}
+
+/**
+ * A dense float32 view of an MKLDNN tensor's memory, no copy: N×C×... for a plain layout, N×(C/b)×...×b
+ * for oneDNN's channel-blocked layouts (block b = 8 or 16), so that ATen's dense kernels can pool and
+ * merge in place without converting the tensor. Writes through the view change the MKLDNN tensor.
+ */
+export function mkldnnDenseView(tensor: Tensor): Tensor {
+  if (!native.mkldnnDenseView) throw new ArgumentError('oneDNN post-op fusion is not built into this addon (see F.mkldnnFusionEnabled)');
+  return t(native.mkldnnDenseView(tensor.handle));
 }
 
 export interface BatchNormOptions {

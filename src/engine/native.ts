@@ -29,7 +29,11 @@ export interface NativeAddon {
   numThreads(): number;
   manualSeed(seed: number): void;
   cudaDeviceCount(): number;
-  buildInfo(): { torchVersion: string; mkldnn: boolean; cuda: boolean; parallelInfo: string };
+  buildInfo(): { torchVersion: string; mkldnn: boolean; onednnFusion: boolean; cuda: boolean; parallelInfo: string };
+  /** native/src/onednn.cc: present only when the addon was built with oneDNN's headers (STCNET_ONEDNN). */
+  mkldnnConvAddRelu?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[], dilation: number[],
+    groups: number, residual: Handle): Handle;
+  mkldnnDenseView?(tensor: Handle): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };

@@ -31,7 +31,7 @@ export function cudaDeviceCount(): number {
   return native.cudaDeviceCount();
 }
 
-export function buildInfo(): { torchVersion: string; mkldnn: boolean; cuda: boolean; parallelInfo: string } {
+export function buildInfo(): { torchVersion: string; mkldnn: boolean; onednnFusion: boolean; cuda: boolean; parallelInfo: string } {
   return native.buildInfo();
 }
 

@@ -26,6 +26,9 @@ const CASES: [ModelName, Record<string, unknown>, number[]][] = [
   ['stc_resnet3d_18', { widthMultiplier: 0.25, frames: 16 }, [2, 3, 16, 32, 32]],
   ['resnext3d_50', { widthMultiplier: 0.25, cardinality: 8 }, [1, 3, 8, 32, 32]],
   ['stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, shortcut: 'A' }, [1, 3, 8, 32, 32]],
+  // Channel counts that are not whole oneDNN channel blocks (12, 24, 48, 96): the gated merge converts.
+  ['stc_resnet3d_18', { widthMultiplier: 0.1875, frames: 8 }, [2, 3, 8, 32, 32]],
+  ['stc_resnet3d_50', { widthMultiplier: 0.125, frames: 8 }, [3, 3, 8, 32, 32]],
   ['r2plus1d_18', {}, [1, 3, 4, 24, 24]],
   ['resnet2d_18', { widthMultiplier: 0.25 }, [2, 3, 32, 32]],
 ];
