@@ -11,6 +11,7 @@ SYSTEM_PACKAGES=(
   libturbojpeg0-dev       # JPEG frame cache encode/decode
   fonts-dejavu-core       # text in the PNG charts (plots, confusion matrices)
   libgloo-dev             # headers of the Gloo collectives that libtorch's c10d uses (distributed training)
+  libdnnl-dev libideep-dev  # oneDNN's and ideep's headers: fused convolution merges in the inference mode
   chromium                # headless browser: tests of the in-browser (onnxruntime-web) page
   python3-torch           # PyTorch: fixtures and benchmark comparisons
   python3-torchvision
