@@ -31,58 +31,139 @@ std::vector<int64_t> intList(Napi::Env env, const Napi::Value& value, const char
   return list;
 }
 
-// mkldnnConvAddRelu(input, weight, bias|null, stride[], padding[], dilation[], groups, residual)
-//   -> ReLU(conv(input) + residual): input and residual MKLDNN tensors, weight packed by
-//   aten::mkldnn_reorder_conv{2,3}d_weight, bias dense float32 or null. Written into residual's buffer
-//   when its layout is the convolution's output layout (the result then shares it), else into a
-//   reordered copy of residual.
-Napi::Value ConvAddRelu(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  if (info.Length() != 8) throw Napi::TypeError::New(env, "mkldnnConvAddRelu: expected 8 arguments");
-  const at::Tensor& input = unwrapTensor(info[0], "mkldnnConvAddRelu: input");
-  const at::Tensor& weight = unwrapTensor(info[1], "mkldnnConvAddRelu: weight");
-  const at::Tensor* bias = info[2].IsNull() ? nullptr : &unwrapTensor(info[2], "mkldnnConvAddRelu: bias");
-  auto stride = intList(env, info[3], "mkldnnConvAddRelu: stride");
-  auto padding = intList(env, info[4], "mkldnnConvAddRelu: padding");
-  auto dilation = intList(env, info[5], "mkldnnConvAddRelu: dilation");
-  auto groups = info[6].As<Napi::Number>().Int64Value();
-  const at::Tensor& residual = unwrapTensor(info[7], "mkldnnConvAddRelu: residual");
+// Convolution(weight, bias|null, stride[], padding[], dilation[], groups): a convolution prepared once,
+//   weight an MKLDNN tensor packed by aten::mkldnn_reorder_conv{2,3}d_weight, bias dense float32.
+//   forward(input, residual|null) -> MKLDNN result: conv(input), or with a residual ReLU(conv + residual)
+//   by oneDNN's sum and ReLU post-ops, written into residual's buffer when its layout is the output's
+//   (the result then shares it), else into a reordered copy.
+// Per input layout it keeps oneDNN's primitive, its scratchpad and the weights in the primitive's own
+// format: aten::mkldnn_convolution looks up (ideep's cache) and builds these on every call, 60–110 µs
+// per call measured, and reorders weights whose packed format is not the one picked for the input size.
+class Convolution : public Napi::ObjectWrap<Convolution> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Convolution", {
+      InstanceMethod<&Convolution::Forward>("forward"),
+      InstanceMethod<&Convolution::Release>("release"),
+    });
+  }
 
-  return guard(env, "mkldnnConvAddRelu", [&]() -> Napi::Value {
-    TORCH_CHECK(input.is_mkldnn() && weight.is_mkldnn() && residual.is_mkldnn(), "input, weight and residual must be MKLDNN tensors");
-    const auto spatial = input.dim() - 2;
-    TORCH_CHECK(spatial == 2 || spatial == 3, "expected a 4-D or 5-D input, got ", input.dim(), "-D");
-    TORCH_CHECK(static_cast<int64_t>(stride.size()) == spatial && static_cast<int64_t>(padding.size()) == spatial &&
-                static_cast<int64_t>(dilation.size()) == spatial, "stride, padding and dilation need one value per spatial dimension");
-    // Runs as a kernel would, below autograd: MKLDNN tensors carry no autograd history.
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    const ideep::tensor& x = at::native::itensor_from_mkldnn(input);
-    const ideep::tensor& w = at::native::itensor_from_mkldnn(weight);
-    const at::Tensor biasDense = bias ? bias->contiguous() : at::Tensor();
-    ideep::tensor b;  // empty: no bias
-    if (bias) b = at::native::itensor_view_from_dense(biasDense);
+  explicit Convolution(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Convolution>(info) {
+    auto env = info.Env();
+    if (info.Length() != 6) throw Napi::TypeError::New(env, "Convolution: expected 6 arguments");
+    weightTensor_ = unwrapTensor(info[0], "Convolution: weight");
+    if (!info[1].IsNull()) biasTensor_ = unwrapTensor(info[1], "Convolution: bias");
+    stride_ = intList(env, info[2], "Convolution: stride");
+    padding_ = intList(env, info[3], "Convolution: padding");
+    dilation_ = intList(env, info[4], "Convolution: dilation");
+    groups_ = info[5].As<Napi::Number>().Int64Value();
+    guard(env, "Convolution", [&] {
+      TORCH_CHECK(weightTensor_.is_mkldnn() && (weightTensor_.dim() == 4 || weightTensor_.dim() == 5), "weight must be a 4-D or 5-D MKLDNN tensor");
+      const size_t spatial = weightTensor_.dim() - 2;
+      TORCH_CHECK(stride_.size() == spatial && padding_.size() == spatial && dilation_.size() == spatial,
+                  "stride, padding and dilation need one value per spatial dimension");
+      if (biasTensor_.defined()) {
+        TORCH_CHECK(!biasTensor_.is_mkldnn() && biasTensor_.scalar_type() == at::kFloat && biasTensor_.numel() == weightTensor_.size(0),
+                    "bias must be a dense float32 tensor of ", weightTensor_.size(0), " values");
+        biasTensor_ = biasTensor_.contiguous();
+      }
+    });
+  }
 
-    // Output size as aten::convolution computes it; the packed weight's dims are O, I/groups, k...
-    ideep::dims dstDims = {input.size(0), weight.size(0)};
-    for (int64_t d = 0; d < spatial; d++) {
-      const int64_t kernel = weight.size(d + 2);
-      dstDims.push_back((input.size(d + 2) + 2 * padding[d] - dilation[d] * (kernel - 1) - 1) / stride[d] + 1);
-    }
-    TORCH_CHECK(residual.sizes() == c10::IntArrayRef(dstDims), "residual shape ", residual.sizes(),
-                " differs from the convolution's output ", c10::IntArrayRef(dstDims));
-    ideep::tensor y = at::native::itensor_from_mkldnn(residual);  // shares residual's buffer
+ private:
+  struct Plan {
+    ideep::tensor::desc source;
+    bool sum;
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward primitive;
+    ideep::tensor weights;     // in pd's weights format
+    ideep::tensor scratchpad;
+  };
+
+  // residual: null for a plain convolution (ideep reads only the sum's output type from it).
+  Plan& planFor(const ideep::tensor& x, const ideep::tensor& w, const ideep::tensor& b, const ideep::dims& dstDims,
+                ideep::tensor* residual) {
+    const bool sum = residual != nullptr;
+    for (auto& plan : plans_) if (plan.sum == sum && plan.source == x.get_desc()) return plan;
+    if (plans_.size() >= 8) plans_.erase(plans_.begin());  // a prepared model sees one or two input sizes
     ideep::convolution_forward_params params;
+    ideep::tensor none;
     // ideep takes ATen's dilation (1: none) and converts it to oneDNN's (0: none).
-    ideep::convolution_forward::prepare(params, x, w, b, dstDims, y, stride, dilation, padding, padding, groups,
-                                        ideep::scale_t(), ideep::scale_t(), ideep::scale_t(), ideep::attr_t::residual());
-    const bool inPlace = y.get_desc() == params.pd.dst_desc();
-    // The sum post-op reads the output buffer: a residual in another layout is reordered into a new one.
-    if (!inPlace) y = y.reorder_if_differ_in(params.pd.dst_desc());
-    ideep::convolution_forward::compute(params, x, w, b, y);
-    if (inPlace) return wrapTensor(env, residual);
-    return wrapTensor(env, at::native::new_with_itensor_mkldnn(std::move(y), input.scalar_type(), input.device()));
-  });
-}
+    ideep::convolution_forward::prepare(params, x, w, b, dstDims, sum ? *residual : none, stride_, dilation_, padding_, padding_, groups_,
+                                        ideep::scale_t(), ideep::scale_t(), ideep::scale_t(),
+                                        sum ? ideep::attr_t::residual() : ideep::attr_t());
+    ideep::tensor weights = w.make_grouped_weights(groups_).reorder_if_differ_in(params.pd.weights_desc());
+    plans_.push_back(Plan{x.get_desc(), sum, params.pd, dnnl::convolution_forward(params.pd), std::move(weights),
+                          ideep::tensor(params.pd.scratchpad_desc())});
+    return plans_.back();
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (info.Length() != 2) throw Napi::TypeError::New(env, "Convolution.forward: expected (input, residual|null)");
+    const at::Tensor& input = unwrapTensor(info[0], "Convolution.forward: input");
+    const at::Tensor* residual = info[1].IsNull() ? nullptr : &unwrapTensor(info[1], "Convolution.forward: residual");
+    return guard(env, "Convolution.forward", [&]() -> Napi::Value {
+      TORCH_CHECK(weightTensor_.defined(), "used after release()");
+      TORCH_CHECK(input.is_mkldnn() && input.scalar_type() == at::kFloat && input.dim() == weightTensor_.dim(),
+                  "input must be a float32 MKLDNN tensor of ", weightTensor_.dim(), " dimensions");
+      TORCH_CHECK(input.size(1) == weightTensor_.size(1) * groups_, "input has ", input.size(1), " channels, the weight takes ",
+                  weightTensor_.size(1) * groups_);
+      TORCH_CHECK(!residual || residual->is_mkldnn(), "residual must be an MKLDNN tensor");
+      // Runs as a kernel would, below autograd: MKLDNN tensors carry no autograd history.
+      at::AutoDispatchBelowADInplaceOrView belowAutograd;
+      const ideep::tensor& x = at::native::itensor_from_mkldnn(input);
+      const ideep::tensor& w = at::native::itensor_from_mkldnn(weightTensor_);
+      ideep::tensor b;  // empty: no bias
+      if (biasTensor_.defined()) b = at::native::itensor_view_from_dense(biasTensor_);
+      // Output size as aten::convolution computes it.
+      ideep::dims dstDims = {input.size(0), weightTensor_.size(0)};
+      for (int64_t d = 0; d + 2 < input.dim(); d++) {
+        const int64_t kernel = weightTensor_.size(d + 2);
+        const int64_t size = (input.size(d + 2) + 2 * padding_[d] - dilation_[d] * (kernel - 1) - 1) / stride_[d] + 1;
+        TORCH_CHECK(size > 0, "input of size ", input.sizes(), " is smaller than the kernel");
+        dstDims.push_back(size);
+      }
+      if (residual) {
+        TORCH_CHECK(residual->sizes() == c10::IntArrayRef(dstDims), "residual shape ", residual->sizes(),
+                    " differs from the convolution's output ", c10::IntArrayRef(dstDims));
+      }
+      ideep::tensor y;
+      if (residual) y = at::native::itensor_from_mkldnn(*residual);  // shares residual's buffer
+      Plan& plan = planFor(x, w, b, dstDims, residual ? &y : nullptr);
+      bool inPlace = false;
+      if (residual) {
+        inPlace = y.get_desc() == plan.pd.dst_desc();
+        // The sum post-op reads the output buffer: a residual in another layout is reordered into a new one.
+        if (!inPlace) y = y.reorder_if_differ_in(plan.pd.dst_desc());
+      } else {
+        y = ideep::tensor(plan.pd.dst_desc());
+      }
+      // An input in another layout (the stem's plain input) is reordered into the primitive's.
+      const ideep::tensor source = x.reorder_if_differ_in(plan.pd.src_desc());
+      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, plan.weights}, {DNNL_ARG_DST, y},
+                                                 {DNNL_ARG_SCRATCHPAD, plan.scratchpad}};
+      if (biasTensor_.defined()) args.insert({DNNL_ARG_BIAS, b});
+      plan.primitive.execute(ideep::stream::default_stream(), args);
+      if (inPlace) return wrapTensor(env, *residual);
+      return wrapTensor(env, at::native::new_with_itensor_mkldnn(std::move(y), input.scalar_type(), input.device()));
+    });
+  }
+
+  // Frees the weights and plans now instead of at garbage collection.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    plans_.clear();
+    weightTensor_.reset();
+    biasTensor_.reset();
+    return info.Env().Undefined();
+  }
+
+  at::Tensor weightTensor_;
+  at::Tensor biasTensor_;
+  std::vector<int64_t> stride_, padding_, dilation_;
+  int64_t groups_ = 1;
+  std::vector<Plan> plans_;
+};
 
 // mkldnnDenseView(t) -> a dense float tensor over an MKLDNN tensor's memory (no copy; it keeps t's
 // buffer alive): N×C×... as strided for a plain layout, N×(C/b)×...×b for oneDNN's channel-blocked
@@ -121,7 +202,7 @@ Napi::Value DenseView(const Napi::CallbackInfo& info) {
 
 void initOneDnn(Napi::Env env, Napi::Object exports) {
 #ifdef STCNET_ONEDNN
-  exports.Set("mkldnnConvAddRelu", Napi::Function::New(env, ConvAddRelu, "mkldnnConvAddRelu"));
+  exports.Set("MkldnnConvolution", Convolution::Define(env));
   exports.Set("mkldnnDenseView", Napi::Function::New(env, DenseView, "mkldnnDenseView"));
 #endif
 }

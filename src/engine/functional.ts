@@ -1,5 +1,5 @@
 import { callNative } from './ops.js';
-import { native } from './native.js';
+import { native, type Handle } from './native.js';
 import { ArgumentError } from './errors.js';
 import { Tensor, t } from './tensor.js';
 
@@ -23,10 +23,10 @@ let convAlgorithm: ConvAlgorithm = 'auto';
 /** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
 export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
 /**
- * Whether the addon has oneDNN's fusions (mkldnnConvAddRelu, mkldnnDenseView): built against Debian's
+ * Whether the addon calls oneDNN directly (MkldnnConvolution, mkldnnDenseView): built against Debian's
  * libtorch with libdnnl-dev and libideep-dev present.
  */
-export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.mkldnnConvAddRelu !== undefined;
+export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!['auto', 'aten', 'mkldnn'].includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected auto, aten or mkldnn, got "${algorithm}"`);
@@ -107,15 +107,34 @@ export function mkldnnConv(input: Tensor, weight: Tensor, bias: Tensor | null, o
 }
 
 /**
- * ReLU(mkldnnConv(...) + residual) in one pass (oneDNN's sum and eltwise post-ops), written into
- * residual's buffer when it has the convolution's output layout (the result then shares it), else
- * into a new tensor. Either way residual is consumed: the caller must not read it afterwards.
+ * A convolution prepared once for MKLDNN inputs (native/src/onednn.cc): it keeps oneDNN's primitive,
+ * scratchpad and weight format per input layout, where `mkldnnConv` rebuilds or looks them up on every
+ * call. `forward(x)` is mkldnnConv's result; `forwardAddRelu(x, identity)` is ReLU(conv(x) + identity) in
+ * the convolution's own pass (oneDNN's sum and ReLU post-ops), written into identity's buffer when its
+ * layout is the output's, else into a new tensor: identity is consumed either way.
  */
-export function mkldnnConvAddRelu(input: Tensor, weight: Tensor, bias: Tensor | null, options: ConvOptions, spatialDims: 2 | 3,
-  residual: Tensor): Tensor {
-  if (!native.mkldnnConvAddRelu) throw new ArgumentError('oneDNN post-op fusion is not built into this addon (see F.mkldnnFusionEnabled)');
-  return t(native.mkldnnConvAddRelu(input.handle, weight.handle, bias?.handle ?? null, expand(options.stride, spatialDims, 1),
-    expand(options.padding, spatialDims, 0), expand(options.dilation, spatialDims, 1), options.groups ?? 1, residual.handle));
+export class MkldnnConvolution {
+  readonly #native: { forward(input: Handle, residual: Handle | null): Handle; release(): void };
+
+  /** weight: packed by mkldnnPackConvWeight (the class keeps its own reference); bias: dense float32 or null. */
+  constructor(weight: Tensor, bias: Tensor | null, options: ConvOptions, spatialDims: 2 | 3) {
+    if (!native.MkldnnConvolution) throw new ArgumentError('oneDNN is not built into this addon (see F.mkldnnFusionEnabled)');
+    this.#native = new native.MkldnnConvolution(weight.handle, bias?.handle ?? null, expand(options.stride, spatialDims, 1),
+      expand(options.padding, spatialDims, 0), expand(options.dilation, spatialDims, 1), options.groups ?? 1);
+  }
+
+  forward(input: Tensor): Tensor {
+    return t(this.#native.forward(input.handle, null));
+  }
+
+  forwardAddRelu(input: Tensor, identity: Tensor): Tensor {
+    return t(this.#native.forward(input.handle, identity.handle));
+  }
+
+  /** Frees the weights and oneDNN's state now (else at garbage collection). */
+  dispose(): void {
+    this.#native.release();
+  }
 }
 
 /**

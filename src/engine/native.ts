@@ -31,8 +31,10 @@ export interface NativeAddon {
   cudaDeviceCount(): number;
   buildInfo(): { torchVersion: string; mkldnn: boolean; onednnFusion: boolean; cuda: boolean; parallelInfo: string };
   /** native/src/onednn.cc: present only when the addon was built with oneDNN's headers (STCNET_ONEDNN). */
-  mkldnnConvAddRelu?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[], dilation: number[],
-    groups: number, residual: Handle): Handle;
+  MkldnnConvolution?: new (weight: Handle, bias: Handle | null, stride: number[], padding: number[], dilation: number[], groups: number) => {
+    forward(input: Handle, residual: Handle | null): Handle;
+    release(): void;
+  };
   mkldnnDenseView?(tensor: Handle): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;

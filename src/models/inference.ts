@@ -46,9 +46,9 @@ export interface PrepareForInferenceOptions {
   /** Default: 'blocked' for float32 where libtorch has oneDNN, else 'dense' (bf16 stays dense). */
   layout?: InferenceLayout;
   /**
-   * Layout 'blocked': fuse the residual merges into oneDNN's post-ops and dense views of the blocked
-   * tensors (default true where the addon has them, F.mkldnnFusionEnabled); false for the unfused
-   * network, e.g. to measure what fusion gains.
+   * Layout 'blocked': call oneDNN directly where the addon can (F.mkldnnFusionEnabled; default true):
+   * convolutions prepared once, residual merges fused into them or done on dense views of the blocked
+   * tensors. false runs libtorch's operators only, e.g. to measure what this gains.
    */
   fusion?: boolean;
 }
@@ -83,13 +83,15 @@ export class FoldedConv {
   private readonly dims: 2 | 3;
   /** A strided 1×1(×1) convolution (the shortcut's), dense layout: the input is subsampled first, see forward. */
   private readonly subsample: number[] | null = null;
+  /** Layout 'blocked' where the addon calls oneDNN directly: the convolution prepared once. */
+  private readonly prepared: F.MkldnnConvolution | null = null;
 
   /**
    * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
    * folded weight in oneDNN's packed format.
    */
   constructor(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d | null, readonly relu: boolean, dtype: InferenceDType,
-    readonly layout: InferenceLayout = 'dense') {
+    readonly layout: InferenceLayout = 'dense', fusion = false) {
     this.dims = conv.dims;
     this.options = { ...conv.options };
     const stride = [conv.options.stride].flat();
@@ -106,6 +108,7 @@ export class FoldedConv {
     }
     this.weight = keep(F.mkldnnPackConvWeight(folded.weight, this.options, this.dims));
     folded.weight.dispose();
+    if (fusion && F.mkldnnFusionEnabled) this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
   }
 
   forward(x: Tensor): Tensor {
@@ -119,10 +122,12 @@ export class FoldedConv {
    * caller gives up.
    */
   forwardAddRelu(x: Tensor, identity: Tensor): Tensor {
-    return F.mkldnnConvAddRelu(x, this.weight, this.bias, this.options, this.dims, identity);
+    if (!this.prepared) throw new ArgumentError('FoldedConv.forwardAddRelu: needs layout \'blocked\' and F.mkldnnFusionEnabled');
+    return this.prepared.forwardAddRelu(x, identity);
   }
 
   private convolve(x: Tensor): Tensor {
+    if (this.prepared) return this.prepared.forward(x);
     if (this.layout === 'blocked') return F.mkldnnConv(x, this.weight, this.bias, this.options, this.dims);
     return this.dims === 3 ? F.conv3d(x, this.weight, this.bias, this.options) : F.conv2d(x, this.weight, this.bias, this.options);
   }
@@ -140,6 +145,7 @@ export class FoldedConv {
   }
 
   dispose(): void {
+    this.prepared?.dispose();
     this.weight.dispose();
     this.bias?.dispose();
   }
@@ -167,7 +173,8 @@ function leaves(modules: readonly Module[]): Module[] {
 }
 
 /** Compiles conv [BN] [ReLU] ... runs into folded convolutions; pooling passes through. */
-function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string, layout: InferenceLayout = 'dense'): Stage[] {
+function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string, layout: InferenceLayout = 'dense',
+  fusion = false): Stage[] {
   const layers = leaves(modules).filter((m) => !(m instanceof Identity) && !(m instanceof Dropout));
   const stages: Stage[] = [];
   for (let i = 0; i < layers.length; i++) {
@@ -178,7 +185,7 @@ function compileChain(modules: readonly Module[], dtype: InferenceDType, where: 
       if (bn) i++;
       const relu = layers[i + 1] instanceof ReLU;
       if (relu) i++;
-      stages.push(new FoldedConv(layer, bn, relu, dtype, layout));
+      stages.push(new FoldedConv(layer, bn, relu, dtype, layout, fusion));
     } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
       stages.push(new PassThrough(layer));
     } else {
@@ -264,7 +271,7 @@ export class FrozenBlock implements Stage {
   private readonly fused: boolean;
 
   constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[],
-    private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false, fusion = true) {
+    private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false, fusion = false) {
     this.plainShortcut = shortcut.some((stage) => stage instanceof PassThrough);
     const last = branch[branch.length - 1];
     // The gated merge's dense view needs whole channel blocks (8 or 16 channels by the CPU's ISA).
@@ -386,7 +393,7 @@ export class FrozenBlock implements Stage {
 
 function compileBlock(block: Module, dtype: InferenceDType, where: string, layout: InferenceLayout, inputBlocked: boolean,
   fusion: boolean): FrozenBlock {
-  const chain = (modules: Module[], at: string): Stage[] => compileChain(modules, dtype, at, layout);
+  const chain = (modules: Module[], at: string): Stage[] => compileChain(modules, dtype, at, layout, fusion);
   if (block instanceof BasicBlock || block instanceof Bottleneck) {
     const relu = new ReLU(true);
     const branch = block instanceof BasicBlock
@@ -471,16 +478,17 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
     break;
   }
+  const fusion = options.fusion ?? true;
   return noGrad(() => {
     let stem: Stage[];
     let layers: Sequential[];
     let avgpool: Module;
     if (model instanceof StagedResNet) {
-      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem', layout);
+      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem', layout, fusion);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else if (model instanceof VideoResNet) {
-      stem = compileChain([model.stem], dtype, 'stem', layout);
+      stem = compileChain([model.stem], dtype, 'stem', layout, fusion);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else {
@@ -492,7 +500,7 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     }
     let blocked = layout === 'blocked';
     const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => {
-      const frozen = compileBlock(block, dtype, `layer${s + 1}.${i}`, layout, blocked, options.fusion ?? true);
+      const frozen = compileBlock(block, dtype, `layer${s + 1}.${i}`, layout, blocked, fusion);
       blocked = frozen.outputBlocked;
       return frozen;
     }));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
 
-// oneDNN's fused residual sum (native/src/onednn.cc) and the dense views of blocked tensors that the
+// oneDNN called directly (native/src/onednn.cc): prepared convolutions with the fused residual sum, and the dense views of blocked tensors that the
 // inference mode's STC merge uses. Setup installs libdnnl-dev and libideep-dev, so the addon has them.
 
 function maxAbs(t: Tensor): number {
@@ -16,35 +16,45 @@ test('the addon is built with oneDNN post-ops here', () => {
   assert.equal(F.mkldnnFusionEnabled, true, 'expected STCNET_ONEDNN (libdnnl-dev and libideep-dev installed by scripts/setup.sh)');
 });
 
-test('mkldnnConvAddRelu equals ReLU(conv + identity), in identity\'s buffer when its layout is the convolution\'s', () => {
+test('MkldnnConvolution.forward equals the convolution for several input sizes and layouts, and forwardAddRelu ReLU(conv + identity)', () => {
   manualSeed(5);
   noGrad(() => tidy(() => {
-    for (const [batch, channels, groups] of [[1, 16, 1], [3, 32, 4], [2, 12, 1]] as const) {
-      const x = randn([batch, channels, 4, 10, 10]);
+    for (const [batch, channels, groups, stride] of [[1, 16, 1, 1], [3, 32, 4, 2], [2, 12, 1, 1]] as const) {
       const weight = randn([channels, channels / groups, 3, 3, 3]).mul(0.1);
       const bias = randn([channels]);
-      const identity = randn([batch, channels, 4, 10, 10]);
-      const options = { ...conv, groups };
-      const expected = F.conv3d(x, weight, bias, options).add(identity).relu();
-      const packed = F.mkldnnPackConvWeight(weight, options, 3);
-      const xBlocked = F.toMkldnn(x);
+      const options = { ...conv, groups, stride };
+      const convolution = new F.MkldnnConvolution(F.mkldnnPackConvWeight(weight, options, 3), bias, options, 3);
+      // Two input sizes, each twice (a plan per input layout, reused), and a plain-layout input (reordered).
+      for (const size of [10, 7, 10, 7]) {
+        const x = randn([batch, channels, 4, size, size]);
+        const expected = F.conv3d(x, weight, bias, options);
+        const got = convolution.forward(F.toMkldnn(x));
+        assert.ok(maxAbs(F.mkldnnToDense(got).sub(expected)) < 1e-4, `${batch}×${channels} size ${size}`);
+        // The blocked output of one call as the next one's input.
+        const again = convolution.forward(F.mkldnnConv(F.toMkldnn(x), F.mkldnnPackConvWeight(dirac(channels, 1), conv, 3), null, conv, 3));
+        assert.ok(maxAbs(F.mkldnnToDense(again).sub(expected)) < 1e-4);
 
-      // identity in oneDNN's plain layout (to_mkldnn): reordered into a new tensor first.
-      const plain = F.toMkldnn(identity);
-      const fromPlain = F.mkldnnConvAddRelu(xBlocked, packed, bias, options, 3, plain);
-      assert.ok(maxAbs(F.mkldnnToDense(fromPlain).sub(expected)) < 1e-4, `${batch}×${channels}: plain identity`);
-
-      // identity in the convolution's output layout: written in place (the result shares its buffer).
-      const zero = F.mkldnnPackConvWeight(weight.mul(0), options, 3);
-      const blockedIdentity = F.mkldnnConv(F.toMkldnn(identity), F.mkldnnPackConvWeight(dirac(channels, groups), options, 3), null, options, 3);
-      assert.ok(maxAbs(F.mkldnnToDense(blockedIdentity).sub(identity)) < 1e-5);
-      const inPlace = F.mkldnnConvAddRelu(xBlocked, packed, bias, options, 3, blockedIdentity);
-      assert.ok(maxAbs(F.mkldnnToDense(inPlace).sub(expected)) < 1e-4, `${batch}×${channels}: blocked identity`);
-      assert.ok(maxAbs(F.mkldnnToDense(blockedIdentity).sub(expected)) < 1e-4, 'the identity buffer holds the result');
-      // No bias: ReLU(conv + identity) with a zero weight is ReLU(identity).
-      const noBias = F.mkldnnConvAddRelu(xBlocked, zero, null, options, 3, F.toMkldnn(identity));
-      assert.equal(maxAbs(F.mkldnnToDense(noBias).sub(identity.relu())), 0);
+        const identity = randn(expected.shape);
+        const sum = expected.add(identity).relu();
+        // identity in oneDNN's plain layout (to_mkldnn): reordered into a new tensor first.
+        const fromPlain = convolution.forwardAddRelu(F.toMkldnn(x), F.toMkldnn(identity));
+        assert.ok(maxAbs(F.mkldnnToDense(fromPlain).sub(sum)) < 1e-4, `${batch}×${channels}: plain identity`);
+        // identity in the convolution's output layout: written in place (the result shares its buffer).
+        const blockedIdentity = F.mkldnnConv(F.toMkldnn(identity), F.mkldnnPackConvWeight(dirac(channels, 1), conv, 3), null, conv, 3);
+        assert.ok(maxAbs(F.mkldnnToDense(blockedIdentity).sub(identity)) < 1e-5);
+        const inPlace = convolution.forwardAddRelu(F.toMkldnn(x), blockedIdentity);
+        assert.ok(maxAbs(F.mkldnnToDense(inPlace).sub(sum)) < 1e-4, `${batch}×${channels}: blocked identity`);
+        assert.ok(maxAbs(F.mkldnnToDense(blockedIdentity).sub(sum)) < 1e-4, 'the identity buffer holds the result');
+      }
+      convolution.dispose();
+      assert.throws(() => convolution.forward(F.toMkldnn(randn([batch, channels, 4, 10, 10]))), /after release/);
     }
+    // No bias.
+    const weight = randn([8, 8, 1, 1, 1]);
+    const x = randn([1, 8, 2, 3, 3]);
+    const plain = new F.MkldnnConvolution(F.mkldnnPackConvWeight(weight, {}, 3), null, {}, 3);
+    assert.ok(maxAbs(F.mkldnnToDense(plain.forward(F.toMkldnn(x))).sub(F.conv3d(x, weight, null, {}))) < 1e-5);
+    plain.dispose();
   }));
 });
 
@@ -85,8 +95,16 @@ test('the fused operators refuse wrong inputs with errors, not aborts, and leak 
   noGrad(() => tidy(() => {
     const x = randn([1, 8, 2, 4, 4]);
     const weight = F.mkldnnPackConvWeight(randn([8, 8, 3, 3, 3]), conv, 3);
-    assert.throws(() => F.mkldnnConvAddRelu(x, weight, null, conv, 3, F.toMkldnn(x)), /MKLDNN/);
-    assert.throws(() => F.mkldnnConvAddRelu(F.toMkldnn(x), weight, null, conv, 3, F.toMkldnn(randn([1, 8, 2, 4, 5]))), /residual shape/);
+    assert.throws(() => new F.MkldnnConvolution(weight, randn([7]), conv, 3), /bias must be a dense float32 tensor of 8 values/);
+    assert.throws(() => new F.MkldnnConvolution(randn([8, 8, 3, 3, 3]), null, conv, 3), /MKLDNN/);
+    const convolution = new F.MkldnnConvolution(weight, null, conv, 3);
+    assert.throws(() => convolution.forward(x), /MKLDNN/);
+    assert.throws(() => convolution.forward(F.toMkldnn(randn([1, 4, 2, 4, 4]))), /4 channels, the weight takes 8/);
+    const unpadded = new F.MkldnnConvolution(F.mkldnnPackConvWeight(randn([8, 8, 3, 3, 3]), {}, 3), null, {}, 3);
+    assert.throws(() => unpadded.forward(F.toMkldnn(randn([1, 8, 2, 4, 4]))), /smaller than the kernel/);
+    unpadded.dispose();
+    assert.throws(() => convolution.forwardAddRelu(F.toMkldnn(x), F.toMkldnn(randn([1, 8, 2, 4, 5]))), /residual shape/);
+    convolution.dispose();
     assert.throws(() => F.mkldnnDenseView(x), /MKLDNN/);
   }));
   assert.equal(memory().tensors, live);
