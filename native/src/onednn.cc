@@ -7,7 +7,9 @@
 
 #ifdef STCNET_ONEDNN
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/Parallel.h>
 #include <ideep.hpp>
+#include <algorithm>
 
 namespace at {
 namespace native {
@@ -196,6 +198,139 @@ Napi::Value DenseView(const Napi::CallbackInfo& info) {
                                          at::TensorOptions().dtype(at::kFloat)));
   });
 }
+
+// The blocked layout of an MKLDNN tensor N×C×S... as N×(C/b)×S×b, if it is exactly that (b = 1: plain).
+struct ChannelBlocks {
+  float* data;
+  int64_t samples, blocks, positions, block;
+};
+
+ChannelBlocks channelBlocks(const ideep::tensor& it) {
+  const dnnl_memory_desc_t& md = it.get_desc().data;
+  TORCH_CHECK(md.format_kind == dnnl_blocked && md.data_type == dnnl_f32, "expected a float32 tensor in a blocked memory format");
+  const auto& blocking = md.format_desc.blocking;
+  TORCH_CHECK(blocking.inner_nblks == 0 || (blocking.inner_nblks == 1 && blocking.inner_idxs[0] == 1), "a layout blocked other than by channels");
+  const int64_t block = blocking.inner_nblks == 0 ? 1 : blocking.inner_blks[0];
+  for (int d = 0; d < md.ndims; d++) TORCH_CHECK(md.padded_dims[d] == md.dims[d], "padded dimension ", d);
+  TORCH_CHECK(md.dims[1] % block == 0, "channels not whole blocks");
+  // Canonical order: N, C/b, then the spatial dimensions, each packed after the next.
+  int64_t expected = block;
+  for (int d = md.ndims - 1; d >= 2; d--) {
+    TORCH_CHECK(blocking.strides[d] == expected, "spatial dimensions not packed in order");
+    expected *= md.dims[d];
+  }
+  const int64_t positions = expected / block;
+  TORCH_CHECK(blocking.strides[1] == expected && blocking.strides[0] == expected * (md.dims[1] / block), "not in N, C order");
+  return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
+}
+
+// The loops over one channel block with its width B known at compile time, so that the lanes are
+// registers and the compiler vectorises them (with B at run time they went through memory: 50× slower).
+template <int64_t B>
+void poolPlane(const float* __restrict p, int64_t positions, float* __restrict sums) {
+  float acc[B] = {};
+  for (int64_t i = 0; i < positions; i++, p += B) {
+    for (int64_t lane = 0; lane < B; lane++) acc[lane] += p[lane];
+  }
+  for (int64_t lane = 0; lane < B; lane++) sums[lane] = acc[lane];
+}
+
+template <int64_t B>
+void mergeBlock(float* __restrict x, const float* __restrict y, const float* __restrict gate, int64_t positions) {
+  float scale[B];
+  for (int64_t lane = 0; lane < B; lane++) scale[lane] = gate[lane];
+  for (int64_t i = 0; i < positions; i++, x += B, y += B) {
+    for (int64_t lane = 0; lane < B; lane++) x[lane] = std::max(0.f, y[lane] + x[lane] * scale[lane]);
+  }
+}
+
+// Calls body with std::integral_constant<int64_t, B> for oneDNN's channel block widths (1: plain layout).
+template <typename Body>
+void withBlock(int64_t block, Body&& body) {
+  switch (block) {
+    case 1: return body(std::integral_constant<int64_t, 1>());
+    case 4: return body(std::integral_constant<int64_t, 4>());
+    case 8: return body(std::integral_constant<int64_t, 8>());
+    case 16: return body(std::integral_constant<int64_t, 16>());
+    default: TORCH_CHECK(false, "unsupported channel block of ", block);
+  }
+}
+
+// mkldnnStcMerge(residual, identity, [tcb.fc1.w, tcb.fc1.b, tcb.fc2.w, tcb.fc2.b, scb.fc1.w, ...])
+//   The STC block's gate and merge on the blocked layout, in place on residual (an MKLDNN tensor
+//   N×C×T×H×W from a convolution): pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
+//   s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual · (s_t + s_s)/2).
+//   identity: an MKLDNN tensor in residual's layout, or a dense float32 tensor holding its values in
+//   that layout (N×C/b×T×H×W×b, contiguous). One pass to pool and one to merge, and the gate's
+//   small operators without a JS round trip each (2–10× faster than ATen on strided views, measured).
+Napi::Value StcMerge(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() != 3 || !info[2].IsArray()) throw Napi::TypeError::New(env, "mkldnnStcMerge: expected (residual, identity, weights[8])");
+  const at::Tensor& residual = unwrapTensor(info[0], "mkldnnStcMerge: residual");
+  const at::Tensor& identity = unwrapTensor(info[1], "mkldnnStcMerge: identity");
+  auto list = info[2].As<Napi::Array>();
+  if (list.Length() != 8) throw Napi::TypeError::New(env, "mkldnnStcMerge: expected 8 gate weights");
+  std::vector<at::Tensor> weights;
+  for (uint32_t i = 0; i < 8; i++) {
+    weights.push_back(list.Get(i).IsNull() ? at::Tensor() : unwrapTensor(list.Get(i), "mkldnnStcMerge: gate weight"));
+  }
+  return guard(env, "mkldnnStcMerge", [&]() -> Napi::Value {
+    TORCH_CHECK(residual.is_mkldnn() && residual.dim() == 5, "residual must be a 5-D MKLDNN tensor");
+    const ChannelBlocks r = [&] {
+      at::AutoDispatchBelowADInplaceOrView belowAutograd;
+      return channelBlocks(at::native::itensor_from_mkldnn(residual));
+    }();
+    const float* id;
+    at::Tensor identityHolder;
+    if (identity.is_mkldnn()) {
+      at::AutoDispatchBelowADInplaceOrView belowAutograd;
+      const ideep::tensor& it = at::native::itensor_from_mkldnn(identity);
+      TORCH_CHECK(it.get_desc() == at::native::itensor_from_mkldnn(residual).get_desc(), "identity's layout differs from residual's");
+      id = static_cast<const float*>(it.get_data_handle()) + it.get_desc().data.offset0;
+    } else {
+      TORCH_CHECK(identity.scalar_type() == at::kFloat && identity.is_contiguous() && identity.numel() == residual.numel(),
+                  "a dense identity must be contiguous float32 with residual's ", residual.numel(), " values");
+      id = identity.data_ptr<float>();
+    }
+    const int64_t samples = r.samples, channels = r.blocks * r.block, frames = residual.size(2);
+    const int64_t planes = r.positions / frames;  // H·W positions per frame
+    const int64_t b = r.block;
+
+    // Pool H,W: pooled[n][c][t], c = block·b + lane.
+    at::Tensor pooled = at::empty({samples, channels, frames}, at::kFloat);
+    withBlock(b, [&](auto lanes) {
+      constexpr int64_t B = decltype(lanes)::value;
+      float* out = pooled.data_ptr<float>();
+      at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t nb = begin; nb < end; nb++) {
+          for (int64_t t = 0; t < frames; t++) {
+            float sums[B] = {};
+            poolPlane<B>(r.data + (nb * r.positions + t * planes) * B, planes, sums);
+            for (int64_t lane = 0; lane < B; lane++) out[((nb / r.blocks) * channels + (nb % r.blocks) * B + lane) * frames + t] = sums[lane] / planes;
+          }
+        }
+      });
+    });
+    auto branch = [&](const at::Tensor& z, size_t first) {
+      const at::Tensor hidden = at::relu(at::linear(z, weights[first], weights[first + 1]));
+      return at::sigmoid(at::linear(hidden, weights[first + 2], weights[first + 3]));
+    };
+    const at::Tensor gate = branch(pooled.mean(2), 0).add_(branch(pooled.flatten(1), 4)).mul_(0.5).contiguous();
+    TORCH_CHECK(gate.sizes() == c10::IntArrayRef({samples, channels}), "the gate's weights give ", gate.sizes(), ", expected N×C");
+    const float* g = gate.data_ptr<float>();
+
+    // residual ← max(0, identity + residual · gate), per channel block.
+    withBlock(b, [&](auto lanes) {
+      constexpr int64_t B = decltype(lanes)::value;
+      at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t nb = begin; nb < end; nb++) {
+          mergeBlock<B>(r.data + nb * r.positions * B, id + nb * r.positions * B, g + (nb / r.blocks) * channels + (nb % r.blocks) * B, r.positions);
+        }
+      });
+    });
+    return wrapTensor(env, residual);
+  });
+}
 #endif
 
 }  // namespace
@@ -204,6 +339,7 @@ void initOneDnn(Napi::Env env, Napi::Object exports) {
 #ifdef STCNET_ONEDNN
   exports.Set("MkldnnConvolution", Convolution::Define(env));
   exports.Set("mkldnnDenseView", Napi::Function::New(env, DenseView, "mkldnnDenseView"));
+  exports.Set("mkldnnStcMerge", Napi::Function::New(env, StcMerge, "mkldnnStcMerge"));
 #endif
 }
 

@@ -147,6 +147,18 @@ export function mkldnnDenseView(tensor: Tensor): Tensor {
   return t(native.mkldnnDenseView(tensor.handle));
 }
 
+/**
+ * The STC block's gate and merge in place on `residual` (an MKLDNN tensor N×C×T×H×W in a
+ * channel-blocked layout, from a convolution): pooled = mean over H,W; s_t = σ(fc2(ReLU(fc1(mean over T))));
+ * s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual·(s_t + s_s)/2).
+ * identity: an MKLDNN tensor in residual's layout, or a contiguous dense tensor with its values in that
+ * layout (N×C/b×T×H×W×b). gateWeights: [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's].
+ */
+export function mkldnnStcMerge(residual: Tensor, identity: Tensor, gateWeights: (Tensor | null)[]): Tensor {
+  if (!native.mkldnnStcMerge) throw new ArgumentError('oneDNN is not built into this addon (see F.mkldnnFusionEnabled)');
+  return t(native.mkldnnStcMerge(residual.handle, identity.handle, gateWeights.map((w) => w?.handle ?? null)));
+}
+
 export interface BatchNormOptions {
   training: boolean;
   momentum?: number;

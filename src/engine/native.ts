@@ -36,6 +36,7 @@ export interface NativeAddon {
     release(): void;
   };
   mkldnnDenseView?(tensor: Handle): Handle;
+  mkldnnStcMerge?(residual: Handle, identity: Handle, gateWeights: (Handle | null)[]): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };

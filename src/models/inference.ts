@@ -230,26 +230,36 @@ export class FrozenStc {
     this.branches = [branch(stc.tcb), branch(stc.scb)];
   }
 
-  gate(x: Tensor): Tensor {
-    if (x.shape[2] !== this.stc.temporalSize) this.stc.gate(x); // throws the model's own error for a wrong T
-    const [n, c] = x.shape as [number, number];
-    return tidy(() => this.gateFromPooled(x.mean([3, 4])).view([n, c, 1, 1, 1]));
+  /** [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's], for F.mkldnnStcMerge. */
+  get weights(): (Tensor | null)[] {
+    return this.branches.flatMap((pair) => pair.flatMap((linear) => [linear.weight, linear.bias]));
   }
 
-  /** The gate N×C from the block's output averaged over H,W (N×C×T). */
-  gateFromPooled(pooled: Tensor): Tensor {
+  /** Throws the model's own error for a clip length other than the block's. */
+  checkFrames(x: Tensor): void {
+    if (x.shape[2] !== this.stc.temporalSize) this.stc.gate(x);
+  }
+
+  gate(x: Tensor): Tensor {
+    this.checkFrames(x);
+    const [n, c] = x.shape as [number, number];
     return tidy(() => {
+      const pooled = x.mean([3, 4]);                   // N×C×T
       const [tcb, scb] = this.branches;
       // The mean over T of per-frame means is the mean over T,H,W (every frame has H·W values).
       const st = tcb[1].forward(tcb[0].forward(pooled.mean(2)).relu_()).sigmoid();
       const ss = scb[1].forward(scb[0].forward(pooled.flatten(1)).relu_()).sigmoid();
-      return st.add_(ss).mul_(0.5);
+      return st.add_(ss).mul_(0.5).view([n, c, 1, 1, 1]);
     });
   }
 
   dispose(): void {
     for (const pair of this.branches) for (const linear of pair) linear.dispose();
   }
+}
+
+function sameShape(a: Tensor, b: Tensor): boolean {
+  return a.rank === b.rank && a.shape.every((size, i) => size === b.shape[i]);
 }
 
 /** One residual block: branch convolutions, optional STC gate, shortcut, fused merge. */
@@ -363,26 +373,21 @@ export class FrozenBlock implements Stage {
   }
 
   /**
-   * residual ← ReLU(identity + residual · gate) in place on residual's memory, seen through a dense
-   * view of its blocked layout (N×C/b×T×H×W×b): the gate's pooling and the merge are ATen's
-   * vectorised kernels, and no whole tensor leaves the blocked layout (3.5–4.5× faster than
-   * converting both tensors, merging densely and converting back, on the shapes of stc_resnet3d_18/50).
+   * residual ← ReLU(identity + residual · gate) in place on residual's blocked memory, the gate's
+   * pooling and FCs included (F.mkldnnStcMerge): one pass to pool, one to merge, nothing converted.
    */
   private mergeGated(identity: Tensor, identityBlocked: boolean, residual: Tensor): Tensor {
-    const [n, c, frames] = residual.shape as [number, number, number];
+    this.stc!.checkFrames(residual);
     const residualView = F.mkldnnDenseView(residual);
-    const block = residualView.rank === 6 ? residualView.shape[5]! : 1;
-    const pooled = block > 1 ? residualView.mean([3, 4]).permute([0, 1, 3, 2]).reshape([n, c, frames]) : residualView.mean([3, 4]);
-    const gate = this.stc!.gateFromPooled(pooled).view([n, c / block, 1, 1, 1, block].slice(0, block > 1 ? 6 : 5));
-    let identityView = identityBlocked ? F.mkldnnDenseView(identity) : identity;
-    if (identityView.rank !== residualView.rank || identityView.shape.some((size, i) => size !== residualView.shape[i])) {
-      // Another layout: made plain, then seen as residual's channel blocks through a strided view.
-      const plain = identityBlocked ? F.mkldnnToDense(identity) : identity.contiguous();
-      identityView = block > 1 ? plain.view([n, c / block, block, ...plain.shape.slice(2)]).permute([0, 1, 3, 4, 5, 2]) : plain;
+    if (!identityBlocked || !sameShape(F.mkldnnDenseView(identity), residualView)) {
+      // Another layout: made plain, then copied into residual's channel blocks (N×C/b×T×H×W×b).
+      const plain = identityBlocked ? F.mkldnnToDense(identity) : identity;
+      const [n, c] = plain.shape as [number, number];
+      const block = residualView.rank === 6 ? residualView.shape[5]! : 1;
+      identity = block === 1 ? plain.contiguous()
+        : plain.contiguous().view([n, c / block, block, ...plain.shape.slice(2)]).permute([0, 1, 3, 4, 5, 2]).contiguous();
     }
-    callNative('aten::addcmul.out', [identityView.handle, residualView.handle, gate.handle, 1, residualView.handle], true);
-    residualView.relu_();
-    return residual;
+    return F.mkldnnStcMerge(residual, identity, this.stc!.weights);
   }
 
   dispose(): void {

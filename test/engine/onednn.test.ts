@@ -90,6 +90,36 @@ test('mkldnnDenseView sees a blocked tensor\'s memory as N×C/b×...×b without 
   }));
 });
 
+test('mkldnnStcMerge equals the STC block\'s gate and ReLU(identity + residual·gate), on blocked and plain layouts', () => {
+  manualSeed(8);
+  noGrad(() => tidy(() => {
+    for (const [batch, channels, frames] of [[1, 32, 4], [3, 16, 2]] as const) {
+      const residual = randn([batch, channels, frames, 6, 5]);
+      const identity = randn([batch, channels, frames, 6, 5]);
+      const hidden = 4;
+      const w = [randn([hidden, channels]), randn([hidden]), randn([channels, hidden]), randn([channels]),
+        randn([hidden, channels * frames]), null, randn([channels, hidden]), randn([channels])];
+      const pooled = residual.mean([3, 4]);
+      const st = F.linear(F.linear(pooled.mean(2), w[0]!, w[1]).relu(), w[2]!, w[3]).sigmoid();
+      const ss = F.linear(F.linear(pooled.flatten(1), w[4]!, null).relu(), w[6]!, w[7]).sigmoid();
+      const expected = identity.add(residual.mul(st.add(ss).mul(0.5).view([batch, channels, 1, 1, 1]))).relu();
+      const copy = (t: Tensor): Tensor => F.mkldnnConv(F.toMkldnn(t), F.mkldnnPackConvWeight(dirac(channels, 1), conv, 3), null, conv, 3);
+      // Blocked residual and identity (as convolutions return them): the result is residual, in place.
+      const blocked = copy(residual);
+      const merged = F.mkldnnStcMerge(blocked, copy(identity), w);
+      assert.ok(maxAbs(F.mkldnnToDense(merged).sub(expected)) < 1e-5, `${batch}×${channels}×${frames} blocked`);
+      assert.ok(maxAbs(F.mkldnnToDense(blocked).sub(expected)) < 1e-5, 'written into residual');
+      // Plain-layout (to_mkldnn) residual and identity.
+      assert.ok(maxAbs(F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), w)).sub(expected)) < 1e-5);
+      // A dense identity laid out in residual's channel blocks.
+      const view = F.mkldnnDenseView(copy(residual));
+      const block = view.shape[5]!;
+      const denseIdentity = identity.view([batch, channels / block, block, frames, 6, 5]).permute([0, 1, 3, 4, 5, 2]).contiguous();
+      assert.ok(maxAbs(F.mkldnnToDense(F.mkldnnStcMerge(copy(residual), denseIdentity, w)).sub(expected)) < 1e-5);
+    }
+  }));
+});
+
 test('the fused operators refuse wrong inputs with errors, not aborts, and leak nothing', () => {
   const live = memory().tensors;
   noGrad(() => tidy(() => {
@@ -106,6 +136,11 @@ test('the fused operators refuse wrong inputs with errors, not aborts, and leak 
     assert.throws(() => convolution.forwardAddRelu(F.toMkldnn(x), F.toMkldnn(randn([1, 8, 2, 4, 5]))), /residual shape/);
     convolution.dispose();
     assert.throws(() => F.mkldnnDenseView(x), /MKLDNN/);
+    const gateWeights = [randn([2, 8]), randn([2]), randn([8, 2]), randn([8]), randn([2, 16]), randn([2]), randn([8, 2]), randn([8])];
+    assert.throws(() => F.mkldnnStcMerge(x, x, gateWeights), /residual must be a 5-D MKLDNN tensor/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, gateWeights.slice(1)), /expected 8 gate weights/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), randn([3]), gateWeights), /contiguous float32 with residual's 256 values/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, [...gateWeights.slice(0, 4), randn([2, 3]), ...gateWeights.slice(5)]), /mkldnnStcMerge/);
   }));
   assert.equal(memory().tensors, live);
 });
