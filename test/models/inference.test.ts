@@ -33,13 +33,15 @@ const CASES: [ModelName, Record<string, unknown>, number[]][] = [
   ['resnet2d_18', { widthMultiplier: 0.25 }, [2, 3, 32, 32]],
 ];
 
-test('prepareForInference (float32, blocked and dense layouts) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
-  for (const [arch, options, shape] of CASES) for (const layout of ['blocked', 'dense'] as const) {
+test('prepareForInference (float32, blocked layout with and without oneDNN fusion, dense layout) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
+  const variants = [{ layout: 'blocked', fusion: true }, { layout: 'blocked', fusion: false }, { layout: 'dense' }] as const;
+  for (const [arch, options, shape] of CASES) for (const variant of variants) {
+    const layout = variant.layout;
     manualSeed(7);
     const model = createModel(arch, { numClasses: 11, ...options } as never).eval();
     randomiseBatchNorms(model);
     const live = memory().tensors;
-    const prepared = prepareForInference(model, { layout });
+    const prepared = prepareForInference(model, variant);
     assert.equal(prepared.layout, layout);
     tidy(() => {
       const x = randn(shape);
@@ -49,7 +51,7 @@ test('prepareForInference (float32, blocked and dense layouts) gives the eval fo
       assert.deepEqual(folded.shape, reference.shape, arch);
       assert.equal(folded.dtype, 'float32');
       const error = maxAbs(folded.sub(reference)) / maxAbs(reference);
-      assert.ok(error < 1e-4, `${arch} ${JSON.stringify(options)} ${layout}: relative error ${error}`);
+      assert.ok(error < 1e-4, `${arch} ${JSON.stringify(options)} ${JSON.stringify(variant)}: relative error ${error}`);
       // The caller's input is left as it was (the blocks write into buffers they own).
       assert.equal(maxAbs(x.sub(original)), 0);
     });
@@ -103,6 +105,7 @@ test('prepareForInference checks its options and the input like the model does',
   const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 3 }).eval();
   assert.throws(() => prepareForInference(model, { dtype: 'float16' as never }), /dtype must be 'float32' or 'bfloat16', got "float16"/);
   assert.throws(() => prepareForInference(model, { layout: 'nhwc' as never }), /layout must be 'blocked' or 'dense', got "nhwc"/);
+  assert.throws(() => prepareForInference(model, { fusion: 'yes' as never }), /fusion must be true or false, got "yes"/);
   assert.throws(() => prepareForInference(model, { dtype: 'bfloat16', layout: 'blocked' }), /layout 'blocked' needs dtype float32/);
   const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
   assert.equal(bf16.layout, 'dense');

@@ -1,0 +1,107 @@
+/**
+ * stcnet's prepared inference against PyTorch's frozen TorchScript, forward by forward: the two sides
+ * live in two processes and take turns (one forward each, the order swapped every pair), so that a
+ * change of the machine's speed — on a shared VM up to 1.5× within minutes — falls on both sides of
+ * a pair. Reports each side's median and the median of the per-pair ratios.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/infer/paired.js [--arch stc_resnet3d_18] [--frames 16]
+ *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--python /usr/bin/python3]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { randn, tidy, keep, manualSeed, setNumThreads } from '../../src/engine/index.js';
+import { writeSafetensors } from '../../src/nn/index.js';
+import { prepareForInference } from '../../src/models/index.js';
+import { seededBenchModel } from '../../src/bench/seeded_model.js';
+import { median } from '../../src/bench/timing.js';
+import { UserError } from '../../src/util/errors.js';
+
+function flag(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index < 0 ? fallback : process.argv[index + 1] ?? '';
+}
+
+function intFlag(name: string, fallback: number): number {
+  const value = Number(flag(name, String(fallback)));
+  if (!Number.isInteger(value) || value < 1) throw new UserError(`--${name} must be a positive integer, got "${flag(name, '')}"`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const arch = flag('arch', 'stc_resnet3d_18');
+  const frames = intFlag('frames', 16);
+  const size = intFlag('size', 112);
+  const batch = intFlag('batch', 1);
+  const threads = intFlag('threads', Math.min(2, availableParallelism()));
+  const pairs = intFlag('pairs', 20);
+  const python = flag('python', '/usr/bin/python3');
+  const classes = 101;
+  setNumThreads(threads);
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'stcnet-paired-'));
+  try {
+    const model = seededBenchModel(arch, frames, classes).eval();
+    const weights = path.join(dir, 'weights.safetensors');
+    writeSafetensors(weights, model.stateDict());
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/bench/torch_paired.py');
+    const torch = spawn(python, [script, weights, arch, String(frames), String(size), String(classes), String(batch), String(threads)],
+      { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: torch.stdout! })[Symbol.asyncIterator]();
+    const nextLine = async (): Promise<string> => {
+      const line = await lines.next();
+      if (line.done) throw new UserError(`bench/infer/paired: ${python} ${script} stopped (see its output above)`);
+      return line.value;
+    };
+    const torchForward = async (): Promise<number> => {
+      torch.stdin!.write('run\n');
+      return Number(await nextLine());
+    };
+
+    const prepared = prepareForInference(model);
+    manualSeed(1);
+    const x = keep(randn([batch, 3, frames, size, size]));
+    const stcnetForward = (): number => {
+      const start = process.hrtime.bigint();
+      tidy(() => { prepared.forward(x).toFloat32Array(); });
+      return Number(process.hrtime.bigint() - start) / 1e9;
+    };
+    for (let i = 0; i < 3; i++) stcnetForward();
+    if ((await nextLine()) !== 'ready') throw new UserError('bench/infer/paired: unexpected first line from the PyTorch side');
+
+    console.log(`bench/infer/paired: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, ${pairs} pairs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const stcnet: number[] = [];
+    const frozen: number[] = [];
+    for (let pair = 0; pair < pairs; pair++) {
+      if (pair % 2 === 0) {
+        stcnet.push(stcnetForward());
+        frozen.push(await torchForward());
+      } else {
+        frozen.push(await torchForward());
+        stcnet.push(stcnetForward());
+      }
+    }
+    torch.stdin!.end();
+    const ratios = stcnet.map((seconds, i) => frozen[i]! / seconds).sort((a, b) => a - b);
+    const ms = (values: number[]) => `${(1000 * median(values)).toFixed(1)} ms`;
+    console.log(`  stcnet prepareForInference float32: median ${ms(stcnet)} per forward`);
+    console.log(`  PyTorch frozen TorchScript float32: median ${ms(frozen)} per forward`);
+    console.log(`  speed ratio stcnet ÷ frozen TorchScript, per pair: median ${median(ratios).toFixed(3)}, ` +
+      `quartiles ${ratios[Math.floor(ratios.length / 4)]!.toFixed(3)}–${ratios[Math.floor((3 * ratios.length) / 4)]!.toFixed(3)}, ` +
+      `range ${ratios[0]!.toFixed(3)}–${ratios[ratios.length - 1]!.toFixed(3)}`);
+    prepared.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof UserError) {
+    console.error(error.message);
+    process.exit(2);
+  }
+  throw error;
+});

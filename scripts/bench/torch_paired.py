@@ -1,0 +1,36 @@
+"""PyTorch's side of bench/infer/paired.ts: frozen TorchScript (trace, freeze, optimize_for_inference) of
+the contract's reference model with the weights stcnet wrote, timed one forward per request, so that
+the two sides alternate forward by forward and a drift of the machine's speed hits both alike.
+
+Usage: python3 torch_paired.py WEIGHTS ARCH FRAMES SIZE CLASSES BATCH THREADS
+       then one line per forward on stdin ("run"); prints the forward's seconds, one line each.
+"""
+import os
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+import stc_reference as ref  # noqa: E402
+from weights import read_safetensors  # noqa: E402
+
+weights, arch = sys.argv[1], sys.argv[2]
+frames, size, classes, batch, threads = (int(v) for v in sys.argv[3:8])
+torch.set_num_threads(threads)
+model = ref.build(arch, frames=frames, num_classes=classes)
+tensors, _ = read_safetensors(weights)
+model.load_state_dict(tensors, strict=True)
+model.eval()
+torch.manual_seed(1)
+x = torch.randn(batch, 3, frames, size, size)
+with torch.no_grad():
+    frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+    for _ in range(3):
+        frozen(x)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        start = time.perf_counter()
+        frozen(x).numpy()
+        print(time.perf_counter() - start, flush=True)
