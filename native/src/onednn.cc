@@ -1,7 +1,7 @@
 // oneDNN fusions on MKLDNN tensors for the inference mode (issue 9): a convolution whose residual sum
 // and ReLU run in its own pass over the output (oneDNN's sum and eltwise post-ops; libtorch 1.13 has
 // them only for prepacked 2D convolutions, PyTorch 2.0 added `mkldnn::_convolution_pointwise`), and
-// dense views of blocked tensors. Calls oneDNN through ideep, the header-only wrapper libtorch itself
+// the STC block's gate and merge on the blocked layout. Calls oneDNN through ideep, the header-only wrapper libtorch itself
 // is built with, on the same system libdnnl. Built only where those headers are found (STCNET_ONEDNN).
 #include "handle.h"
 
@@ -167,38 +167,6 @@ class Convolution : public Napi::ObjectWrap<Convolution> {
   std::vector<Plan> plans_;
 };
 
-// mkldnnDenseView(t) -> a dense float tensor over an MKLDNN tensor's memory (no copy; it keeps t's
-// buffer alive): N×C×... as strided for a plain layout, N×(C/b)×...×b for oneDNN's channel-blocked
-// layouts (nChw8c, nCdhw16c, ...). ATen's dense kernels then pool and merge in the blocked layout
-// (the STC gate), instead of converting whole tensors out of it and back. Throws for other layouts
-// and for padded channel blocks.
-Napi::Value DenseView(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  const at::Tensor& tensor = unwrapTensor(info[0], "mkldnnDenseView: tensor");
-  return guard(env, "mkldnnDenseView", [&]() -> Napi::Value {
-    TORCH_CHECK(tensor.is_mkldnn() && tensor.scalar_type() == at::kFloat, "expected a float32 MKLDNN tensor");
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;
-    const ideep::tensor& it = at::native::itensor_from_mkldnn(tensor);
-    const dnnl_memory_desc_t& md = it.get_desc().data;
-    TORCH_CHECK(md.format_kind == dnnl_blocked, "not a blocked memory format");
-    const auto& blocking = md.format_desc.blocking;
-    std::vector<int64_t> sizes(md.dims, md.dims + md.ndims), strides(blocking.strides, blocking.strides + md.ndims);
-    for (int d = 0; d < md.ndims; d++) TORCH_CHECK(md.padded_dims[d] == md.dims[d], "padded dimension ", d);
-    if (blocking.inner_nblks == 1 && blocking.inner_idxs[0] == 1) {
-      const int64_t block = blocking.inner_blks[0];
-      sizes[1] /= block;
-      sizes.push_back(block);
-      strides.push_back(1);
-    } else {
-      TORCH_CHECK(blocking.inner_nblks == 0, "a layout blocked other than by channels");
-    }
-    auto* data = static_cast<float*>(it.get_data_handle()) + md.offset0;
-    at::Tensor owner = tensor;  // the view's deleter holds the MKLDNN tensor, so its buffer outlives the view
-    return wrapTensor(env, at::from_blob(data, sizes, strides, [owner](void*) mutable { owner.reset(); },
-                                         at::TensorOptions().dtype(at::kFloat)));
-  });
-}
-
 // The blocked layout of an MKLDNN tensor N×C×S... as N×(C/b)×S×b, if it is exactly that (b = 1: plain).
 struct ChannelBlocks {
   float* data;
@@ -260,9 +228,9 @@ void withBlock(int64_t block, Body&& body) {
 //   The STC block's gate and merge on the blocked layout, in place on residual (an MKLDNN tensor
 //   N×C×T×H×W from a convolution): pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
 //   s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual · (s_t + s_s)/2).
-//   identity: an MKLDNN tensor in residual's layout, or a dense float32 tensor holding its values in
-//   that layout (N×C/b×T×H×W×b, contiguous). One pass to pool and one to merge, and the gate's
-//   small operators without a JS round trip each (2–10× faster than ATen on strided views, measured).
+//   identity: an MKLDNN tensor of residual's shape, reordered first if its layout differs (a type-A
+//   shortcut's). One pass to pool and one to merge, and the gate's small operators without a JS round
+//   trip each (2× faster than ATen's operators on dense views of the blocked memory, measured).
 Napi::Value StcMerge(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (info.Length() != 3 || !info[2].IsArray()) throw Napi::TypeError::New(env, "mkldnnStcMerge: expected (residual, identity, weights[8])");
@@ -280,18 +248,14 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
       return channelBlocks(at::native::itensor_from_mkldnn(residual));
     }();
-    const float* id;
-    at::Tensor identityHolder;
-    if (identity.is_mkldnn()) {
+    TORCH_CHECK(identity.is_mkldnn() && identity.sizes() == residual.sizes(), "identity must be an MKLDNN tensor of residual's shape ",
+                residual.sizes(), ", got ", identity.is_mkldnn() ? "" : "a dense tensor of ", identity.sizes());
+    ideep::tensor identityInLayout;  // identity's memory in residual's layout (shared when it already is)
+    {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
-      const ideep::tensor& it = at::native::itensor_from_mkldnn(identity);
-      TORCH_CHECK(it.get_desc() == at::native::itensor_from_mkldnn(residual).get_desc(), "identity's layout differs from residual's");
-      id = static_cast<const float*>(it.get_data_handle()) + it.get_desc().data.offset0;
-    } else {
-      TORCH_CHECK(identity.scalar_type() == at::kFloat && identity.is_contiguous() && identity.numel() == residual.numel(),
-                  "a dense identity must be contiguous float32 with residual's ", residual.numel(), " values");
-      id = identity.data_ptr<float>();
+      identityInLayout = at::native::itensor_from_mkldnn(identity).reorder_if_differ_in(at::native::itensor_from_mkldnn(residual).get_desc());
     }
+    const float* id = static_cast<const float*>(identityInLayout.get_data_handle()) + identityInLayout.get_desc().data.offset0;
     const int64_t samples = r.samples, channels = r.blocks * r.block, frames = residual.size(2);
     const int64_t planes = r.positions / frames;  // H·W positions per frame
     const int64_t b = r.block;
@@ -338,7 +302,6 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
 void initOneDnn(Napi::Env env, Napi::Object exports) {
 #ifdef STCNET_ONEDNN
   exports.Set("MkldnnConvolution", Convolution::Define(env));
-  exports.Set("mkldnnDenseView", Napi::Function::New(env, DenseView, "mkldnnDenseView"));
   exports.Set("mkldnnStcMerge", Napi::Function::New(env, StcMerge, "mkldnnStcMerge"));
 #endif
 }

@@ -23,7 +23,7 @@ let convAlgorithm: ConvAlgorithm = 'auto';
 /** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
 export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
 /**
- * Whether the addon calls oneDNN directly (MkldnnConvolution, mkldnnDenseView): built against Debian's
+ * Whether the addon calls oneDNN directly (MkldnnConvolution, mkldnnStcMerge): built against Debian's
  * libtorch with libdnnl-dev and libideep-dev present.
  */
 export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
@@ -138,21 +138,11 @@ export class MkldnnConvolution {
 }
 
 /**
- * A dense float32 view of an MKLDNN tensor's memory, no copy: N×C×... for a plain layout, N×(C/b)×...×b
- * for oneDNN's channel-blocked layouts (block b = 8 or 16), so that ATen's dense kernels can pool and
- * merge in place without converting the tensor. Writes through the view change the MKLDNN tensor.
- */
-export function mkldnnDenseView(tensor: Tensor): Tensor {
-  if (!native.mkldnnDenseView) throw new ArgumentError('oneDNN post-op fusion is not built into this addon (see F.mkldnnFusionEnabled)');
-  return t(native.mkldnnDenseView(tensor.handle));
-}
-
-/**
  * The STC block's gate and merge in place on `residual` (an MKLDNN tensor N×C×T×H×W in a
  * channel-blocked layout, from a convolution): pooled = mean over H,W; s_t = σ(fc2(ReLU(fc1(mean over T))));
  * s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual·(s_t + s_s)/2).
- * identity: an MKLDNN tensor in residual's layout, or a contiguous dense tensor with its values in that
- * layout (N×C/b×T×H×W×b). gateWeights: [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's].
+ * identity: an MKLDNN tensor of residual's shape (reordered first if its layout differs).
+ * gateWeights: [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's].
  */
 export function mkldnnStcMerge(residual: Tensor, identity: Tensor, gateWeights: (Tensor | null)[]): Tensor {
   if (!native.mkldnnStcMerge) throw new ArgumentError('oneDNN is not built into this addon (see F.mkldnnFusionEnabled)');

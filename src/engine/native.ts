@@ -35,7 +35,6 @@ export interface NativeAddon {
     forward(input: Handle, residual: Handle | null): Handle;
     release(): void;
   };
-  mkldnnDenseView?(tensor: Handle): Handle;
   mkldnnStcMerge?(residual: Handle, identity: Handle, gateWeights: (Handle | null)[]): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;

@@ -258,33 +258,30 @@ export class FrozenStc {
   }
 }
 
-function sameShape(a: Tensor, b: Tensor): boolean {
-  return a.rank === b.rank && a.shape.every((size, i) => size === b.shape[i]);
-}
-
 /** One residual block: branch convolutions, optional STC gate, shortcut, fused merge. */
 export class FrozenBlock implements Stage {
   /** Layout 'blocked': the shortcut (type A: pool and zero-pad) runs on a plain tensor. */
   private readonly plainShortcut: boolean;
 
   /**
-   * `inputBlocked`: the block receives an MKLDNN tensor. With layout 'blocked' the convolutions and
-   * a gateless merge stay in oneDNN's layout; the STC gate pools over H,W and its merge broadcasts,
-   * which libtorch's oneDNN kernels do not, so a gated block converts there and returns a plain
-   * tensor (as frozen TorchScript does): see `outputBlocked`.
-   */
-  /**
-   * Layout 'blocked' where the addon has oneDNN's post-ops (F.mkldnnFusionEnabled): the residual
-   * sum and final ReLU of a gateless block run inside its last convolution, and a gated block pools
-   * and merges on dense views of the blocked tensors, so that every block stays in the blocked layout.
+   * Layout 'blocked' with `fusion` where the addon calls oneDNN directly (F.mkldnnFusionEnabled): the
+   * residual sum and final ReLU of a gateless block run inside its last convolution, and a gated block's
+   * gate and merge are one native call on the blocked layout, so that every block stays in it.
    */
   private readonly fused: boolean;
+
+  /**
+   * `inputBlocked`: the block receives an MKLDNN tensor. With layout 'blocked' the convolutions and
+   * a gateless merge stay in oneDNN's layout; without `fused`, the STC gate pools over H,W and its merge
+   * broadcasts, which libtorch's oneDNN kernels do not, so a gated block converts there and returns a
+   * plain tensor (as frozen TorchScript does): see `outputBlocked`.
+   */
 
   constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[],
     private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false, fusion = false) {
     this.plainShortcut = shortcut.some((stage) => stage instanceof PassThrough);
     const last = branch[branch.length - 1];
-    // The gated merge's dense view needs whole channel blocks (8 or 16 channels by the CPU's ISA).
+    // The native gated merge needs whole channel blocks (8 or 16 channels by the CPU's ISA).
     this.fused = fusion && layout === 'blocked' && F.mkldnnFusionEnabled && branch.length > 1 && last instanceof FoldedConv && !last.relu &&
       (stc === null || last.weight.shape[0]! % 16 === 0);
   }
@@ -378,16 +375,7 @@ export class FrozenBlock implements Stage {
    */
   private mergeGated(identity: Tensor, identityBlocked: boolean, residual: Tensor): Tensor {
     this.stc!.checkFrames(residual);
-    const residualView = F.mkldnnDenseView(residual);
-    if (!identityBlocked || !sameShape(F.mkldnnDenseView(identity), residualView)) {
-      // Another layout: made plain, then copied into residual's channel blocks (N×C/b×T×H×W×b).
-      const plain = identityBlocked ? F.mkldnnToDense(identity) : identity;
-      const [n, c] = plain.shape as [number, number];
-      const block = residualView.rank === 6 ? residualView.shape[5]! : 1;
-      identity = block === 1 ? plain.contiguous()
-        : plain.contiguous().view([n, c / block, block, ...plain.shape.slice(2)]).permute([0, 1, 3, 4, 5, 2]).contiguous();
-    }
-    return F.mkldnnStcMerge(residual, identity, this.stc!.weights);
+    return F.mkldnnStcMerge(residual, identityBlocked ? identity : F.toMkldnn(identity), this.stc!.weights);
   }
 
   dispose(): void {

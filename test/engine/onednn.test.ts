@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
 
-// oneDNN called directly (native/src/onednn.cc): prepared convolutions with the fused residual sum, and the dense views of blocked tensors that the
-// inference mode's STC merge uses. Setup installs libdnnl-dev and libideep-dev, so the addon has them.
+// oneDNN called directly (native/src/onednn.cc): prepared convolutions with the fused residual sum, and
+// the STC block's gate and merge on the blocked layout, as the inference mode uses them. Setup installs
+// libdnnl-dev and libideep-dev, so the addon has them.
 
 function maxAbs(t: Tensor): number {
   return tidy(() => t.abs().max().item());
@@ -68,28 +69,6 @@ function dirac(channels: number, groups: number): Tensor {
   });
 }
 
-test('mkldnnDenseView sees a blocked tensor\'s memory as N×C/b×...×b without a copy; writes reach the tensor', () => {
-  manualSeed(6);
-  noGrad(() => tidy(() => {
-    const dense = randn([2, 32, 3, 5, 5]);
-    const blocked = F.mkldnnConv(F.toMkldnn(dense), F.mkldnnPackConvWeight(dirac(32, 1), conv, 3), null, conv, 3);
-    const view = F.mkldnnDenseView(blocked);
-    assert.equal(view.rank, 6, 'a channel-blocked layout');
-    const block = view.shape[5]!;
-    assert.ok(block === 8 || block === 16, `block ${block}`);
-    assert.deepEqual(view.shape, [2, 32 / block, 3, 5, 5, block]);
-    const asPlain = view.permute([0, 1, 5, 2, 3, 4]).reshape([2, 32, 3, 5, 5]);
-    assert.ok(maxAbs(asPlain.sub(dense)) < 1e-5);
-    view.mul_(2);
-    assert.ok(maxAbs(F.mkldnnToDense(blocked).sub(dense.mul(2))) < 1e-5);
-
-    // A plain-layout MKLDNN tensor: the view is N×C×...
-    const plainView = F.mkldnnDenseView(F.toMkldnn(dense));
-    assert.deepEqual(plainView.shape, [2, 32, 3, 5, 5]);
-    assert.equal(maxAbs(plainView.sub(dense)), 0);
-  }));
-});
-
 test('mkldnnStcMerge equals the STC block\'s gate and ReLU(identity + residual·gate), on blocked and plain layouts', () => {
   manualSeed(8);
   noGrad(() => tidy(() => {
@@ -111,11 +90,10 @@ test('mkldnnStcMerge equals the STC block\'s gate and ReLU(identity + residual·
       assert.ok(maxAbs(F.mkldnnToDense(blocked).sub(expected)) < 1e-5, 'written into residual');
       // Plain-layout (to_mkldnn) residual and identity.
       assert.ok(maxAbs(F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), w)).sub(expected)) < 1e-5);
-      // A dense identity laid out in residual's channel blocks.
-      const view = F.mkldnnDenseView(copy(residual));
-      const block = view.shape[5]!;
-      const denseIdentity = identity.view([batch, channels / block, block, frames, 6, 5]).permute([0, 1, 3, 4, 5, 2]).contiguous();
-      assert.ok(maxAbs(F.mkldnnToDense(F.mkldnnStcMerge(copy(residual), denseIdentity, w)).sub(expected)) < 1e-5);
+      // A plain identity with a blocked residual (a type-A shortcut's): reordered into residual's layout.
+      const identityPlain = F.toMkldnn(identity);
+      assert.ok(maxAbs(F.mkldnnToDense(F.mkldnnStcMerge(copy(residual), identityPlain, w)).sub(expected)) < 1e-5);
+      assert.equal(maxAbs(F.mkldnnToDense(identityPlain).sub(identity)), 0, 'the identity is left as it was');
     }
   }));
 });
@@ -135,12 +113,12 @@ test('the fused operators refuse wrong inputs with errors, not aborts, and leak 
     unpadded.dispose();
     assert.throws(() => convolution.forwardAddRelu(F.toMkldnn(x), F.toMkldnn(randn([1, 8, 2, 4, 5]))), /residual shape/);
     convolution.dispose();
-    assert.throws(() => F.mkldnnDenseView(x), /MKLDNN/);
     const gateWeights = [randn([2, 8]), randn([2]), randn([8, 2]), randn([8]), randn([2, 16]), randn([2]), randn([8, 2]), randn([8])];
     assert.throws(() => F.mkldnnStcMerge(x, x, gateWeights), /residual must be a 5-D MKLDNN tensor/);
     assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, gateWeights.slice(1)), /expected 8 gate weights/);
-    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), randn([3]), gateWeights), /contiguous float32 with residual's 256 values/);
-    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, [...gateWeights.slice(0, 4), randn([2, 3]), ...gateWeights.slice(5)]), /mkldnnStcMerge/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, gateWeights), /identity must be an MKLDNN tensor of residual's shape \[1, 8, 2, 4, 4\], got a dense tensor/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(randn([1, 8, 2, 4, 3])), gateWeights), /identity must be an MKLDNN tensor of residual's shape/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(x), [...gateWeights.slice(0, 4), randn([2, 3]), ...gateWeights.slice(5)]), /mkldnnStcMerge/);
   }));
   assert.equal(memory().tensors, live);
 });
