@@ -1,8 +1,9 @@
-// oneDNN fusions on MKLDNN tensors for the inference mode (issue 9): a convolution whose residual sum
-// and ReLU run in its own pass over the output (oneDNN's sum and eltwise post-ops; libtorch 1.13 has
-// them only for prepacked 2D convolutions, PyTorch 2.0 added `mkldnn::_convolution_pointwise`), and
-// the STC block's gate and merge on the blocked layout. Calls oneDNN through ideep, the header-only wrapper libtorch itself
-// is built with, on the same system libdnnl. Built only where those headers are found (STCNET_ONEDNN).
+// oneDNN called directly for the inference mode (issue 9): convolutions prepared once, whose residual
+// sum and ReLU can run in their own pass over the output (oneDNN's sum and eltwise post-ops; libtorch
+// 1.13 has them only for prepacked 2D convolutions, PyTorch 2.0 added `mkldnn::_convolution_pointwise`),
+// and the STC block's gate and merge on the blocked layout. Calls oneDNN through ideep, the header-only
+// wrapper libtorch itself is built with, on the same system libdnnl. Built only where those headers are
+// found (STCNET_ONEDNN; scripts/libtorch-config.cjs).
 #include "handle.h"
 
 #ifdef STCNET_ONEDNN
