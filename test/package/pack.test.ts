@@ -62,7 +62,7 @@ test('npm pack ships the library and the addon sources only; the tarball install
   const files = pack.files.map((file) => file.path);
   for (const required of ['package.json', 'README.md', 'LICENSE', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
     'dist/src/util/addon.js', 'native/binding.gyp', 'native/src/addon.cc', 'native/src/convert.cc', 'native/src/tensor_io.cc',
-    'native/src/handle.h', 'native/jpeg/binding.gyp', 'native/jpeg/jpeg.cc', 'scripts/libtorch-config.cjs', 'scripts/install.cjs',
+    'native/src/onednn.cc', 'native/src/handle.h', 'native/jpeg/binding.gyp', 'native/jpeg/jpeg.cc', 'scripts/libtorch-config.cjs', 'scripts/install.cjs',
     'dist/src/onnx/index.js', 'web/index.html', 'web/app.js', 'scripts/bench/torch_side.py', 'scripts/reference/stc_reference.py']) {
     assert.ok(files.includes(required), `the tarball has ${required}`);
   }
