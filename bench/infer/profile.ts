@@ -89,7 +89,7 @@ function main(): void {
   instrument(FoldedConv.prototype, 'forward', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +ReLU)`);
   instrument(FrozenStc.prototype, 'gate', () => 'STC gate (pool, FCs)');
   instrument(FrozenBlock.prototype, 'mergeInto', () => 'merge: ReLU(identity + residual·gate)');
-  instrument(FrozenBlock.prototype, 'mergeGated', () => 'merge on blocked views: pool, ReLU(identity + residual·gate)');
+  instrument(FrozenBlock.prototype, 'mergeGated', () => 'STC gate and merge on the blocked layout (mkldnnStcMerge)');
   instrument(FoldedConv.prototype, 'forwardAddRelu', (c: FoldedConv) => `conv ${kernelText(c.weight)} (BN folded, +sum+ReLU)`);
   instrument(FrozenBlock.prototype, 'forward', () => 'block: bookkeeping (blocked layout: merge, layout conversions)');
   instrument(PassThrough.prototype, 'forward', (p: PassThrough) => `${(p as unknown as { module: Module }).module.constructor.name}`);

@@ -269,7 +269,7 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
       at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
         for (int64_t nb = begin; nb < end; nb++) {
           for (int64_t t = 0; t < frames; t++) {
-            float sums[B] = {};
+            float sums[B];
             poolPlane<B>(r.data + (nb * r.positions + t * planes) * B, planes, sums);
             for (int64_t lane = 0; lane < B; lane++) out[((nb / r.blocks) * channels + (nb % r.blocks) * B + lane) * frames + t] = sums[lane] / planes;
           }

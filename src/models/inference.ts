@@ -356,14 +356,13 @@ export class FrozenBlock implements Stage {
   private forwardFused(x: Tensor): Tensor {
     const out = tidy(() => {
       const xBlocked = this.inputBlocked ? x : F.toMkldnn(x);
-      // The identity: an MKLDNN tensor, or a plain one from a type-A shortcut (pool and zero-pad).
+      // The identity as an MKLDNN tensor (a type-A shortcut pools and zero-pads a plain tensor).
       const identity = this.shortcut.length === 0 ? xBlocked
-        : runChain(this.shortcut, this.plainShortcut ? (this.inputBlocked ? F.mkldnnToDense(x) : x) : xBlocked);
-      const identityBlocked = !this.plainShortcut;
-      if (this.stc) return this.mergeGated(identity, identityBlocked, runChain(this.branch, xBlocked));
+        : this.plainShortcut ? F.toMkldnn(runChain(this.shortcut, this.inputBlocked ? F.mkldnnToDense(x) : x))
+        : runChain(this.shortcut, xBlocked);
+      if (this.stc) return this.mergeGated(identity, runChain(this.branch, xBlocked));
       const last = this.branch[this.branch.length - 1] as FoldedConv;
-      const beforeLast = runChain(this.branch.slice(0, -1), xBlocked);
-      return last.forwardAddRelu(beforeLast, identityBlocked ? identity : F.toMkldnn(identity));
+      return last.forwardAddRelu(runChain(this.branch.slice(0, -1), xBlocked), identity);
     });
     if (out !== x) x.dispose();
     return out;
@@ -373,9 +372,9 @@ export class FrozenBlock implements Stage {
    * residual ← ReLU(identity + residual · gate) in place on residual's blocked memory, the gate's
    * pooling and FCs included (F.mkldnnStcMerge): one pass to pool, one to merge, nothing converted.
    */
-  private mergeGated(identity: Tensor, identityBlocked: boolean, residual: Tensor): Tensor {
+  private mergeGated(identity: Tensor, residual: Tensor): Tensor {
     this.stc!.checkFrames(residual);
-    return F.mkldnnStcMerge(residual, identityBlocked ? identity : F.toMkldnn(identity), this.stc!.weights);
+    return F.mkldnnStcMerge(residual, identity, this.stc!.weights);
   }
 
   dispose(): void {
