@@ -56,6 +56,7 @@ async function ours(config: BenchConfig, cacheDir: string, samples: VideoSample[
       for await (const batch of loader.epoch(epoch)) {
         const fetched = performance.now();
         trainStep(model, optimizer, batch);
+        loader.recycle(batch);
         done++;
         if (done === warmup) start = performance.now();
         else if (done > warmup) {

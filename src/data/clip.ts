@@ -95,16 +95,26 @@ interface LoadedVideo {
   read(indices: Int32Array): Uint8Array[];
 }
 
+export interface ClipMakerOptions {
+  /**
+   * Resample in JavaScript even when the JPEG addon loads (tests compare the two paths); a frame
+   * cache is still read through the addon.
+   */
+  javascriptResampler?: boolean;
+}
+
 /** Makes batches; one instance per thread. */
 export class ClipMaker {
+  /** The addon for resampling; undefined: the JavaScript resampler. */
   private readonly addon: JpegAddon | undefined;
   private readonly cropResize: CropResizeFn;
   private readonly tables: Float32Array[];
   private readonly lut: Float32Array;
   private scratch = new Uint8Array(0);
 
-  constructor(readonly settings: ClipSettings) {
-    this.addon = loadAddon(settings.source.kind === 'cache');
+  constructor(readonly settings: ClipSettings, options: ClipMakerOptions = {}) {
+    const loaded = loadAddon(settings.source.kind === 'cache');
+    this.addon = options.javascriptResampler ? undefined : loaded;
     const addon = this.addon;
     this.cropResize = addon
       ? (src, sw, sh, box, flip, dst, dstOffset, dw, dh, planeStride) =>
@@ -129,13 +139,30 @@ export class ClipMaker {
     return { width: decoded.width, height: decoded.height, numFrames: decoded.frames.length, read: (idx) => Array.from(idx, (i) => decoded.frames[i]!) };
   }
 
-  /** Makes one batch; items whose video cannot be read are left out and reported in `failures`. */
-  async makeBatch(task: BatchTask): Promise<BatchResult> {
+  /**
+   * The batch's data array: over `into` when that is a buffer of exactly its size (a recycled one),
+   * else new. Nothing is zeroed: every clip kept is written whole (each of its T frames writes all
+   * three size² planes, in the uint8, native float32 and JavaScript float32 paths alike), and when
+   * items fail, only the clips kept are sliced out. So stale pixels of a reused buffer never show.
+   */
+  private batchData(elements: number, into: ArrayBuffer | undefined): Float32Array | Uint8Array {
+    if (this.settings.output === 'float32') {
+      return into?.byteLength === elements * Float32Array.BYTES_PER_ELEMENT ? new Float32Array(into) : new Float32Array(elements);
+    }
+    return into?.byteLength === elements ? new Uint8Array(into) : new Uint8Array(elements);
+  }
+
+  /**
+   * Makes one batch; items whose video cannot be read are left out and reported in `failures`.
+   * `into`: a buffer to write the batch's data into instead of allocating one (ignored unless its
+   * byte length is the whole batch's).
+   */
+  async makeBatch(task: BatchTask, into?: ArrayBuffer): Promise<BatchResult> {
     const s = this.settings;
     const n = task.items.length;
     const clip = this.clipElements;
     const T = s.frames;
-    const data = s.output === 'float32' ? new Float32Array(n * clip) : new Uint8Array(n * clip);
+    const data = this.batchData(n * clip, into);
     if (s.output === 'float32' && this.scratch.length < clip) this.scratch = new Uint8Array(clip);
     const labels = new Int32Array(n);
     const videoIndices = new Int32Array(n);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../util/errors.js';
 import { FrameCache } from '../video/cache.js';
+import { BatchBufferPool } from './buffer_pool.js';
 import { ClipMaker, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from './clip.js';
 import { sampleKey, type VideoSample } from './dataset.js';
 import { Rng } from './random.js';
@@ -71,6 +72,14 @@ export interface ClipBatch {
   normalization?: Normalization;
 }
 
+/** What the loader's buffer reuse did (see ClipLoader.recycle). */
+export interface LoaderStats {
+  /** Batch tasks given a recycled data buffer to write into instead of a newly allocated one, since create(). */
+  readonly reusedBuffers: number;
+  /** Recycled buffers waiting for a batch now (at most prefetch + 1). */
+  readonly pooledBuffers: number;
+}
+
 interface Pending {
   resolve(result: BatchResult): void;
   reject(error: Error): void;
@@ -85,7 +94,9 @@ interface WorkerSlot {
 /**
  * Clip batches for training and evaluation, decoded and augmented in worker threads behind a bounded
  * prefetch queue. `for await (const batch of loader.epoch(e))`; `close()` when done (workers are
- * unreferenced while idle, so a forgotten close never keeps the process alive).
+ * unreferenced while idle, so a forgotten close never keeps the process alive). A consumer that has
+ * copied a batch's data (into a tensor) gives it back with `recycle(batch)`, so the next batches are
+ * written into its buffer instead of a new one.
  */
 export class ClipLoader {
   /** Samples that cannot be loaded at all (not in the cache), left out of every epoch. */
@@ -99,6 +110,7 @@ export class ClipLoader {
   private closed = false;
   private broken: Error | undefined;
   private readonly prefetch: number;
+  private readonly pool: BatchBufferPool;
 
   private constructor(readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'mode'>> & LoaderOptions, items: Omit<ClipItem, 'position'>[],
     settings: ClipSettings, skipped: BatchFailure[]) {
@@ -107,6 +119,8 @@ export class ClipLoader {
     this.skipped.push(...skipped);
     const workers = options.workers ?? os.availableParallelism();
     this.prefetch = Math.max(1, options.prefetch ?? 2 * Math.max(1, workers));
+    // The batches being made plus the one the consumer holds: more buffers could never all be in use.
+    this.pool = new BatchBufferPool(this.prefetch + 1);
     if (workers === 0) {
       this.local = new ClipMaker(settings);
     } else {
@@ -225,15 +239,22 @@ export class ClipLoader {
     return order;
   }
 
-  private run(task: BatchTask): Promise<BatchResult> {
-    if (this.local) return this.local.makeBatch(task);
+  /** Bytes of the data of a batch of `clips` clips. */
+  private batchBytes(clips: number): number {
+    const s = this.settings;
+    return clips * 3 * s.frames * s.size * s.size * (s.output === 'float32' ? Float32Array.BYTES_PER_ELEMENT : 1);
+  }
+
+  /** Makes a batch, into the recycled buffer `into` when given (a worker gets it transferred). */
+  private run(task: BatchTask, into: ArrayBuffer | undefined): Promise<BatchResult> {
+    if (this.local) return this.local.makeBatch(task, into);
     if (this.broken) return Promise.reject(this.broken);
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.pending < slot.pending) slot = s;
     return new Promise<BatchResult>((resolve, reject) => {
       this.pending.set(task.id, { resolve, reject, worker: slot });
       if (slot.pending++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ type: 'batch', task });
+      slot.worker.postMessage({ type: 'batch', task, into }, into ? [into] : []);
     });
   }
 
@@ -251,7 +272,7 @@ export class ClipLoader {
       while (dispatched < total && dispatched - consumed < this.prefetch && !this.closed) {
         const b = dispatched++;
         const items = batches[b]!.map((position) => ({ ...this.items[order[position]!]!, position }));
-        const promise = this.run({ id: this.nextId++, epoch, index: b, items });
+        const promise = this.run({ id: this.nextId++, epoch, index: b, items }, this.pool.take(this.batchBytes(items.length)));
         promise.catch(() => undefined);
         results.set(b, promise);
       }
@@ -267,11 +288,13 @@ export class ClipLoader {
         // so a consumer slower than the workers never let the event loop turn: no timer, no signal
         // handler (Ctrl-C in stcnet train) and no I/O ran for a whole epoch. One turn per batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        yield {
+        const batch: ClipBatch = {
           data: result.data, dtype: s.output, shape: [result.count, 3, s.frames, s.size, s.size], labels: result.labels,
           videoIndices: result.videoIndices, clipIndices: result.clipIndices, cropIndices: result.cropIndices,
           epoch, index, failures: result.failures.map((failure) => this.namedByVideo(failure)), normalization: s.normalization,
         };
+        this.pool.lend(batch, batch.data);
+        yield batch;
       }
     } finally {
       // An early break leaves batches in flight; their results are dropped when they arrive.
@@ -279,10 +302,30 @@ export class ClipLoader {
     }
   }
 
+  /**
+   * Gives a batch's data buffer back for reuse: call it once the batch's `data` has been copied (into
+   * a tensor: batchTensors copies) and will not be read again. The buffer is kept in a small pool
+   * (at most prefetch + 1 buffers) and a later batch of the same byte length is written into it.
+   * Afterwards `batch.data` must not be used: it will hold another batch's pixels (workers: 0), or
+   * be detached and empty (it was transferred to a worker). The batch's other fields (labels,
+   * videoIndices, clipIndices, cropIndices, failures) stay valid. A batch recycled already, one of
+   * another loader, or any other object is ignored, as is every call after close().
+   */
+  recycle(batch: ClipBatch): void {
+    if (this.closed) return;
+    this.pool.giveBack(batch);
+  }
+
+  /** Buffer reuse so far (a snapshot). */
+  get stats(): LoaderStats {
+    return { reusedBuffers: this.pool.reused, pooledBuffers: this.pool.size };
+  }
+
   /** Stops the workers (waits for them to exit). Safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.pool.clear();
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       pending.reject(new Error('loader closed'));

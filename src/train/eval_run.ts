@@ -59,6 +59,7 @@ export async function evaluateSamples(model: Module & { numClasses: number }, sa
         const probabilities = noGrad(() => tidy(() => model.forward(batchTensors(batch).clips).softmax(1).toFloat32Array()));
         accumulator.add(probabilities, batch.labels, batch.videoIndices, batch.clipIndices);
       }
+      loader.recycle(batch);
       settings.onBatch?.(batch.labels.length + batch.failures.length, loader.clipsPerEpoch);
     }
   } finally {

@@ -68,6 +68,7 @@ export async function scoreSegments(model: Module & { numClasses: number }, segm
       } else {
         const k = model.numClasses;
         const probabilities = noGrad(() => tidy(() => model.forward(batchTensors(batch).clips).softmax(1).toFloat32Array()));
+        loader.recycle(batch);
         const n = batch.labels.length;
         const scores = new Float32Array(k);
         for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) scores[c]! += probabilities[i * k + c]! / n;

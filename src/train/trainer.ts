@@ -377,7 +377,10 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
         try {
           // The loader is deterministic per (seed, epoch, position): skipping the batches already
           // trained gives the rest of the epoch exactly as an uninterrupted run sees it.
-          for (let b = 0; b < startBatch; b++) await iterator.next();
+          for (let b = 0; b < startBatch; b++) {
+            const skipped = await iterator.next();
+            if (!skipped.done) trainLoader.recycle(skipped.value);
+          }
           if (startBatch > 0) progress.update(startBatch * config['batch-size']);
           let group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
           for (let index = startBatch; index < batchesPerEpoch; index++) {
@@ -396,6 +399,8 @@ async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run
             const beforeBackward = dp ? () => dp.beforeBackward(isStep) : undefined;
             const step = () => forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward);
             const result = batch.labels.length === 0 ? { loss: 0, correct: 0, clips: 0 } : dp ? await dp.guardBackward(step) : step();
+            // The step copied the clips into a tensor; only the batch's labels are read from here on.
+            trainLoader.recycle(batch);
             if (dp && batch.labels.length === 0) dp.zeroBackward(runner, isStep);
             group.loss += result.loss * result.clips;
             group.correct += result.correct;
