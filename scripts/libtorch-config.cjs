@@ -52,6 +52,11 @@ if (hasNccl && !includeDirs.includes(ncclInclude)) includeDirs.push(ncclInclude)
 const hasOneDnn = !root && fs.existsSync('/usr/include/ideep.hpp') && fs.existsSync('/usr/include/dnnl.hpp') &&
   fs.existsSync(path.join(libDir, 'libdnnl.so'));
 
+// at::parallel_for is a header template: it splits work across threads only when compiled with OpenMP
+// (Debian's libtorch is built with AT_PARALLEL_OPENMP and links libgomp; without -fopenmp the pragma is
+// ignored and it runs on one thread). Only where onednn.cc and winograd.cc, its users, are built.
+const openmp = hasOneDnn ? ['-fopenmp'] : [];
+
 if (mode === 'defines') {
   process.stdout.write(['USE_C10D_GLOO', ...(hasNccl ? ['USE_C10D_NCCL'] : []), ...(hasOneDnn ? ['STCNET_ONEDNN'] : [])].join(' '));
 } else if (mode === 'include') {
@@ -65,11 +70,13 @@ if (mode === 'defines') {
   if (hasOneDnn) libs.push('dnnl');
   // --no-as-needed keeps libtorch_cuda linked although no symbol of it is referenced: loading it
   // is what registers the CUDA kernels with the dispatcher.
-  const flags = [`-L${libDir}`, `-Wl,-rpath,${libDir}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed'];
+  const flags = [`-L${libDir}`, `-Wl,-rpath,${libDir}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', ...openmp];
   process.stdout.write(flags.join(' '));
+} else if (mode === 'cflags') {
+  process.stdout.write(openmp.join(' '));
 } else if (mode === 'libdir') {
   process.stdout.write(libDir);
 } else {
-  process.stderr.write('usage: libtorch-config.cjs include|libs|libdir|defines\n');
+  process.stderr.write('usage: libtorch-config.cjs include|libs|libdir|defines|cflags\n');
   process.exit(1);
 }

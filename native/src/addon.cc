@@ -391,6 +391,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initTensorIO(env, exports);
   initDistributed(env, exports);
   initOneDnn(env, exports);
+  initWinograd(env, exports);
   return exports;
 }
 

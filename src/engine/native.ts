@@ -36,6 +36,11 @@ export interface NativeAddon {
     release(): void;
   };
   mkldnnStcMerge?(residual: Handle, identity: Handle, gateWeights: (Handle | null)[]): Handle;
+  /** native/src/winograd.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
+  WinogradConvolution?: new (weight: Handle, bias: Handle | null) => {
+    forward(input: Handle, residual: Handle | null, relu: boolean): Handle;
+    release(): void;
+  };
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };

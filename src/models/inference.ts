@@ -51,6 +51,12 @@ export interface PrepareForInferenceOptions {
    * tensors. false runs libtorch's operators only, e.g. to measure what this gains.
    */
   fusion?: boolean;
+  /**
+   * With `fusion`: 3×3×3 convolutions at stride 1 by Winograd's F(2³, 3³) algorithm where it is faster
+   * than oneDNN's direct one (F.winogradEnabled: AVX2 and FMA; default true). Its logits differ from
+   * the direct convolution's by rounding only (≈ 1e-6 of the largest); false keeps the direct one.
+   */
+  winograd?: boolean;
 }
 
 /** A tensor the network owns: exempt from the caller's tidy() scopes, without autograd history. */
@@ -85,13 +91,15 @@ export class FoldedConv {
   private readonly subsample: number[] | null = null;
   /** Layout 'blocked' where the addon calls oneDNN directly: the convolution prepared once. */
   private readonly prepared: F.MkldnnConvolution | null = null;
+  /** Beside `prepared`, for a 3×3×3 convolution at stride 1: Winograd's algorithm, used where it pays (winogradPays). */
+  private readonly winograd: F.WinogradConvolution | null = null;
 
   /**
    * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
    * folded weight in oneDNN's packed format.
    */
   constructor(conv: Conv3d | Conv2d, bn: BatchNorm3d | BatchNorm2d | null, readonly relu: boolean, dtype: InferenceDType,
-    readonly layout: InferenceLayout = 'dense', fusion = false) {
+    readonly layout: InferenceLayout = 'dense', fusion = false, winograd = false) {
     this.dims = conv.dims;
     this.options = { ...conv.options };
     const stride = [conv.options.stride].flat();
@@ -107,11 +115,15 @@ export class FoldedConv {
       return;
     }
     this.weight = keep(F.mkldnnPackConvWeight(folded.weight, this.options, this.dims));
+    if (fusion && F.mkldnnFusionEnabled) {
+      this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
+      if (winograd && F.winogradEnabled && winogradShape(conv)) this.winograd = new F.WinogradConvolution(folded.weight, this.bias);
+    }
     folded.weight.dispose();
-    if (fusion && F.mkldnnFusionEnabled) this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
   }
 
   forward(x: Tensor): Tensor {
+    if (this.winograd && winogradPays(x, this.weight)) return this.winograd.forward(x, { relu: this.relu });
     const y = this.subsample ? tidy(() => this.convolve(this.strided(x))) : this.convolve(x);
     return this.relu ? y.relu_() : y;
   }
@@ -123,6 +135,7 @@ export class FoldedConv {
    */
   forwardAddRelu(x: Tensor, identity: Tensor): Tensor {
     if (!this.prepared) throw new ArgumentError('FoldedConv.forwardAddRelu: needs layout \'blocked\' and F.mkldnnFusionEnabled');
+    if (this.winograd && winogradPays(x, this.weight)) return this.winograd.forward(x, { residual: identity, relu: true });
     return this.prepared.forwardAddRelu(x, identity);
   }
 
@@ -146,9 +159,30 @@ export class FoldedConv {
 
   dispose(): void {
     this.prepared?.dispose();
+    this.winograd?.dispose();
     this.weight.dispose();
     this.bias?.dispose();
   }
+}
+
+/** A convolution F.WinogradConvolution computes: 3×3×3, stride 1, padding 1, one group, whole channel blocks. */
+function winogradShape(conv: Conv3d | Conv2d): boolean {
+  const [out, inPerGroup, ...kernel] = conv.weight.shape;
+  const all = (value: number | readonly number[] | undefined, expected: number): boolean => [value ?? expected].flat().every((v) => v === expected);
+  return conv.dims === 3 && kernel.every((k) => k === 3) && all(conv.options.stride, 1) && all(conv.options.padding, 1) &&
+    all(conv.options.dilation, 1) && (conv.options.groups ?? 1) === 1 && out! % 16 === 0 && inPerGroup! % 8 === 0;
+}
+
+/**
+ * Whether Winograd beats oneDNN's direct convolution at this input, by the measurements of
+ * docs/performance.md ("Winograd convolutions"; 2 threads, AVX2): 1.4–2.2× at 64 and 128 channels,
+ * 1.0–1.2× at 256, slower at 512 (the transformed weights, 64·Cin·Cout floats, are read from memory for
+ * few outputs) and where tiles of 2×2×2 outputs would be mostly padding (a 1×4×4 input: 0.2–0.6×).
+ */
+function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
+  const [, , depth, height, width] = x.shape as [number, number, number, number, number];
+  const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
+  return depth >= 2 && x.shape[1]! * packedWeight.shape[0]! <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
 }
 
 /** A layer the plan runs as the model does (pooling, shortcut A): it has no weights to fold. */
@@ -174,7 +208,7 @@ function leaves(modules: readonly Module[]): Module[] {
 
 /** Compiles conv [BN] [ReLU] ... runs into folded convolutions; pooling passes through. */
 function compileChain(modules: readonly Module[], dtype: InferenceDType, where: string, layout: InferenceLayout = 'dense',
-  fusion = false): Stage[] {
+  fusion = false, winograd = false): Stage[] {
   const layers = leaves(modules).filter((m) => !(m instanceof Identity) && !(m instanceof Dropout));
   const stages: Stage[] = [];
   for (let i = 0; i < layers.length; i++) {
@@ -185,7 +219,7 @@ function compileChain(modules: readonly Module[], dtype: InferenceDType, where: 
       if (bn) i++;
       const relu = layers[i + 1] instanceof ReLU;
       if (relu) i++;
-      stages.push(new FoldedConv(layer, bn, relu, dtype, layout, fusion));
+      stages.push(new FoldedConv(layer, bn, relu, dtype, layout, fusion, winograd));
     } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
       stages.push(new PassThrough(layer));
     } else {
@@ -384,8 +418,8 @@ export class FrozenBlock implements Stage {
 }
 
 function compileBlock(block: Module, dtype: InferenceDType, where: string, layout: InferenceLayout, inputBlocked: boolean,
-  fusion: boolean): FrozenBlock {
-  const chain = (modules: Module[], at: string): Stage[] => compileChain(modules, dtype, at, layout, fusion);
+  fusion: boolean, winograd: boolean): FrozenBlock {
+  const chain = (modules: Module[], at: string): Stage[] => compileChain(modules, dtype, at, layout, fusion, winograd);
   if (block instanceof BasicBlock || block instanceof Bottleneck) {
     const relu = new ReLU(true);
     const branch = block instanceof BasicBlock
@@ -470,7 +504,9 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
     break;
   }
+  if (options.winograd !== undefined && typeof options.winograd !== 'boolean') throw new ArgumentError(`prepareForInference: winograd must be true or false, got ${JSON.stringify(options.winograd)}`);
   const fusion = options.fusion ?? true;
+  const winograd = options.winograd ?? true;
   return noGrad(() => {
     let stem: Stage[];
     let layers: Sequential[];
@@ -492,7 +528,7 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     }
     let blocked = layout === 'blocked';
     const blocks = layers.flatMap((layer, s) => layer.layers.map((block, i) => {
-      const frozen = compileBlock(block, dtype, `layer${s + 1}.${i}`, layout, blocked, fusion);
+      const frozen = compileBlock(block, dtype, `layer${s + 1}.${i}`, layout, blocked, fusion, winograd);
       blocked = frozen.outputBlocked;
       return frozen;
     }));

@@ -33,8 +33,9 @@ const CASES: [ModelName, Record<string, unknown>, number[]][] = [
   ['resnet2d_18', { widthMultiplier: 0.25 }, [2, 3, 32, 32]],
 ];
 
-test('prepareForInference (float32, blocked layout with and without oneDNN fusion, dense layout) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
-  const variants = [{ layout: 'blocked', fusion: true }, { layout: 'blocked', fusion: false }, { layout: 'dense' }] as const;
+test('prepareForInference (float32, blocked layout with and without oneDNN fusion and Winograd, dense layout) gives the eval forward\'s logits within 1e-4 of the max logit', () => {
+  const variants = [{ layout: 'blocked', fusion: true }, { layout: 'blocked', fusion: true, winograd: false }, { layout: 'blocked', fusion: false },
+    { layout: 'dense' }] as const;
   for (const [arch, options, shape] of CASES) for (const variant of variants) {
     const layout = variant.layout;
     manualSeed(7);
@@ -100,12 +101,34 @@ test('bfloat16 inference: same top-1 as float32 and logits within 2% of the max 
   model.dispose();
 });
 
+test('Winograd convolutions run where they pay: logits differ from the direct convolutions\' by rounding only', () => {
+  manualSeed(29);
+  // Width ×0.5: 32 to 256 channels; 16×64² clips put 8×16×16 … 2×4×4 inputs before the 3×3×3 convolutions.
+  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.5, frames: 16, numClasses: 9 }).eval();
+  randomiseBatchNorms(model);
+  const winograd = prepareForInference(model);
+  const direct = prepareForInference(model, { winograd: false });
+  tidy(() => {
+    const x = randn([2, 3, 16, 64, 64]);
+    const a = winograd.forward(x);
+    const b = direct.forward(x);
+    const difference = maxAbs(a.sub(b)) / maxAbs(b);
+    // Zero would mean that no convolution took the Winograd path.
+    assert.ok(difference > 0 && difference < 1e-5, `relative difference ${difference}`);
+    assert.deepEqual(a.argmax(1).toArray(), b.argmax(1).toArray());
+  });
+  winograd.dispose();
+  direct.dispose();
+  model.dispose();
+});
+
 test('prepareForInference checks its options and the input like the model does', () => {
   manualSeed(1);
   const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 3 }).eval();
   assert.throws(() => prepareForInference(model, { dtype: 'float16' as never }), /dtype must be 'float32' or 'bfloat16', got "float16"/);
   assert.throws(() => prepareForInference(model, { layout: 'nhwc' as never }), /layout must be 'blocked' or 'dense', got "nhwc"/);
   assert.throws(() => prepareForInference(model, { fusion: 'yes' as never }), /fusion must be true or false, got "yes"/);
+  assert.throws(() => prepareForInference(model, { winograd: 1 as never }), /winograd must be true or false, got 1/);
   assert.throws(() => prepareForInference(model, { dtype: 'bfloat16', layout: 'blocked' }), /layout 'blocked' needs dtype float32/);
   const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
   assert.equal(bf16.layout, 'dense');

@@ -1,0 +1,45 @@
+// What onednn.cc and winograd.cc share: libtorch's bridge between MKLDNN tensors and ideep tensors, and
+// the view of a channel-blocked oneDNN layout as plain arrays. Only with STCNET_ONEDNN.
+#pragma once
+#ifdef STCNET_ONEDNN
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ideep.hpp>
+
+namespace at {
+namespace native {
+// Exported by libtorch_cpu (ATen/native/mkldnn/MKLDNNCommon.h, which Debian's libtorch-dev leaves out).
+ideep::tensor& itensor_from_mkldnn(const Tensor& mkldnn_tensor);
+ideep::tensor itensor_view_from_dense(const Tensor& tensor);
+Tensor new_with_itensor_mkldnn(ideep::tensor&& it, c10::optional<ScalarType> dtype, c10::optional<Device> device);
+}  // namespace native
+}  // namespace at
+
+namespace stcnet {
+
+// The blocked layout of an MKLDNN tensor N×C×S... as N×(C/b)×S×b, if it is exactly that (b = 1: plain).
+struct ChannelBlocks {
+  float* data;
+  int64_t samples, blocks, positions, block;
+};
+
+inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
+  const dnnl_memory_desc_t& md = it.get_desc().data;
+  TORCH_CHECK(md.format_kind == dnnl_blocked && md.data_type == dnnl_f32, "expected a float32 tensor in a blocked memory format");
+  const auto& blocking = md.format_desc.blocking;
+  TORCH_CHECK(blocking.inner_nblks == 0 || (blocking.inner_nblks == 1 && blocking.inner_idxs[0] == 1), "a layout blocked other than by channels");
+  const int64_t block = blocking.inner_nblks == 0 ? 1 : blocking.inner_blks[0];
+  for (int d = 0; d < md.ndims; d++) TORCH_CHECK(md.padded_dims[d] == md.dims[d], "padded dimension ", d);
+  TORCH_CHECK(md.dims[1] % block == 0, "channels not whole blocks");
+  // Canonical order: N, C/b, then the spatial dimensions, each packed after the next.
+  int64_t expected = block;
+  for (int d = md.ndims - 1; d >= 2; d--) {
+    TORCH_CHECK(blocking.strides[d] == expected, "spatial dimensions not packed in order");
+    expected *= md.dims[d];
+  }
+  const int64_t positions = expected / block;
+  TORCH_CHECK(blocking.strides[1] == expected && blocking.strides[0] == expected * (md.dims[1] / block), "not in N, C order");
+  return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
+}
+
+}  // namespace stcnet
+#endif
