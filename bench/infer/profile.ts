@@ -74,6 +74,7 @@ function main(): void {
   manualSeed(0);
   const model = createModel(arch, { numClasses: 101, frames } as never).eval();
   const prepared = prepareForInference(model);
+  const direct = prepareForInference(model, { winograd: false });
   const unfused = prepareForInference(model, { fusion: false });
   const dense = prepareForInference(model, { layout: 'dense' });
   const x = keep(randn([batch, 3, frames, size, size]));
@@ -96,8 +97,10 @@ function main(): void {
 
   console.log(`bench/infer/profile: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, sum of ${repeats} forwards; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   report('eager float32 (model.forward under noGrad)', () => tidy(() => { noGrad(() => model.forward(x)).toFloat32Array(); }), repeats);
-  report(`prepareForInference float32, blocked layout, fused merges${F.mkldnnFusionEnabled ? '' : ' (not built: same as unfused)'}`,
+  report(`prepareForInference float32, blocked layout, fused merges, Winograd${F.mkldnnFusionEnabled ? '' : ' (not built: same as unfused)'}`,
     () => tidy(() => { prepared.forward(x).toFloat32Array(); }), repeats);
+  report('prepareForInference float32, blocked layout, fused merges, direct convolutions only (winograd: false)',
+    () => tidy(() => { direct.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, blocked layout, unfused merges', () => tidy(() => { unfused.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, dense layout', () => tidy(() => { dense.forward(x).toFloat32Array(); }), repeats);
 }

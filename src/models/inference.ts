@@ -91,8 +91,10 @@ export class FoldedConv {
   private readonly subsample: number[] | null = null;
   /** Layout 'blocked' where the addon calls oneDNN directly: the convolution prepared once. */
   private readonly prepared: F.MkldnnConvolution | null = null;
-  /** Beside `prepared`, for a 3×3×3 convolution at stride 1: Winograd's algorithm, used where it pays (winogradPays). */
-  private readonly winograd: F.WinogradConvolution | null = null;
+  /** A 3×3×3 convolution at stride 1 with `winograd` asked for: Winograd's algorithm may run it (see winogradFor). */
+  private readonly winogradShaped: boolean = false;
+  /** Made at the first input where Winograd pays: its transformed weights are 2.4× the weight's size. */
+  private winograd: F.WinogradConvolution | null = null;
 
   /**
    * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
@@ -117,13 +119,14 @@ export class FoldedConv {
     this.weight = keep(F.mkldnnPackConvWeight(folded.weight, this.options, this.dims));
     if (fusion && F.mkldnnFusionEnabled) {
       this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
-      if (winograd && F.winogradEnabled && winogradShape(conv)) this.winograd = new F.WinogradConvolution(folded.weight, this.bias);
+      this.winogradShaped = winograd && F.winogradEnabled && winogradShape(conv);
     }
     folded.weight.dispose();
   }
 
   forward(x: Tensor): Tensor {
-    if (this.winograd && winogradPays(x, this.weight)) return this.winograd.forward(x, { relu: this.relu });
+    const winograd = this.winogradFor(x);
+    if (winograd) return winograd.forward(x, { relu: this.relu });
     const y = this.subsample ? tidy(() => this.convolve(this.strided(x))) : this.convolve(x);
     return this.relu ? y.relu_() : y;
   }
@@ -135,8 +138,16 @@ export class FoldedConv {
    */
   forwardAddRelu(x: Tensor, identity: Tensor): Tensor {
     if (!this.prepared) throw new ArgumentError('FoldedConv.forwardAddRelu: needs layout \'blocked\' and F.mkldnnFusionEnabled');
-    if (this.winograd && winogradPays(x, this.weight)) return this.winograd.forward(x, { residual: identity, relu: true });
+    const winograd = this.winogradFor(x);
+    if (winograd) return winograd.forward(x, { residual: identity, relu: true });
     return this.prepared.forwardAddRelu(x, identity);
+  }
+
+  /** The Winograd convolution where it is faster than the direct one for x, made on first use; else null. */
+  private winogradFor(x: Tensor): F.WinogradConvolution | null {
+    if (!this.winogradShaped || !winogradPays(x, this.weight)) return null;
+    this.winograd ??= tidy(() => new F.WinogradConvolution(F.mkldnnToDense(this.weight), this.bias));
+    return this.winograd;
   }
 
   private convolve(x: Tensor): Tensor {
