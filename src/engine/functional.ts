@@ -166,6 +166,32 @@ export class WinogradConvolution {
   }
 }
 
+/** Whether the addon has GroupedConvolution (oneDNN's headers at build time, AVX2 and FMA on this CPU). */
+export const groupedConvolutionEnabled: boolean = mkldnnEnabled && native.GroupedConvolution !== undefined;
+
+/**
+ * A 3×3×3 convolution at stride 1 and padding 1 in groups of 4 channels (ResNeXt-101's first stage) on
+ * MKLDNN tensors (native/src/grouped.cc), where oneDNN 2.6 is slow (≈ 10 GFLOP/s on two AVX2 cores).
+ * weight: dense float32 C×4×3×3×3, C a multiple of 8. `forward(x, { relu })` is conv(x) + bias, then ReLU.
+ */
+export class GroupedConvolution {
+  readonly #native: { forward(input: Handle, relu: boolean): Handle; release(): void };
+
+  constructor(weight: Tensor, bias: Tensor | null) {
+    if (!native.GroupedConvolution) throw new ArgumentError('grouped convolutions are not available (see F.groupedConvolutionEnabled)');
+    this.#native = new native.GroupedConvolution(weight.handle, bias?.handle ?? null);
+  }
+
+  forward(input: Tensor, options: { relu?: boolean } = {}): Tensor {
+    return t(this.#native.forward(input.handle, options.relu ?? false));
+  }
+
+  /** Frees the packed weights now (else at garbage collection). */
+  dispose(): void {
+    this.#native.release();
+  }
+}
+
 /**
  * The STC block's gate and merge in place on `residual` (an MKLDNN tensor N×C×T×H×W in a
  * channel-blocked layout, from a convolution): pooled = mean over H,W; s_t = σ(fc2(ReLU(fc1(mean over T))));

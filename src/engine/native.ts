@@ -36,6 +36,11 @@ export interface NativeAddon {
     release(): void;
   };
   mkldnnStcMerge?(residual: Handle, identity: Handle, gateWeights: (Handle | null)[]): Handle;
+  /** native/src/grouped.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
+  GroupedConvolution?: new (weight: Handle, bias: Handle | null) => {
+    forward(input: Handle, relu: boolean): Handle;
+    release(): void;
+  };
   /** native/src/winograd.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
   WinogradConvolution?: new (weight: Handle, bias: Handle | null) => {
     forward(input: Handle, residual: Handle | null, relu: boolean): Handle;

@@ -17,4 +17,4 @@ export {
 } from './checkpoint.js';
 export { inferFrames, inferWidthMultiplier } from './infer.js';
 export { STCNET_VERSION } from './version.js';
-export { prepareForInference, prepareIfSupported, InferenceModel, UnsupportedModelError, type InferenceDType, type InferenceLayout, type PrepareForInferenceOptions } from './inference.js';
+export { prepareForInference, prepareIfSupported, InferenceModel, UnsupportedModelError, type InferenceDType, type InferenceLayout, type PrepareForInferenceOptions, type ConvolutionKernel } from './inference.js';

@@ -95,6 +95,8 @@ export class FoldedConv {
   private readonly winogradShaped: boolean = false;
   /** Made at the first input where Winograd pays: its transformed weights are 2.4× the weight's size. */
   private winograd: F.WinogradConvolution | null = null;
+  /** Beside `prepared`, for a 3×3×3 convolution at stride 1 in groups of 4 channels (ResNeXt-101's first stage). */
+  private readonly grouped: F.GroupedConvolution | null = null;
 
   /**
    * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
@@ -120,11 +122,13 @@ export class FoldedConv {
     if (fusion && F.mkldnnFusionEnabled) {
       this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
       this.winogradShaped = winograd && F.winogradEnabled && winogradShape(conv);
+      if (F.groupedConvolutionEnabled && fourChannelGroups(conv)) this.grouped = new F.GroupedConvolution(folded.weight, this.bias);
     }
     folded.weight.dispose();
   }
 
   forward(x: Tensor): Tensor {
+    if (this.grouped) return this.grouped.forward(x, { relu: this.relu });
     const winograd = this.winogradFor(x);
     if (winograd) return winograd.forward(x, { relu: this.relu });
     const y = this.subsample ? tidy(() => this.convolve(this.strided(x))) : this.convolve(x);
@@ -141,6 +145,14 @@ export class FoldedConv {
     const winograd = this.winogradFor(x);
     if (winograd) return winograd.forward(x, { residual: identity, relu: true });
     return this.prepared.forwardAddRelu(x, identity);
+  }
+
+  /**
+   * Which kernel computes this convolution: 'grouped' (F.GroupedConvolution), 'winograd' (F.WinogradConvolution,
+   * once an input has used it), else 'direct' (oneDNN's or libtorch's).
+   */
+  get kernel(): ConvolutionKernel {
+    return this.grouped ? 'grouped' : this.winograd ? 'winograd' : 'direct';
   }
 
   /** The Winograd convolution where it is faster than the direct one for x, made on first use; else null. */
@@ -171,17 +183,34 @@ export class FoldedConv {
   dispose(): void {
     this.prepared?.dispose();
     this.winograd?.dispose();
+    this.grouped?.dispose();
     this.weight.dispose();
     this.bias?.dispose();
   }
 }
 
+/** Whether a convolution option (one value or one per dimension; absent: `expected`) is `expected` everywhere. */
+function everyIs(value: number | readonly number[] | undefined, expected: number): boolean {
+  return [value ?? expected].flat().every((v) => v === expected);
+}
+
 /** A convolution F.WinogradConvolution computes: 3×3×3, stride 1, padding 1, one group, whole channel blocks. */
 function winogradShape(conv: Conv3d | Conv2d): boolean {
   const [out, inPerGroup, ...kernel] = conv.weight.shape;
-  const all = (value: number | readonly number[] | undefined, expected: number): boolean => [value ?? expected].flat().every((v) => v === expected);
-  return conv.dims === 3 && kernel.every((k) => k === 3) && all(conv.options.stride, 1) && all(conv.options.padding, 1) &&
-    all(conv.options.dilation, 1) && (conv.options.groups ?? 1) === 1 && out! % 16 === 0 && inPerGroup! % 8 === 0;
+  return conv.dims === 3 && kernel.every((k) => k === 3) && everyIs(conv.options.stride, 1) && everyIs(conv.options.padding, 1) &&
+    everyIs(conv.options.dilation, 1) && (conv.options.groups ?? 1) === 1 && out! % 16 === 0 && inPerGroup! % 8 === 0;
+}
+
+/**
+ * A convolution F.GroupedConvolution computes: 3×3×3, stride 1, padding 1, groups of 4 input and 4 output
+ * channels. oneDNN 2.6 runs these at ≈ 10 GFLOP/s on two AVX2 cores; the addon's kernel at 42–50, 4–6×
+ * faster (docs/performance.md).
+ */
+function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
+  const [out, inPerGroup, ...kernel] = conv.weight.shape;
+  const groups = conv.options.groups ?? 1;
+  return conv.dims === 3 && kernel.every((k) => k === 3) && everyIs(conv.options.stride, 1) && everyIs(conv.options.padding, 1) &&
+    everyIs(conv.options.dilation, 1) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
 }
 
 /**
@@ -195,6 +224,9 @@ function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
   const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
   return depth >= 2 && x.shape[1]! * packedWeight.shape[0]! <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
 }
+
+/** The kernels of the inference mode's convolutions (FoldedConv.kernel). */
+export type ConvolutionKernel = 'direct' | 'winograd' | 'grouped';
 
 /** A layer the plan runs as the model does (pooling, shortcut A): it has no weights to fold. */
 interface Stage {
@@ -422,6 +454,11 @@ export class FrozenBlock implements Stage {
     return F.mkldnnStcMerge(residual, identity, this.stc!.weights);
   }
 
+  /** The block's convolutions (branch, then shortcut). */
+  get convolutions(): FoldedConv[] {
+    return [...this.branch, ...this.shortcut].filter((stage): stage is FoldedConv => stage instanceof FoldedConv);
+  }
+
   dispose(): void {
     for (const stage of [...this.branch, ...this.shortcut]) stage.dispose();
     this.stc?.dispose();
@@ -486,6 +523,17 @@ export class InferenceModel {
       const logits = this.fc.forward(this.forwardFeatures(x));
       return logits.dtype === 'float32' ? logits : logits.to('float32');
     }));
+  }
+
+  /**
+   * How many convolutions each kernel computes: { direct, winograd, grouped }. Winograd is counted once an
+   * input has used it (it is chosen per input size, docs/performance.md).
+   */
+  convolutionKernels(): Record<ConvolutionKernel, number> {
+    const counts: Record<ConvolutionKernel, number> = { direct: 0, winograd: 0, grouped: 0 };
+    const stemConvolutions = this.stem.filter((stage): stage is FoldedConv => stage instanceof FoldedConv);
+    for (const conv of [...stemConvolutions, ...this.blocks.flatMap((block) => block.convolutions)]) counts[conv.kernel]++;
+    return counts;
   }
 
   /** Frees the prepared weights (the original model keeps its own). */

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
 
-// Winograd F(2³, 3³) convolutions on oneDNN's blocked layout (native/src/winograd.cc), as the inference
-// mode uses them: each result against libtorch's direct convolution of the same dense tensors.
+// Winograd F(2³, 3³) convolutions and grouped convolutions of 4-channel groups on oneDNN's blocked layout
+// (native/src/winograd.cc, grouped.cc), as the inference mode uses them: each result against libtorch's
+// direct convolution of the same dense tensors.
 
 function maxAbs(t: Tensor): number {
   return tidy(() => t.abs().max().item());
@@ -105,6 +106,32 @@ test('WinogradConvolution refuses wrong weights and inputs with errors, not abor
     assert.equal(memory().tensors, during);
     convolution.dispose();
     assert.throws(() => convolution.forward(x), /after release/);
+  }));
+  assert.equal(memory().tensors, live);
+});
+
+test('GroupedConvolution (groups of 4 channels) equals the grouped convolution, and refuses what it does not compute', () => {
+  manualSeed(37);
+  const live = memory().tensors;
+  noGrad(() => tidy(() => {
+    for (const [batch, channels, depth, height, width] of [[1, 32, 4, 9, 9], [2, 16, 3, 5, 7], [1, 8, 1, 1, 2]]) {
+      const options = { ...same, groups: channels! / 4 };
+      const weight = randn([channels!, 4, 3, 3, 3]).mul(0.1);
+      const bias = randn([channels!]);
+      const x = randn([batch!, channels!, depth!, height!, width!]);
+      const expected = F.conv3d(x, weight, bias, options);
+      const grouped = new F.GroupedConvolution(weight, bias);
+      assert.ok(relativeError(grouped.forward(blocked(x)), expected) < 1e-5, `${x.shape}`);
+      assert.ok(relativeError(grouped.forward(F.toMkldnn(x), { relu: true }), expected.relu()) < 1e-5, `${x.shape}, plain layout, ReLU`);
+      grouped.dispose();
+      assert.throws(() => grouped.forward(blocked(x)), /after release/);
+    }
+    assert.throws(() => new F.GroupedConvolution(randn([16, 8, 3, 3, 3]), null), /C×4×3×3×3 \(groups of 4 channels\)/);
+    assert.throws(() => new F.GroupedConvolution(randn([12, 4, 3, 3, 3]), null), /multiples of 8, got 12/);
+    const grouped = new F.GroupedConvolution(randn([16, 4, 3, 3, 3]), null);
+    assert.throws(() => grouped.forward(F.toMkldnn(randn([1, 8, 2, 3, 3]))), /8 channels, the weight takes 16/);
+    assert.throws(() => grouped.forward(randn([1, 16, 2, 3, 3])), /MKLDNN/);
+    grouped.dispose();
   }));
   assert.equal(memory().tensors, live);
 });

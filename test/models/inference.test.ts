@@ -117,8 +117,30 @@ test('Winograd convolutions run where they pay: logits differ from the direct co
     assert.ok(difference > 0 && difference < 1e-5, `relative difference ${difference}`);
     assert.deepEqual(a.argmax(1).toArray(), b.argmax(1).toArray());
   });
+  // Stride-1 3×3×3 convolutions of layers 1–3 (4 + 3 + 3), not layer 4's (1×2×2 inputs: mostly padding).
+  assert.deepEqual(winograd.convolutionKernels(), { direct: 10, winograd: 10, grouped: 0 });
+  assert.deepEqual(direct.convolutionKernels(), { direct: 20, winograd: 0, grouped: 0 });
   winograd.dispose();
   direct.dispose();
+  model.dispose();
+});
+
+test('ResNeXt\'s 4-channel groups run on the grouped kernel: logits equal the eval forward\'s', () => {
+  manualSeed(31);
+  // Cardinality 32 at width ×1: layer1's grouped convolutions have 4 channels per group (128 in 32 groups).
+  const model = createModel('stc_resnext3d_101', { frames: 8, numClasses: 5 }).eval();
+  randomiseBatchNorms(model);
+  const prepared = prepareForInference(model);
+  const unfused = prepareForInference(model, { fusion: false });
+  tidy(() => {
+    const x = randn([1, 3, 8, 32, 32]);
+    const reference = noGrad(() => model.forward(x));
+    assert.ok(maxAbs(prepared.forward(x).sub(reference)) / maxAbs(reference) < 1e-4);
+  });
+  assert.equal(prepared.convolutionKernels().grouped, 3);
+  assert.equal(unfused.convolutionKernels().grouped, 0);
+  prepared.dispose();
+  unfused.dispose();
   model.dispose();
 });
 
