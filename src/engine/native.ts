@@ -54,5 +54,13 @@ export interface NativeAddon {
   toBuffer(handle: Handle): ArrayBuffer;
 }
 
+// OpenBLAS (Debian's libtorch does its matrix products there) keeps its own threads busy-waiting for
+// about 2^28 cycles after each multi-threaded call, beside libtorch's and oneDNN's OpenMP threads: on two
+// cores an STC gate's small FCs left a spinning thread that made the next OpenMP loop wait for the
+// scheduler (the gate-and-merge of [8,1024,1,7,7] took ≈ 10 ms instead of 0.6–0.9; stc_resnext3d_101's
+// forward at batch 8, 0.99–1.06 s against 0.80–0.90 s). 2^4 cycles makes them sleep at once. OpenBLAS
+// reads it when it loads, with the addon below; a value the user set is kept.
+process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+
 /** Loaded once per thread; built on first use when the package was installed without its install script. */
 export const native: NativeAddon = loadAddon<NativeAddon>(TORCH_ADDON);
