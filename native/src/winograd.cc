@@ -27,11 +27,6 @@ constexpr int64_t kRows = 6;     // tiles per micro-kernel call
 constexpr int64_t kPanel = 16;   // output channels per micro-kernel call (two 8-lane registers)
 constexpr int64_t kLanes = 8;    // channels per AVX2 register
 
-bool cpuHasAvx2Fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 // U = G g Gᵀ along each axis (in double, rounded once), packed [ξ][Cout/16][Cin][16] for the micro-kernel.
 at::Tensor transformWeights(const at::Tensor& weight) {
   const int64_t out = weight.size(0), in = weight.size(1), panels = out / kPanel;
@@ -319,13 +314,15 @@ class WinogradConvolution : public Napi::ObjectWrap<WinogradConvolution> {
     const int64_t total = samples * tiles.count();
     const float* u = transformed_.data_ptr<float>();
     const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-    if (in_ + out_ >= 512) {
-      // Wide layers (U of 16 MiB at 256 channels): all tiles through each step in turn, so that every
-      // U_ξ is read once. Measured at 256 channels, 2×7×7: 1.0–1.2× the direct convolution this way,
-      // 0.5× chunked; at 64 and 128 channels chunked is the faster (1.4–2.2× direct, against 1.1–1.9×).
-      const int64_t rows = (total + kRows - 1) / kRows * kRows;
-      const int64_t vStride = pointStride(rows, in_), mStride = pointStride(rows, out_);
-      float* v = scratch(1, kPoints * (vStride + mStride))[0];
+    const int64_t allRows = (total + kRows - 1) / kRows * kRows;
+    const int64_t allFloats = kPoints * (pointStride(allRows, in_) + pointStride(allRows, out_));
+    // Wide layers (U of 16 MiB at 256 channels) with few tiles: all tiles through each step in turn, so
+    // that every U_ξ is read once. Measured at 256 channels, 2×7×7: 1.0–1.2× the direct convolution this
+    // way, 0.5× chunked; at 64 and 128 channels chunked is the faster (1.4–2.2× direct, against
+    // 1.1–1.9×). The scratch for all tiles is kept to 64 MiB (2×7×7 at batch 8: 17 MiB).
+    if (in_ + out_ >= 512 && allFloats * static_cast<int64_t>(sizeof(float)) <= (int64_t{64} << 20)) {
+      const int64_t rows = allRows, vStride = pointStride(rows, in_), mStride = pointStride(rows, out_);
+      float* v = scratch(1, allFloats)[0];
       float* m = v + kPoints * vStride;
       at::parallel_for(0, total, 4, [&](int64_t begin, int64_t end) { transformInputs(x, tiles, begin, end - begin, v + begin * in_, vStride); });
       zeroRows(v, vStride, in_, total, rows);

@@ -36,9 +36,12 @@ test('the addon has Winograd convolutions exactly where the CPU has AVX2 and FMA
 test('WinogradConvolution equals the direct convolution: odd and even sizes, batches, channel counts, with and without bias and ReLU', () => {
   manualSeed(17);
   noGrad(() => tidy(() => {
-    // [batch, in, out, depth, height, width]; in + out ≥ 512 takes the phased path, the others the chunked one.
+    // [batch, in, out, depth, height, width]; in + out ≥ 512 takes the phased path (up to 64 MiB of scratch),
+    // the others the chunked one.
     const shapes = [[1, 16, 16, 4, 10, 10], [2, 32, 16, 5, 7, 9], [3, 8, 32, 1, 3, 3], [1, 16, 48, 2, 2, 2], [2, 64, 64, 3, 6, 5],
-      [1, 256, 256, 2, 3, 3], [2, 128, 512, 3, 2, 3]];
+      [1, 256, 256, 2, 3, 3], [2, 128, 512, 3, 2, 3],
+      // 576 tiles at 256 + 256 channels: the phased path's scratch would pass 64 MiB, so chunks run instead.
+      [2, 256, 256, 8, 16, 18]];
     for (const [batch, inChannels, outChannels, depth, height, width] of shapes as [number, number, number, number, number, number][]) {
       const weight = randn([outChannels, inChannels, 3, 3, 3]).mul(0.1);
       const bias = randn([outChannels]);
