@@ -22,11 +22,6 @@ constexpr int64_t kGroupWidth = 4;  // channels per group
 constexpr int64_t kLanes = 8;       // output channels per register: two groups
 constexpr int64_t kTaps = 27;
 
-bool cpuHasAvx2Fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 

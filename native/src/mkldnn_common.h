@@ -1,5 +1,6 @@
-// What onednn.cc and winograd.cc share: libtorch's bridge between MKLDNN tensors and ideep tensors, and
-// the view of a channel-blocked oneDNN layout as plain arrays. Only with STCNET_ONEDNN.
+// What onednn.cc, winograd.cc and grouped.cc share: libtorch's bridge between MKLDNN tensors and ideep
+// tensors, the view of a channel-blocked oneDNN layout as plain arrays, and the CPU check of the AVX2
+// kernels. Only with STCNET_ONEDNN.
 #pragma once
 #ifdef STCNET_ONEDNN
 #include <ATen/core/LegacyTypeDispatch.h>
@@ -39,6 +40,12 @@ inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
   const int64_t positions = expected / block;
   TORCH_CHECK(blocking.strides[1] == expected && blocking.strides[0] == expected * (md.dims[1] / block), "not in N, C order");
   return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
+}
+
+// Whether this CPU runs the AVX2 and FMA kernels of winograd.cc and grouped.cc.
+inline bool cpuHasAvx2Fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 // One input or output tensor's blocked memory: element (n, c, z, y, x) at
