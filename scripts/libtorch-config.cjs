@@ -54,7 +54,7 @@ const hasOneDnn = !root && fs.existsSync('/usr/include/ideep.hpp') && fs.existsS
 
 // at::parallel_for is a header template: it splits work across threads only when compiled with OpenMP
 // (Debian's libtorch is built with AT_PARALLEL_OPENMP and links libgomp; without -fopenmp the pragma is
-// ignored and it runs on one thread). Only where onednn.cc and winograd.cc, its users, are built.
+// ignored and it runs on one thread). Only where its users (onednn.cc, winograd.cc, grouped.cc) are built.
 const openmp = hasOneDnn ? ['-fopenmp'] : [];
 
 if (mode === 'defines') {

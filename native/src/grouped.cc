@@ -99,11 +99,8 @@ class GroupedConvolution : public Napi::ObjectWrap<GroupedConvolution> {
                   "weight must be a dense float32 tensor C×4×3×3×3 (groups of 4 channels), got ", weight.sizes());
       TORCH_CHECK(weight.size(0) % kLanes == 0, "needs channels in multiples of ", kLanes, ", got ", weight.size(0));
       channels_ = weight.size(0);
-      if (bias_.defined()) {
-        TORCH_CHECK(!bias_.is_mkldnn() && bias_.scalar_type() == at::kFloat && bias_.numel() == channels_,
-                    "bias must be a dense float32 tensor of ", channels_, " values");
-        bias_ = bias_.contiguous().clone();
-      }
+      bias_ = denseBias(bias_, channels_);
+      if (bias_.defined()) bias_ = bias_.clone();  // prepared once, like the weights: later changes to the caller's bias are not seen
       // [C/8][27 taps][4 k][8 lanes]
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
       packed_ = weight.contiguous().view({channels_ / kLanes, kLanes, kGroupWidth, kTaps}).permute({0, 3, 2, 1}).contiguous();

@@ -42,6 +42,15 @@ inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
   return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
 }
 
+// A convolution's bias as the kernels read it: a contiguous dense float32 tensor of `channels` values
+// (undefined stays undefined: no bias).
+inline at::Tensor denseBias(const at::Tensor& bias, int64_t channels) {
+  if (!bias.defined()) return bias;
+  TORCH_CHECK(!bias.is_mkldnn() && bias.scalar_type() == at::kFloat && bias.numel() == channels,
+              "bias must be a dense float32 tensor of ", channels, " values");
+  return bias.contiguous();
+}
+
 // Whether this CPU runs the AVX2 and FMA kernels of winograd.cc and grouped.cc.
 inline bool cpuHasAvx2Fma() {
   __builtin_cpu_init();

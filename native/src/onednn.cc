@@ -55,11 +55,7 @@ class Convolution : public Napi::ObjectWrap<Convolution> {
       const size_t spatial = weightTensor_.dim() - 2;
       TORCH_CHECK(stride_.size() == spatial && padding_.size() == spatial && dilation_.size() == spatial,
                   "stride, padding and dilation need one value per spatial dimension");
-      if (biasTensor_.defined()) {
-        TORCH_CHECK(!biasTensor_.is_mkldnn() && biasTensor_.scalar_type() == at::kFloat && biasTensor_.numel() == weightTensor_.size(0),
-                    "bias must be a dense float32 tensor of ", weightTensor_.size(0), " values");
-        biasTensor_ = biasTensor_.contiguous();
-      }
+      biasTensor_ = denseBias(biasTensor_, weightTensor_.size(0));
     });
   }
 

@@ -262,11 +262,8 @@ class WinogradConvolution : public Napi::ObjectWrap<WinogradConvolution> {
                   weight.size(4) == 3, "weight must be a dense float32 tensor Cout×Cin×3×3×3, got ", weight.sizes());
       TORCH_CHECK(weight.size(0) % kPanel == 0 && weight.size(1) % kLanes == 0, "needs output channels in multiples of ", kPanel,
                   " and input channels in multiples of ", kLanes, ", got ", weight.size(0), " and ", weight.size(1));
-      if (bias_.defined()) {
-        TORCH_CHECK(!bias_.is_mkldnn() && bias_.scalar_type() == at::kFloat && bias_.numel() == weight.size(0),
-                    "bias must be a dense float32 tensor of ", weight.size(0), " values");
-        bias_ = bias_.contiguous().clone();
-      }
+      bias_ = denseBias(bias_, weight.size(0));
+      if (bias_.defined()) bias_ = bias_.clone();  // prepared once, like the weights: later changes to the caller's bias are not seen
       in_ = weight.size(1);
       out_ = weight.size(0);
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
