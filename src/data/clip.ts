@@ -103,6 +103,16 @@ export interface ClipMakerOptions {
   javascriptResampler?: boolean;
 }
 
+/** Values in one clip: 3 × T × size × size. */
+export function clipElements(settings: ClipSettings): number {
+  return 3 * settings.frames * settings.size * settings.size;
+}
+
+/** Bytes of the data of a batch of `clips` clips (float32 or uint8 values). */
+export function batchBytes(settings: ClipSettings, clips: number): number {
+  return clips * clipElements(settings) * (settings.output === 'float32' ? Float32Array.BYTES_PER_ELEMENT : 1);
+}
+
 /** Makes batches; one instance per thread. */
 export class ClipMaker {
   /** The addon for resampling; undefined: the JavaScript resampler. */
@@ -126,7 +136,7 @@ export class ClipMaker {
   }
 
   get clipElements(): number {
-    return 3 * this.settings.frames * this.settings.size * this.settings.size;
+    return clipElements(this.settings);
   }
 
   private async load(item: ClipItem): Promise<LoadedVideo> {
@@ -145,11 +155,11 @@ export class ClipMaker {
    * three size² planes, in the uint8, native float32 and JavaScript float32 paths alike), and when
    * items fail, only the clips kept are sliced out. So stale pixels of a reused buffer never show.
    */
-  private batchData(elements: number, into: ArrayBuffer | undefined): Float32Array | Uint8Array {
-    if (this.settings.output === 'float32') {
-      return into?.byteLength === elements * Float32Array.BYTES_PER_ELEMENT ? new Float32Array(into) : new Float32Array(elements);
-    }
-    return into?.byteLength === elements ? new Uint8Array(into) : new Uint8Array(elements);
+  private batchData(clips: number, into: ArrayBuffer | undefined): Float32Array | Uint8Array {
+    const reuse = into !== undefined && into.byteLength === batchBytes(this.settings, clips);
+    const elements = clips * this.clipElements;
+    if (this.settings.output === 'float32') return reuse ? new Float32Array(into) : new Float32Array(elements);
+    return reuse ? new Uint8Array(into) : new Uint8Array(elements);
   }
 
   /**
@@ -162,7 +172,7 @@ export class ClipMaker {
     const n = task.items.length;
     const clip = this.clipElements;
     const T = s.frames;
-    const data = this.batchData(n * clip, into);
+    const data = this.batchData(n, into);
     if (s.output === 'float32' && this.scratch.length < clip) this.scratch = new Uint8Array(clip);
     const labels = new Int32Array(n);
     const videoIndices = new Int32Array(n);

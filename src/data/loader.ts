@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { UserError } from '../util/errors.js';
 import { FrameCache } from '../video/cache.js';
 import { BatchBufferPool } from './buffer_pool.js';
-import { ClipMaker, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from './clip.js';
+import { ClipMaker, batchBytes, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from './clip.js';
 import { sampleKey, type VideoSample } from './dataset.js';
 import { Rng } from './random.js';
 import { batchPositions, type Shard } from './samplers.js';
@@ -239,12 +239,6 @@ export class ClipLoader {
     return order;
   }
 
-  /** Bytes of the data of a batch of `clips` clips. */
-  private batchBytes(clips: number): number {
-    const s = this.settings;
-    return clips * 3 * s.frames * s.size * s.size * (s.output === 'float32' ? Float32Array.BYTES_PER_ELEMENT : 1);
-  }
-
   /** Makes a batch, into the recycled buffer `into` when given (a worker gets it transferred). */
   private run(task: BatchTask, into: ArrayBuffer | undefined): Promise<BatchResult> {
     if (this.local) return this.local.makeBatch(task, into);
@@ -272,7 +266,7 @@ export class ClipLoader {
       while (dispatched < total && dispatched - consumed < this.prefetch && !this.closed) {
         const b = dispatched++;
         const items = batches[b]!.map((position) => ({ ...this.items[order[position]!]!, position }));
-        const promise = this.run({ id: this.nextId++, epoch, index: b, items }, this.pool.take(this.batchBytes(items.length)));
+        const promise = this.run({ id: this.nextId++, epoch, index: b, items }, this.pool.take(batchBytes(this.settings, items.length)));
         promise.catch(() => undefined);
         results.set(b, promise);
       }

@@ -10,6 +10,9 @@ import type { ZooModel, InputSpec } from './base.js';
 import { StagedResNet } from './staged.js';
 import { VideoResNet } from './video_resnet.js';
 import { StcBlock, type GateBranch } from './stc.js';
+import { fourChannelGroups, winogradPays, winogradShape, type ConvolutionKernel } from './inference_kernels.js';
+
+export type { ConvolutionKernel } from './inference_kernels.js';
 
 /**
  * Inference mode, prepared once per model (issue 9). `prepareForInference(model)` builds a
@@ -189,45 +192,6 @@ export class FoldedConv {
   }
 }
 
-/** Whether a convolution option (one value or one per dimension; absent: `expected`) is `expected` everywhere. */
-function everyIs(value: number | readonly number[] | undefined, expected: number): boolean {
-  return [value ?? expected].flat().every((v) => v === expected);
-}
-
-/** A convolution F.WinogradConvolution computes: 3×3×3, stride 1, padding 1, one group, whole channel blocks. */
-function winogradShape(conv: Conv3d | Conv2d): boolean {
-  const [out, inPerGroup, ...kernel] = conv.weight.shape;
-  return conv.dims === 3 && kernel.every((k) => k === 3) && everyIs(conv.options.stride, 1) && everyIs(conv.options.padding, 1) &&
-    everyIs(conv.options.dilation, 1) && (conv.options.groups ?? 1) === 1 && out! % 16 === 0 && inPerGroup! % 8 === 0;
-}
-
-/**
- * A convolution F.GroupedConvolution computes: 3×3×3, stride 1, padding 1, groups of 4 input and 4 output
- * channels. oneDNN 2.6 runs these at ≈ 10 GFLOP/s on two AVX2 cores; the addon's kernel at 42–50, 4–6×
- * faster (docs/performance.md).
- */
-function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
-  const [out, inPerGroup, ...kernel] = conv.weight.shape;
-  const groups = conv.options.groups ?? 1;
-  return conv.dims === 3 && kernel.every((k) => k === 3) && everyIs(conv.options.stride, 1) && everyIs(conv.options.padding, 1) &&
-    everyIs(conv.options.dilation, 1) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
-}
-
-/**
- * Whether Winograd beats oneDNN's direct convolution at this input, by the measurements of
- * docs/performance.md ("Winograd convolutions"; 2 threads, AVX2): 1.4–2.2× at 64 and 128 channels,
- * 1.0–1.2× at 256, slower at 512 (the transformed weights, 64·Cin·Cout floats, are read from memory for
- * few outputs) and where tiles of 2×2×2 outputs would be mostly padding (a 1×4×4 input: 0.2–0.6×).
- */
-function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
-  const [, , depth, height, width] = x.shape as [number, number, number, number, number];
-  const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
-  return depth >= 2 && x.shape[1]! * packedWeight.shape[0]! <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
-}
-
-/** The kernels of the inference mode's convolutions (FoldedConv.kernel). */
-export type ConvolutionKernel = 'direct' | 'winograd' | 'grouped';
-
 /** A layer the plan runs as the model does (pooling, shortcut A): it has no weights to fold. */
 interface Stage {
   forward(x: Tensor): Tensor;
@@ -353,7 +317,6 @@ export class FrozenBlock implements Stage {
    * broadcasts, which libtorch's oneDNN kernels do not, so a gated block converts there and returns a
    * plain tensor (as frozen TorchScript does): see `outputBlocked`.
    */
-
   constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[],
     private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false, fusion = false) {
     this.plainShortcut = shortcut.some((stage) => stage instanceof PassThrough);
@@ -554,7 +517,9 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ArgumentError(`prepareForInference: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`);
   const layout = options.layout ?? (dtype === 'float32' && F.mkldnnEnabled ? 'blocked' : 'dense');
-  if (options.fusion !== undefined && typeof options.fusion !== 'boolean') throw new ArgumentError(`prepareForInference: fusion must be true or false, got ${JSON.stringify(options.fusion)}`);
+  for (const name of ['fusion', 'winograd'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') throw new ArgumentError(`prepareForInference: ${name} must be true or false, got ${JSON.stringify(options[name])}`);
+  }
   if (layout !== 'blocked' && layout !== 'dense') throw new ArgumentError(`prepareForInference: layout must be 'blocked' or 'dense', got ${JSON.stringify(layout)}`);
   if (layout === 'blocked' && (dtype !== 'float32' || !F.mkldnnEnabled)) {
     throw new ArgumentError(`prepareForInference: layout 'blocked' needs dtype float32 and a libtorch built with oneDNN${F.mkldnnEnabled ? '' : ' (this one is not)'}`);
@@ -563,7 +528,6 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
     break;
   }
-  if (options.winograd !== undefined && typeof options.winograd !== 'boolean') throw new ArgumentError(`prepareForInference: winograd must be true or false, got ${JSON.stringify(options.winograd)}`);
   const fusion = options.fusion ?? true;
   const winograd = options.winograd ?? true;
   return noGrad(() => {
@@ -571,11 +535,11 @@ export function prepareForInference(model: ZooModel, options: PrepareForInferenc
     let layers: Sequential[];
     let avgpool: Module;
     if (model instanceof StagedResNet) {
-      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem', layout, fusion);
+      stem = compileChain([model.conv1, model.bn1, new ReLU(true), ...(model.maxpool ? [model.maxpool] : [])], dtype, 'stem', layout, fusion, winograd);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else if (model instanceof VideoResNet) {
-      stem = compileChain([model.stem], dtype, 'stem', layout, fusion);
+      stem = compileChain([model.stem], dtype, 'stem', layout, fusion, winograd);
       layers = [model.layer1, model.layer2, model.layer3, model.layer4];
       avgpool = model.avgpool;
     } else {

@@ -1,0 +1,48 @@
+import type { Tensor } from '../engine/index.js';
+import type { Conv2d, Conv3d } from '../nn/index.js';
+
+// Which of the addon's own kernels computes a folded convolution of the inference mode
+// (src/models/inference.ts), by its shape and, for Winograd, its input's size.
+
+/** Whether a convolution option (one value or one per dimension; absent: `expected`) is `expected` everywhere. */
+function everyIs(value: number | readonly number[] | undefined, expected: number): boolean {
+  return [value ?? expected].flat().every((v) => v === expected);
+}
+
+/** A 3×3×3 convolution at stride 1 and padding 1, without dilation: its output has its input's size. */
+function sameSize3x3x3(conv: Conv3d | Conv2d): boolean {
+  return conv.dims === 3 && conv.weight.shape.slice(2).every((k) => k === 3) && everyIs(conv.options.stride, 1) &&
+    everyIs(conv.options.padding, 1) && everyIs(conv.options.dilation, 1);
+}
+
+/** A convolution F.WinogradConvolution computes: 3×3×3, stride 1, padding 1, one group, whole channel blocks. */
+export function winogradShape(conv: Conv3d | Conv2d): boolean {
+  const [out, inPerGroup] = conv.weight.shape;
+  return sameSize3x3x3(conv) && (conv.options.groups ?? 1) === 1 && out! % 16 === 0 && inPerGroup! % 8 === 0;
+}
+
+/**
+ * A convolution F.GroupedConvolution computes: 3×3×3, stride 1, padding 1, groups of 4 input and 4 output
+ * channels. oneDNN 2.6 runs these at ≈ 10 GFLOP/s on two AVX2 cores; the addon's kernel at 42–50, 4–6×
+ * faster (docs/performance.md).
+ */
+export function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
+  const [out, inPerGroup] = conv.weight.shape;
+  const groups = conv.options.groups ?? 1;
+  return sameSize3x3x3(conv) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
+}
+
+/**
+ * Whether Winograd beats oneDNN's direct convolution at this input, by the measurements of
+ * docs/performance.md ("Winograd convolutions"; 2 threads, AVX2): 1.4–2.2× at 64 and 128 channels,
+ * 1.0–1.2× at 256, slower at 512 (the transformed weights, 64·Cin·Cout floats, are read from memory for
+ * few outputs) and where tiles of 2×2×2 outputs would be mostly padding (a 1×4×4 input: 0.2–0.6×).
+ */
+export function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
+  const [, , depth, height, width] = x.shape as [number, number, number, number, number];
+  const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
+  return depth >= 2 && x.shape[1]! * packedWeight.shape[0]! <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
+}
+
+/** The kernels of the inference mode's convolutions (FoldedConv.kernel). */
+export type ConvolutionKernel = 'direct' | 'winograd' | 'grouped';
