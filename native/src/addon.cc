@@ -392,6 +392,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initDistributed(env, exports);
   initOneDnn(env, exports);
   initWinograd(env, exports);
+  initWinogradAutograd(env, exports);
   initGrouped(env, exports);
   return exports;
 }

@@ -78,6 +78,7 @@ void initTensorIO(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc: c10d (TCPStore, Gloo, Reducer)
 void initOneDnn(Napi::Env env, Napi::Object exports);  // onednn.cc: convolutions with fused post-ops
 void initWinograd(Napi::Env env, Napi::Object exports);  // winograd.cc: Winograd 3×3×3 convolutions on the blocked layout
+void initWinogradAutograd(Napi::Env env, Napi::Object exports);  // winograd_autograd.cc: the Winograd convolution for training, with gradients
 void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 3×3×3 convolutions of 4-channel groups on the blocked layout
 
 }  // namespace stcnet

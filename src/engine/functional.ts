@@ -17,6 +17,8 @@ export interface ConvOptions {
  * Which kernel runs a CPU float32 convolution. 'auto' sends small batches to oneDNN
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
  * several times faster there (measured in bench/engine); larger batches take aten's own choice.
+ * While gradients are recorded, 'auto' also runs 3×3×3 convolutions at stride 1 by Winograd's
+ * algorithm where that pays (`winogradConv3d`); 'aten' and 'mkldnn' keep every convolution direct.
  */
 export type ConvAlgorithm = 'auto' | 'aten' | 'mkldnn';
 let convAlgorithm: ConvAlgorithm = 'auto';
@@ -57,6 +59,9 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   const groups = options.groups ?? 1;
   if (input.rank !== spatialDims + 2) {
     throw new ArgumentError(`conv${spatialDims}d: expected a ${spatialDims + 2}-D input (N, C, ${spatialDims === 3 ? 'T, ' : ''}H, W), got shape [${input.shape.join(', ')}]`);
+  }
+  if (spatialDims === 3 && trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
+    return t(native.winogradConv3d!(input.handle, weight.handle, bias?.handle ?? null));
   }
   if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
@@ -135,6 +140,48 @@ export class MkldnnConvolution {
   dispose(): void {
     this.#native.release();
   }
+}
+
+/**
+ * Whether Winograd's F(2³, 3³) beats oneDNN's direct 3×3×3 convolution on an input of `inputShape`
+ * (N, C, D, H, W) with `outChannels` outputs, by the measurements of docs/performance.md ("Winograd
+ * convolutions"; 2 threads, AVX2): 1.4–2.2× at 64 and 128 channels, 1.0–1.2× at 256 (inference) and
+ * 0.9–1.3× (training step), slower at 512 (the transformed weights, 64·Cin·Cout floats, are read for few
+ * outputs) and where tiles of 2×2×2 outputs would be mostly padding (a 1×4×4 input: 0.2–0.6×).
+ */
+export function winogradPays(inputShape: readonly number[], outChannels: number): boolean {
+  const [, inChannels, depth, height, width] = inputShape as [number, number, number, number, number];
+  const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
+  return depth >= 2 && inChannels * outChannels <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
+}
+
+/** Whether the addon has winogradConv3d (oneDNN's headers at build time, AVX2 and FMA on this CPU). */
+export const winogradTrainingEnabled: boolean = mkldnnEnabled && native.winogradConv3d !== undefined;
+
+/**
+ * conv3d(input, weight, bias) for a 3×3×3 weight at stride 1, padding 1 (one group; Cin and Cout
+ * multiples of 16) by Winograd's algorithm on dense float32 CPU tensors, its forward, input gradient and
+ * weight gradient in the transformed domain (native/src/winograd_autograd.cc): 1.2–1.7× a training
+ * step's direct convolution where `winogradPays`. Results differ from the direct convolution's by
+ * rounding (≈ 1e-6 relative). conv3d calls it by itself while gradients are recorded (setConvAlgorithm).
+ */
+export function winogradConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (!native.winogradConv3d) throw new ArgumentError('Winograd convolutions are not available (see F.winogradTrainingEnabled)');
+  return t(native.winogradConv3d(input.handle, weight.handle, bias?.handle ?? null));
+}
+
+function trainsByWinograd(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: number[], padding: number[], dilation: number[],
+  groups: number): boolean {
+  if (convAlgorithm !== 'auto' || !winogradTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || input.device !== 'cpu') return false;
+  const [out, inChannels, ...kernel] = weight.shape;
+  if (out! % 16 !== 0 || inChannels! % 16 !== 0 || !kernel.every((k) => k === 3) || weight.dtype !== 'float32') return false;
+  if (![stride, dilation, padding].every((values) => values.every((value) => value === 1))) return false;
+  // Per call, a training convolution transforms its weights twice and reorders four activations: below
+  // ≈ 128 output positions a sample that costs more than the arithmetic saved (64 channels at 2×4×4:
+  // 0.75× the direct convolution; 32 at 2×6×6: 0.97×; 16 at 4×12×12: 1.6×).
+  const [, , depth, height, width] = input.shape as [number, number, number, number, number];
+  if (depth * height * width < 128 || !winogradPays(input.shape, out!) || !native.gradEnabled()) return false;
+  return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 
 /** Whether the addon has WinogradConvolution (oneDNN's headers at build time, AVX2 and FMA on this CPU). */

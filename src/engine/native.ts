@@ -46,6 +46,8 @@ export interface NativeAddon {
     forward(input: Handle, residual: Handle | null, relu: boolean): Handle;
     release(): void;
   };
+  /** native/src/winograd_autograd.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
+  winogradConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };

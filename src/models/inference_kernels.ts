@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import { F, type Tensor } from '../engine/index.js';
 import type { Conv2d, Conv3d } from '../nn/index.js';
 
 // Which of the addon's own kernels computes a folded convolution of the inference mode
@@ -32,16 +32,9 @@ export function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
   return sameSize3x3x3(conv) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
 }
 
-/**
- * Whether Winograd beats oneDNN's direct convolution at this input, by the measurements of
- * docs/performance.md ("Winograd convolutions"; 2 threads, AVX2): 1.4–2.2× at 64 and 128 channels,
- * 1.0–1.2× at 256, slower at 512 (the transformed weights, 64·Cin·Cout floats, are read from memory for
- * few outputs) and where tiles of 2×2×2 outputs would be mostly padding (a 1×4×4 input: 0.2–0.6×).
- */
+/** Whether Winograd beats oneDNN's direct convolution at this input (F.winogradPays). */
 export function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
-  const [, , depth, height, width] = x.shape as [number, number, number, number, number];
-  const tiled = Math.ceil(depth / 2) * Math.ceil(height / 2) * Math.ceil(width / 2) * 8;
-  return depth >= 2 && x.shape[1]! * packedWeight.shape[0]! <= 256 * 256 && (depth * height * width) / tiled >= 0.75;
+  return F.winogradPays(x.shape, packedWeight.shape[0]!);
 }
 
 /** The kernels of the inference mode's convolutions (FoldedConv.kernel). */

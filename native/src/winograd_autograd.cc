@@ -1,0 +1,125 @@
+// The Winograd convolution for training: winogradConv3d(input, weight, bias|null) on dense float32
+// tensors, recorded by autograd. Forward, the input gradient (the same convolution of the output
+// gradient with the weights flipped and transposed) and the weight gradient (winograd_kernels.h's
+// weightGradient) all run in Winograd's transformed domain, where libtorch's direct kernels do 3.4×
+// the multiply-adds. Activations go into oneDNN's blocked layout and back around each step, as
+// libtorch's own oneDNN convolution does. Under CPU autocast it is the autocast convolution instead, so
+// that bf16 training keeps its precision choice.
+#include "handle.h"
+
+#ifdef STCNET_ONEDNN
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include "winograd_kernels.h"
+#endif
+
+namespace stcnet {
+namespace {
+#ifdef STCNET_ONEDNN
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// One thread's scratch, kept between calls (every layer's forward and backward share it): the
+// convolutions' and the weight gradients' apart, since their sizes differ and each would reallocate the other.
+winograd::Scratch& convolutionScratch() {
+  thread_local winograd::Scratch scratch;
+  return scratch;
+}
+
+winograd::Scratch& gradientScratch() {
+  thread_local winograd::Scratch scratch;
+  return scratch;
+}
+
+// A dense float32 N×C×D×H×W tensor as a Blocked view: `holder` keeps the blocked copy alive.
+Blocked blockedCopy(const at::Tensor& dense, ideep::tensor& holder) {
+  holder = at::native::itensor_view_from_dense(dense);
+  return blockedView(holder);
+}
+
+// conv(x) + bias for blocked x, as a dense tensor; `weight` is dense Cout×Cin×3×3×3.
+at::Tensor convolveToDense(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0);
+  const ideep::dims outDims = {samples, out, x.depth, x.height, x.width};
+  ideep::tensor result(blockedDesc(outDims, x.block));
+  const Blocked y = blockedView(result);
+  const at::Tensor transformed = winograd::transformWeights(weight);
+  winograd::convolve(transformed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, in, out, x, y, samples, false, false,
+                     convolutionScratch());
+  at::Tensor dense = at::empty({samples, out, x.depth, x.height, x.width}, at::kFloat);
+  ideep::tensor view = at::native::itensor_view_from_dense(dense);
+  result.reorder_to(view);
+  return dense;
+}
+
+struct WinogradConv3d : public torch::autograd::Function<WinogradConv3d> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
+    const at::Tensor x = input.contiguous();
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["bias"] = bias.has_value();  // without one there is no third edge to ask needs_input_grad about
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // ideep's views of dense tensors need it; this node records the gradient
+    ideep::tensor holder;
+    return convolveToDense(blockedCopy(x, holder), x.size(0), weight.contiguous(), bias ? bias->contiguous() : at::Tensor());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list gradients) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &input = saved[0], &weight = saved[1];
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // no second-order gradients
+    const at::Tensor gradOutput = gradients[0].contiguous();
+    ideep::tensor gradHolder;
+    const Blocked dy = blockedCopy(gradOutput, gradHolder);
+    at::Tensor gradInput, gradWeight, gradBias;
+    if (ctx->needs_input_grad(0)) gradInput = convolveToDense(dy, input.size(0), weight.flip({2, 3, 4}).transpose(0, 1).contiguous(), at::Tensor());
+    if (ctx->needs_input_grad(1)) {
+      ideep::tensor inputHolder;
+      gradWeight = winograd::weightGradient(blockedCopy(input, inputHolder), dy, input.size(0), gradientScratch());
+    }
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gradBias = gradOutput.sum({0, 2, 3, 4});
+    return {gradInput, gradWeight, gradBias};
+  }
+};
+
+const at::Tensor& denseFloat(const at::Tensor& tensor, const char* what) {
+  TORCH_CHECK(!tensor.is_mkldnn() && tensor.device().is_cpu() && tensor.scalar_type() == at::kFloat, what, " must be a dense float32 CPU tensor, got ",
+              describeTensor(tensor));
+  return tensor;
+}
+
+// winogradConv3d(input, weight, bias|null): conv3d(input, weight, bias, stride 1, padding 1) for a
+//   3×3×3 weight of Cout×Cin channels, both multiples of 16 (so that the input gradient, whose weights
+//   are Cin×Cout, runs in the same kernels).
+Napi::Value WinogradConv3dBinding(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() != 3) throw Napi::TypeError::New(env, "winogradConv3d: expected (input, weight, bias|null)");
+  const at::Tensor& input = unwrapTensor(info[0], "winogradConv3d: input");
+  const at::Tensor& weight = unwrapTensor(info[1], "winogradConv3d: weight");
+  const at::Tensor bias = info[2].IsNull() ? at::Tensor() : unwrapTensor(info[2], "winogradConv3d: bias");
+  return guard(env, "winogradConv3d", [&]() -> Napi::Value {
+    if (at::autocast::is_cpu_enabled()) return wrapTensor(env, at::conv3d(input, weight, bias, 1, 1));
+    denseFloat(input, "input");
+    denseFloat(weight, "weight");
+    TORCH_CHECK(input.dim() == 5, "input must be N×C×D×H×W, got ", input.sizes());
+    TORCH_CHECK(weight.dim() == 5 && weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3 && weight.size(0) % 16 == 0 &&
+                    weight.size(1) % 16 == 0,
+                "weight must be Cout×Cin×3×3×3 with both channel counts multiples of 16, got ", weight.sizes());
+    TORCH_CHECK(input.size(1) == weight.size(1), "input has ", input.size(1), " channels, the weight takes ", weight.size(1));
+    if (bias.defined()) {
+      denseFloat(bias, "bias");
+      TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "bias must have ", weight.size(0), " values, got ", bias.sizes());
+    }
+    return wrapTensor(env, WinogradConv3d::apply(input, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt));
+  });
+}
+
+#endif
+}  // namespace
+
+void initWinogradAutograd(Napi::Env env, Napi::Object exports) {
+#ifdef STCNET_ONEDNN
+  if (cpuHasAvx2Fma()) exports.Set("winogradConv3d", Napi::Function::New(env, WinogradConv3dBinding, "winogradConv3d"));
+#endif
+}
+
+}  // namespace stcnet
