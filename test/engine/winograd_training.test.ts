@@ -75,7 +75,7 @@ test('winogradConv3d: output and input, weight and bias gradients equal the dire
   });
 });
 
-test('winogradConv3d computes only the gradients asked for, and takes non-contiguous inputs', { skip: !F.winogradTrainingEnabled }, () => {
+test('winogradConv3d computes only the gradients asked for, and takes empty batches, retained graphs and non-contiguous inputs', { skip: !F.winogradTrainingEnabled }, () => {
   manualSeed(31);
   tidy(() => {
     const x = randn([2, 16, 4, 6, 6]);
@@ -88,6 +88,22 @@ test('winogradConv3d computes only the gradients asked for, and takes non-contig
     const constantInput = gradients(F.winogradConv3d, x, w, null, g, { input: false, weight: true });
     assert.equal(constantInput.input, null);
     assert.ok(relativeError(constantInput.weight!, reference.weight!) < 1e-5);
+
+    // An empty batch: an empty output and zero weight gradient; a graph kept for a second backward pass
+    // gives each pass the same gradient.
+    const empty = randn([0, 16, 4, 6, 6]);
+    const weight = w.clone().requiresGrad_();
+    const none = F.winogradConv3d(empty, weight);
+    assert.deepEqual(none.shape, [0, 32, 4, 6, 6]);
+    none.sum().backward();
+    assert.equal(maxAbs(weight.grad!), 0);
+    weight.grad!.zero_();
+    const kept = F.winogradConv3d(x, weight).mul(g).sum();
+    kept.backward(undefined, { retainGraph: true });
+    const first = weight.grad!.clone();
+    kept.backward();
+    assert.equal(maxAbs(weight.grad!.sub(first.mul(2))), 0);
+    assert.ok(relativeError(first, reference.weight!) < 1e-5);
 
     // A transposed view (N and D swapped twice over a copy laid out D-first) is made contiguous first.
     const strided = x.transpose(0, 2).contiguous().transpose(0, 2);
