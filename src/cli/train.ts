@@ -3,7 +3,7 @@ import { defineCommand, type FlagSpec } from './args.js';
 import { runInterruptible } from './interruptible.js';
 import { datasetFlags } from './data.js';
 import { UserError } from '../util/errors.js';
-import { AMP_MODES, DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS, readConfigFile, resolvePaths, validateConfig } from '../train/config.js';
+import { AMP_MODES, CONVOLUTIONS, DEVICES, NORMALIZE_PRESETS, OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS, readConfigFile, resolvePaths, validateConfig } from '../train/config.js';
 
 /**
  * `stcnet train ROOT --out RUN_DIR`: trains a model on a dataset (frame cache or video files),
@@ -53,6 +53,7 @@ const trainFlags = {
   'min-lr': { type: 'number', description: 'lower bound of the lr (cosine, plateau)', default: d['min-lr'] },
   'label-smoothing': { type: 'number', description: 'label smoothing of the cross-entropy', default: d['label-smoothing'] },
   amp: { type: 'string', description: 'autocast: bf16 (CPU or CUDA) or fp16 (CUDA)', choices: AMP_MODES, default: d.amp },
+  convolutions: { type: 'string', description: 'auto: 3×3×3 convolutions by Winograd\'s algorithm where faster (CPU); direct: libtorch\'s only, as PyTorch computes them', choices: CONVOLUTIONS, default: d.convolutions },
   device: { type: 'string', description: 'where to train', choices: DEVICES, default: d.device },
   seed: { type: 'int', description: 'seed of the weights, the data order and augmentation', default: d.seed },
   workers: { type: 'int', description: 'loader worker threads', default: d.workers },

@@ -14,13 +14,15 @@ export interface ConvOptions {
 }
 
 /**
- * Which kernel runs a CPU float32 convolution. 'auto' sends small batches to oneDNN
+ * Which kernel runs a CPU float32 convolution. 'direct' sends small batches to oneDNN
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
  * several times faster there (measured in bench/engine); larger batches take aten's own choice.
- * While gradients are recorded, 'auto' also runs 3×3×3 convolutions at stride 1 by Winograd's
- * algorithm where that pays (`winogradConv3d`); 'aten' and 'mkldnn' keep every convolution direct.
+ * 'auto' (the default) is 'direct', except that while gradients are recorded it runs 3×3×3
+ * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`). 'aten' is
+ * libtorch's own choice everywhere (PyTorch's), 'mkldnn' oneDNN everywhere.
  */
-export type ConvAlgorithm = 'auto' | 'aten' | 'mkldnn';
+export type ConvAlgorithm = 'auto' | 'direct' | 'aten' | 'mkldnn';
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'aten', 'mkldnn'];
 let convAlgorithm: ConvAlgorithm = 'auto';
 /** Whether this libtorch was built with oneDNN (MKLDNN), which the blocked-layout functions below need. */
 export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
@@ -31,7 +33,7 @@ export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
 export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
-  if (!['auto', 'aten', 'mkldnn'].includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected auto, aten or mkldnn, got "${algorithm}"`);
+  if (!CONV_ALGORITHMS.includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected ${CONV_ALGORITHMS.join(', ')}, got "${algorithm}"`);
   convAlgorithm = algorithm;
 }
 
@@ -49,7 +51,7 @@ function expand(value: SizeArg | undefined, spatialDims: number, fallback: numbe
 function useMkldnn(input: Tensor, spatialDims: number): boolean {
   if (!mkldnnEnabled || convAlgorithm === 'aten') return false;
   if (input.dtype !== 'float32' || input.device !== 'cpu') return false;
-  return convAlgorithm === 'mkldnn' || (spatialDims === 3 && input.size(0) < 8);
+  return convAlgorithm === 'mkldnn' || (spatialDims === 3 && input.size(0) < 8);  // auto, direct
 }
 
 function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, options: ConvOptions, spatialDims: 2 | 3): Tensor {

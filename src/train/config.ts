@@ -17,6 +17,8 @@ import { DATASET_FORMATS } from '../data/dataset.js';
 export const OPTIMIZERS = ['sgd', 'adamw'] as const;
 export const SCHEDULES = ['step', 'multistep', 'cosine', 'plateau'] as const;
 export const AMP_MODES = ['none', 'bf16', 'fp16'] as const;
+/** How a training step computes its convolutions (setConvAlgorithm 'auto' or 'direct'). */
+export const CONVOLUTIONS = ['auto', 'direct'] as const;
 export const DEVICES = ['cpu', 'cuda'] as const;
 export const NORMALIZE_PRESETS = ['kinetics', 'imagenet', 'none'] as const;
 
@@ -47,6 +49,7 @@ export const TRAIN_DEFAULTS = {
   accumulate: 1,
   'label-smoothing': 0,
   amp: 'none',
+  convolutions: 'auto',
   device: 'cpu',
   seed: 0,
   workers: Math.max(1, os.availableParallelism() - 1),
@@ -112,6 +115,8 @@ const shape = {
   accumulate: positiveInt,
   'label-smoothing': z.coerce.number().min(0).lt(1),
   amp: z.enum(AMP_MODES),
+  // auto: 3×3×3 convolutions by Winograd's algorithm where that pays (F.winogradConv3d); direct: libtorch's only.
+  convolutions: z.enum(CONVOLUTIONS),
   // Run.
   device: z.enum(DEVICES),
   seed: nonNegativeInt.max(2 ** 31 - 1),

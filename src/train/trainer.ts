@@ -2,7 +2,7 @@ import { readCacheMeta } from '../video/cache_index.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { closest } from 'fastest-levenshtein';
-import { cudaAvailable, F, manualSeed, memory, noGrad, tidy } from '../engine/index.js';
+import { cudaAvailable, F, getConvAlgorithm, manualSeed, memory, noGrad, setConvAlgorithm, tidy } from '../engine/index.js';
 import { loadDataset } from '../data/formats/index.js';
 import { ClipLoader, type ClipBatch } from '../data/loader.js';
 import { hashKeys } from '../data/random.js';
@@ -279,6 +279,17 @@ function isFolder(dir: string): boolean {
 
 /** runTraining once the run folder is locked (`lockNew` creates and locks a new one). */
 async function trainLocked(config: TrainConfig, options: RunTrainingOptions, run: RunDir, started: number, lockNew: () => void): Promise<TrainSummary> {
+  // The convolution algorithm is process-wide: set for this run, the caller's restored afterwards.
+  const callerAlgorithm = getConvAlgorithm();
+  setConvAlgorithm(config.convolutions);
+  try {
+    return await trainWith(config, options, run, started, lockNew);
+  } finally {
+    setConvAlgorithm(callerAlgorithm);
+  }
+}
+
+async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: RunDir, started: number, lockNew: () => void): Promise<TrainSummary> {
   const emit = (event: TrainEvent) => options.onEvent?.(event);
   const log = (message: string) => emit({ type: 'log', message });
   const failureLog = new FailureLog(log);

@@ -126,13 +126,16 @@ test('conv3d runs Winograd while gradients are recorded, where it pays, and dire
     assert.equal(maxAbs(noGrad(() => F.conv3d(x, w, null, same)).sub(byDirect)), 0, 'under noGrad: direct, as libtorch computes it');
     const frozen = w.detach();
     assert.equal(maxAbs(F.conv3d(x, frozen, null, same).sub(byDirect)), 0, 'nothing requires a gradient: direct');
-    setConvAlgorithm('mkldnn');
-    try {
-      assert.ok(maxAbs(F.conv3d(x, w, null, same).sub(byDirect)) < 1e-5 * maxAbs(byDirect), 'setConvAlgorithm(\'mkldnn\'): direct');
-      assert.ok(maxAbs(F.conv3d(x, w, null, same).sub(byWinograd)) > 0);
-    } finally {
-      setConvAlgorithm('auto');
+    for (const algorithm of ['direct', 'mkldnn'] as const) {
+      setConvAlgorithm(algorithm);
+      try {
+        assert.ok(maxAbs(F.conv3d(x, w, null, same).sub(byDirect)) < 1e-5 * maxAbs(byDirect), `setConvAlgorithm('${algorithm}'): direct`);
+        assert.ok(maxAbs(F.conv3d(x, w, null, same).sub(byWinograd)) > 0);
+      } finally {
+        setConvAlgorithm('auto');
+      }
     }
+    assert.throws(() => setConvAlgorithm('winograd' as never), /expected auto, direct, aten, mkldnn, got "winograd"/);
 
     // Shapes Winograd does not compute or where it does not pay: the direct convolution, unchanged.
     const cases: [string, Tensor, Tensor, F.ConvOptions][] = [

@@ -17,6 +17,8 @@ test('config: defaults filled in, weight decay by optimizer (Hara et al.\'s 1e-3
   assert.equal(sgd.momentum, 0.9);
   assert.equal(sgd['weight-decay'], 1e-3);
   assert.equal(sgd.schedule, 'cosine');
+  assert.equal(sgd.convolutions, 'auto');
+  assert.equal(validateConfig({ ...base, convolutions: 'direct' }).convolutions, 'direct');
   assert.equal(validateConfig({ ...base, optimizer: 'adamw' })['weight-decay'], 1e-2);
   const fromText = validateConfig({ ...base, epochs: '12', lr: '0.1', milestones: '5,8', schedule: 'multistep', freeze: 'conv1,layer1' });
   assert.equal(fromText.epochs, 12);
@@ -36,6 +38,7 @@ test('config: every problem named with its key and what was expected; misspelt k
   assert.throws(() => validateConfig({ ...base, schedule: 'step' }), /step-size is required by schedule "step"/);
   assert.throws(() => validateConfig({ ...base, 'warmup-epochs': 10, epochs: 10 }), /warmup-epochs must be less than epochs \(10\)/);
   assert.throws(() => validateConfig({ ...base, amp: 'fp16' }), /amp fp16 autocast needs device cuda/);
+  assert.throws(() => validateConfig({ ...base, convolutions: 'winograd' }), /convolutions: expected one of "auto", "direct", got "winograd"/);
   assert.throws(() => validateConfig({ ...base, 'val-split': 'train1' }), /val-split must differ from split "train1"/);
   assert.equal(suggestKey('learning_rate'), 'lr');
   assert.equal(suggestKey('weightDecay'), 'weight-decay');

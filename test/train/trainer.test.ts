@@ -6,7 +6,7 @@ import YAML from 'yaml';
 import { runTraining, resumeConfig, type StepRecord, type TrainEvent } from '../../src/train/trainer.js';
 import { loadModelCheckpoint } from '../../src/models/checkpoint.js';
 import { loadStateDict } from '../../src/nn/weights.js';
-import { dispose, type Tensor } from '../../src/engine/index.js';
+import { dispose, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
 import { runPython } from '../helpers.js';
 import { tinyConfig, tinyData } from './fixture.js';
 
@@ -175,10 +175,13 @@ test('training straight from the video files (no cache) with gradient accumulati
   const data = await tinyData();
   const config = tinyConfig(data, join(data.work, 'from-videos'), {
     cache: undefined, 'short-side': 36, 'batch-size': 2, accumulate: 2, epochs: 1, 'label-smoothing': 0.1, 'val-split': 'none',
+    convolutions: 'direct',
   });
   assert.equal(config.cache, undefined);
   const summary = await runTraining(config);
   assert.equal(summary.status, 'completed');
+  assert.equal(getConvAlgorithm(), 'auto', 'the run\'s convolution algorithm does not outlive it');
+  assert.equal(YAML.parse(readFileSync(join(config.out, 'config.yaml'), 'utf8')).convolutions, 'direct');
   const steps = metricsOf(config.out).filter((r) => r.type === 'step') as StepRecord[];
   assert.deepEqual(steps.map((s) => s.batch), [2, 4, 6, 8], '16 videos in batches of 2, a step every second batch');
   assert.ok(steps.every((s) => Number.isFinite(s.loss) && s.loss > 0));
