@@ -133,25 +133,32 @@ inline void transformInputTile(const Blocked& x, int64_t n, int64_t tz, int64_t 
   }
 }
 
-// m[r][0..16) = Σ_c v[r][c] · u[c][0..16) for kRows rows: 12 accumulators, two weight loads and six
-// broadcasts per input channel (the register blocking of BLIS's Haswell kernel).
-inline void microKernel(const float* __restrict v, int64_t in, const float* __restrict u, float* __restrict m, int64_t mRowStride) {
-  __m256 acc[kRows][2];
+// c[r][0..16) = Σ_k a[r·aRow + k·aDepth] · b[k·bStride + 0..16) for R rows (plus what c holds when
+// Accumulate): 2R accumulators, two loads of b and R broadcasts per step of k (the register blocking of
+// BLIS's Haswell kernel at R = 6). The forward pass's M_ξ = V_ξ · U_ξ and the weight gradient's
+// dU_ξ += dM_ξᵀ · V_ξ are both this.
+template <int R, bool Accumulate>
+inline void rowsTimesPanel(const float* __restrict a, int64_t aRow, int64_t aDepth, const float* __restrict b, int64_t bStride, int64_t depth,
+                           float* __restrict c, int64_t cStride) {
+  __m256 acc[R][2];
 #pragma GCC unroll 6
-  for (int64_t r = 0; r < kRows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < in; c++) {
-    const __m256 b0 = _mm256_loadu_ps(u + c * kPanel), b1 = _mm256_loadu_ps(u + c * kPanel + kLanes);
+  for (int r = 0; r < R; r++) {
+    acc[r][0] = Accumulate ? _mm256_loadu_ps(c + r * cStride) : _mm256_setzero_ps();
+    acc[r][1] = Accumulate ? _mm256_loadu_ps(c + r * cStride + kLanes) : _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < depth; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * bStride), b1 = _mm256_loadu_ps(b + k * bStride + kLanes);
 #pragma GCC unroll 6
-    for (int64_t r = 0; r < kRows; r++) {
-      const __m256 a = _mm256_broadcast_ss(v + r * in + c);
-      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    for (int r = 0; r < R; r++) {
+      const __m256 value = _mm256_broadcast_ss(a + r * aRow + k * aDepth);
+      acc[r][0] = _mm256_fmadd_ps(value, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(value, b1, acc[r][1]);
     }
   }
 #pragma GCC unroll 6
-  for (int64_t r = 0; r < kRows; r++) {
-    _mm256_storeu_ps(m + r * mRowStride, acc[r][0]);
-    _mm256_storeu_ps(m + r * mRowStride + kLanes, acc[r][1]);
+  for (int r = 0; r < R; r++) {
+    _mm256_storeu_ps(c + r * cStride, acc[r][0]);
+    _mm256_storeu_ps(c + r * cStride + kLanes, acc[r][1]);
   }
 }
 
@@ -227,7 +234,7 @@ inline void multiply(const float* v, int64_t vStride, int64_t in, const float* u
     for (int64_t panel = 0; panel < panels; panel++) {
       const float* weights = u + (point * panels + panel) * in * kPanel;
       for (int64_t row = 0; row < rows; row += kRows) {
-        microKernel(v + point * vStride + row * in, in, weights, m + point * mStride + row * out + panel * kPanel, out);
+        rowsTimesPanel<kRows, false>(v + point * vStride + row * in, in, 1, weights, kPanel, in, m + point * mStride + row * out + panel * kPanel, out);
       }
     }
   }
@@ -291,33 +298,6 @@ inline void transformOutputGradients(const Blocked& dy, const Tiles& tiles, int6
 }
 
 
-// c[r][0..16) += Σ_k a[k·aStride + r] · b[k·bStride + 0..16) for R rows: one 6×16 block (or fewer rows at
-// the edge) of a weight gradient dU_ξ = dM_ξᵀ · V_ξ over `depth` tiles, its accumulators in registers.
-template <int R>
-inline void gradientKernel(const float* __restrict a, int64_t aStride, const float* __restrict b, int64_t bStride, int64_t depth,
-                           float* __restrict c, int64_t cStride) {
-  __m256 acc[R][2];
-#pragma GCC unroll 6
-  for (int r = 0; r < R; r++) {
-    acc[r][0] = _mm256_loadu_ps(c + r * cStride);
-    acc[r][1] = _mm256_loadu_ps(c + r * cStride + kLanes);
-  }
-  for (int64_t k = 0; k < depth; k++) {
-    const __m256 b0 = _mm256_loadu_ps(b + k * bStride), b1 = _mm256_loadu_ps(b + k * bStride + kLanes);
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-      const __m256 value = _mm256_broadcast_ss(a + k * aStride + r);
-      acc[r][0] = _mm256_fmadd_ps(value, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(value, b1, acc[r][1]);
-    }
-  }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; r++) {
-    _mm256_storeu_ps(c + r * cStride, acc[r][0]);
-    _mm256_storeu_ps(c + r * cStride + kLanes, acc[r][1]);
-  }
-}
-
 // dU_ξ (out × in, row-major at du) += dM_ξᵀ · V_ξ over `depth` tiles: dM_ξ rows of `out`, V_ξ rows of `in`.
 inline void accumulateGradient(const float* w, const float* v, int64_t depth, int64_t in, int64_t out, float* du) {
   for (int64_t o = 0; o < out; o += kRows) {
@@ -327,12 +307,12 @@ inline void accumulateGradient(const float* w, const float* v, int64_t depth, in
       const float* b = v + c;
       float* block = du + o * in + c;
       switch (rows) {
-        case 6: gradientKernel<6>(a, out, b, in, depth, block, in); break;
-        case 5: gradientKernel<5>(a, out, b, in, depth, block, in); break;
-        case 4: gradientKernel<4>(a, out, b, in, depth, block, in); break;
-        case 3: gradientKernel<3>(a, out, b, in, depth, block, in); break;
-        case 2: gradientKernel<2>(a, out, b, in, depth, block, in); break;
-        default: gradientKernel<1>(a, out, b, in, depth, block, in); break;
+        case 6: rowsTimesPanel<6, true>(a, 1, out, b, in, depth, block, in); break;
+        case 5: rowsTimesPanel<5, true>(a, 1, out, b, in, depth, block, in); break;
+        case 4: rowsTimesPanel<4, true>(a, 1, out, b, in, depth, block, in); break;
+        case 3: rowsTimesPanel<3, true>(a, 1, out, b, in, depth, block, in); break;
+        case 2: rowsTimesPanel<2, true>(a, 1, out, b, in, depth, block, in); break;
+        default: rowsTimesPanel<1, true>(a, 1, out, b, in, depth, block, in); break;
       }
     }
   }
