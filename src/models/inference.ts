@@ -10,7 +10,7 @@ import type { ZooModel, InputSpec } from './base.js';
 import { StagedResNet } from './staged.js';
 import { VideoResNet } from './video_resnet.js';
 import { StcBlock, type GateBranch } from './stc.js';
-import { fourChannelGroups, winogradPays, winogradShape, type ConvolutionKernel } from './inference_kernels.js';
+import { fourChannelGroups, winogradShape, type ConvolutionKernel } from './inference_kernels.js';
 
 export type { ConvolutionKernel } from './inference_kernels.js';
 
@@ -160,7 +160,7 @@ export class FoldedConv {
 
   /** The Winograd convolution where it is faster than the direct one for x, made on first use; else null. */
   private winogradFor(x: Tensor): F.WinogradConvolution | null {
-    if (!this.winogradShaped || !winogradPays(x, this.weight)) return null;
+    if (!this.winogradShaped || !F.winogradPays(x.shape, this.weight.shape[0]!)) return null;
     this.winograd ??= tidy(() => new F.WinogradConvolution(F.mkldnnToDense(this.weight), this.bias));
     return this.winograd;
   }

@@ -1,8 +1,7 @@
-import { F, type Tensor } from '../engine/index.js';
 import type { Conv2d, Conv3d } from '../nn/index.js';
 
 // Which of the addon's own kernels computes a folded convolution of the inference mode
-// (src/models/inference.ts), by its shape and, for Winograd, its input's size.
+// (src/models/inference.ts), by its shape (for Winograd, whether it pays at an input's size is F.winogradPays).
 
 /** Whether a convolution option (one value or one per dimension; absent: `expected`) is `expected` everywhere. */
 function everyIs(value: number | readonly number[] | undefined, expected: number): boolean {
@@ -30,11 +29,6 @@ export function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
   const [out, inPerGroup] = conv.weight.shape;
   const groups = conv.options.groups ?? 1;
   return sameSize3x3x3(conv) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
-}
-
-/** Whether Winograd beats oneDNN's direct convolution at this input (F.winogradPays). */
-export function winogradPays(x: Tensor, packedWeight: Tensor): boolean {
-  return F.winogradPays(x.shape, packedWeight.shape[0]!);
 }
 
 /** The kernels of the inference mode's convolutions (FoldedConv.kernel). */
