@@ -394,6 +394,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initWinograd(env, exports);
   initWinogradAutograd(env, exports);
   initGrouped(env, exports);
+  initGroupedAutograd(env, exports);
   return exports;
 }
 

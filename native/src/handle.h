@@ -80,5 +80,6 @@ void initOneDnn(Napi::Env env, Napi::Object exports);  // onednn.cc: convolution
 void initWinograd(Napi::Env env, Napi::Object exports);  // winograd.cc: Winograd 3×3×3 convolutions on the blocked layout
 void initWinogradAutograd(Napi::Env env, Napi::Object exports);  // winograd_autograd.cc: the Winograd convolution for training, with gradients
 void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 3×3×3 convolutions of 4-channel groups on the blocked layout
+void initGroupedAutograd(Napi::Env env, Napi::Object exports);  // grouped_autograd.cc: the grouped convolution for training, with gradients
 
 }  // namespace stcnet

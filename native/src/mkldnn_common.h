@@ -1,10 +1,11 @@
-// What onednn.cc, winograd.cc and grouped.cc share: libtorch's bridge between MKLDNN tensors and ideep
+// What onednn.cc, winograd*.cc and grouped*.cc share: libtorch's bridge between MKLDNN tensors and ideep
 // tensors, the view of a channel-blocked oneDNN layout as plain arrays, and the CPU check of the AVX2
 // kernels. Only with STCNET_ONEDNN.
 #pragma once
 #ifdef STCNET_ONEDNN
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ideep.hpp>
+#include "handle.h"
 
 namespace at {
 namespace native {
@@ -95,6 +96,30 @@ inline Blocked blockedView(ideep::tensor& t) {
   }
   const ChannelBlocks view = channelBlocks(t);
   return {view.data, dims[1], dims[2], dims[3], dims[4], block};
+}
+
+// The training convolutions' bridge (winograd_autograd.cc, grouped_autograd.cc): their kernels read
+// and write the blocked layout, autograd sees dense tensors.
+
+inline const at::Tensor& denseFloat(const at::Tensor& tensor, const char* what) {
+  TORCH_CHECK(!tensor.is_mkldnn() && tensor.device().is_cpu() && tensor.scalar_type() == at::kFloat, what, " must be a dense float32 CPU tensor, got ",
+              describeTensor(tensor));
+  return tensor;
+}
+
+// A dense float32 N×C×D×H×W tensor as a Blocked view: `holder` keeps the blocked copy alive.
+inline Blocked blockedCopy(const at::Tensor& dense, ideep::tensor& holder) {
+  holder = at::native::itensor_view_from_dense(dense);
+  return blockedView(holder);
+}
+
+// A blocked result as a fresh dense tensor of the same dims.
+inline at::Tensor denseCopy(const ideep::tensor& blocked) {
+  const ideep::dims dims = blocked.get_dims();
+  at::Tensor dense = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::kFloat);
+  ideep::tensor view = at::native::itensor_view_from_dense(dense);
+  blocked.reorder_to(view);
+  return dense;
 }
 
 }  // namespace stcnet

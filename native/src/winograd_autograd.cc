@@ -32,12 +32,6 @@ winograd::Scratch& gradientScratch() {
   return scratch;
 }
 
-// A dense float32 N×C×D×H×W tensor as a Blocked view: `holder` keeps the blocked copy alive.
-Blocked blockedCopy(const at::Tensor& dense, ideep::tensor& holder) {
-  holder = at::native::itensor_view_from_dense(dense);
-  return blockedView(holder);
-}
-
 // conv(x) + bias for blocked x, as a dense tensor; `weight` is dense Cout×Cin×3×3×3.
 at::Tensor convolveToDense(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t in = weight.size(1), out = weight.size(0);
@@ -47,10 +41,7 @@ at::Tensor convolveToDense(const Blocked& x, int64_t samples, const at::Tensor& 
   const at::Tensor transformed = winograd::transformWeights(weight);
   winograd::convolve(transformed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, in, out, x, y, samples, false, false,
                      convolutionScratch());
-  at::Tensor dense = at::empty({samples, out, x.depth, x.height, x.width}, at::kFloat);
-  ideep::tensor view = at::native::itensor_view_from_dense(dense);
-  result.reorder_to(view);
-  return dense;
+  return denseCopy(result);
 }
 
 struct WinogradConv3d : public torch::autograd::Function<WinogradConv3d> {
@@ -80,12 +71,6 @@ struct WinogradConv3d : public torch::autograd::Function<WinogradConv3d> {
     return {gradInput, gradWeight, gradBias};
   }
 };
-
-const at::Tensor& denseFloat(const at::Tensor& tensor, const char* what) {
-  TORCH_CHECK(!tensor.is_mkldnn() && tensor.device().is_cpu() && tensor.scalar_type() == at::kFloat, what, " must be a dense float32 CPU tensor, got ",
-              describeTensor(tensor));
-  return tensor;
-}
 
 // winogradConv3d(input, weight, bias|null): conv3d(input, weight, bias, stride 1, padding 1) for a
 //   3×3×3 weight of Cout×Cin channels, both multiples of 16 (so that the input gradient, whose weights

@@ -18,7 +18,8 @@ export interface ConvOptions {
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
  * several times faster there (measured in bench/engine); larger batches take aten's own choice.
  * 'auto' (the default) is 'direct', except that while gradients are recorded it runs 3×3×3
- * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`). 'aten' is
+ * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), and those in
+ * groups of 4 channels by stcnet's own kernels (`groupedConv3d`). 'aten' is
  * libtorch's own choice everywhere (PyTorch's), 'mkldnn' oneDNN everywhere.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'aten' | 'mkldnn';
@@ -64,6 +65,9 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   }
   if (spatialDims === 3 && trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
     return t(native.winogradConv3d!(input.handle, weight.handle, bias?.handle ?? null));
+  }
+  if (spatialDims === 3 && trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
+    return t(native.groupedConv3d!(input.handle, weight.handle, bias?.handle ?? null));
   }
   if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
@@ -183,6 +187,29 @@ function trainsByWinograd(input: Tensor, weight: Tensor, bias: Tensor | null | u
   // 0.75× the direct convolution; 32 at 2×6×6: 0.97×; 16 at 4×12×12: 1.6×).
   const [, , depth, height, width] = input.shape as [number, number, number, number, number];
   if (depth * height * width < 128 || !winogradPays(input.shape, out!) || !native.gradEnabled()) return false;
+  return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
+}
+
+/** Whether the addon has groupedConv3d (oneDNN's headers at build time, AVX2 and FMA on this CPU). */
+export const groupedTrainingEnabled: boolean = mkldnnEnabled && native.groupedConv3d !== undefined;
+
+/**
+ * conv3d(input, weight, bias, { padding: 1, groups: C / 4 }) for C input channels (a multiple of 8) and a
+ * weight C×4×3×3×3, on dense float32 CPU tensors, by stcnet's AVX2 kernels in the forward pass and both
+ * gradients (native/src/grouped_autograd.cc), where oneDNN 2.6 runs 4-channel groups at ≈ 10 GFLOP/s.
+ * Results differ from libtorch's by rounding. conv3d calls it by itself while gradients are recorded.
+ */
+export function groupedConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (!native.groupedConv3d) throw new ArgumentError('grouped convolution kernels are not available (see F.groupedTrainingEnabled)');
+  return t(native.groupedConv3d(input.handle, weight.handle, bias?.handle ?? null));
+}
+
+function trainsByGroupedKernel(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: number[], padding: number[], dilation: number[],
+  groups: number): boolean {
+  if (convAlgorithm !== 'auto' || !groupedTrainingEnabled || input.dtype !== 'float32' || input.device !== 'cpu' || weight.dtype !== 'float32') return false;
+  const [out, perGroup, ...kernel] = weight.shape;
+  if (perGroup !== 4 || groups * 4 !== out || input.size(1) !== out || out! % 8 !== 0 || !kernel.every((k) => k === 3)) return false;
+  if (![stride, dilation, padding].every((values) => values.every((value) => value === 1)) || !native.gradEnabled()) return false;
   return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 
