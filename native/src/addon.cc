@@ -395,6 +395,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initWinogradAutograd(env, exports);
   initGrouped(env, exports);
   initGroupedAutograd(env, exports);
+  initStemAutograd(env, exports);
   return exports;
 }
 

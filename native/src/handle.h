@@ -81,5 +81,6 @@ void initWinograd(Napi::Env env, Napi::Object exports);  // winograd.cc: Winogra
 void initWinogradAutograd(Napi::Env env, Napi::Object exports);  // winograd_autograd.cc: the Winograd convolution for training, with gradients
 void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 3×3×3 convolutions of 4-channel groups on the blocked layout
 void initGroupedAutograd(Napi::Env env, Napi::Object exports);  // grouped_autograd.cc: the grouped convolution for training, with gradients
+void initStemAutograd(Napi::Env env, Napi::Object exports);  // stem_autograd.cc: the RGB stem convolution for training, its weight gradient by AVX2 kernels
 
 }  // namespace stcnet

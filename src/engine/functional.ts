@@ -18,8 +18,9 @@ export interface ConvOptions {
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
  * several times faster there (measured in bench/engine); larger batches take aten's own choice.
  * 'auto' (the default) is 'direct', except that while gradients are recorded it runs 3×3×3
- * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), and those in
- * groups of 4 channels by stcnet's own kernels (`groupedConv3d`). 'aten' is
+ * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), those in
+ * groups of 4 channels by stcnet's own kernels (`groupedConv3d`), and takes the weight gradient of RGB
+ * stems from stcnet's own kernel (`stemConv3d`). 'aten' is
  * libtorch's own choice everywhere (PyTorch's), 'mkldnn' oneDNN everywhere.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'aten' | 'mkldnn';
@@ -68,6 +69,9 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   }
   if (spatialDims === 3 && trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
     return t(native.groupedConv3d!(input.handle, weight.handle, bias?.handle ?? null));
+  }
+  if (spatialDims === 3 && trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
+    return t(native.stemConv3d!(input.handle, weight.handle, bias?.handle ?? null, stride, padding));
   }
   if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
@@ -211,6 +215,30 @@ function trainsByGroupedKernel(input: Tensor, weight: Tensor, bias: Tensor | nul
   if (perGroup !== 4 || groups * 4 !== out || input.size(1) !== out || out! % 8 !== 0 || !kernel.every((k) => k === 3)) return false;
   if (![stride, dilation, padding].every((values) => values.every((value) => value === 1)) || !native.gradEnabled()) return false;
   return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
+}
+
+/** Whether the addon has stemConv3d (oneDNN's headers at build time, AVX2 and FMA on this CPU). */
+export const stemTrainingEnabled: boolean = mkldnnEnabled && native.stemConv3d !== undefined;
+
+/**
+ * conv3d(input, weight, bias, { stride, padding }) for a weight O×C×kt×kh×7 (one group, no dilation) at
+ * stride 1 or 2 along x, on dense float32 CPU tensors: the forward pass and input gradient are libtorch's
+ * (oneDNN's), the weight gradient stcnet's AVX2 kernel (native/src/stem_autograd.cc), 1.4–3× oneDNN's at
+ * the 7×7×7 RGB stems of stcnet's models. Results differ from libtorch's by rounding. conv3d calls it by
+ * itself for inputs of at most 4 channels while the weight's gradient is recorded.
+ */
+export function stemConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = null, options: { stride?: SizeArg; padding?: SizeArg } = {}): Tensor {
+  if (!native.stemConv3d) throw new ArgumentError('stem convolution kernels are not available (see F.stemTrainingEnabled)');
+  return t(native.stemConv3d(input.handle, weight.handle, bias?.handle ?? null, expand(options.stride, 3, 1), expand(options.padding, 3, 0)));
+}
+
+function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], groups: number): boolean {
+  if (convAlgorithm !== 'auto' || !stemTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || input.device !== 'cpu' || weight.dtype !== 'float32') return false;
+  // RGB (or fewer) input channels: where oneDNN's weight gradient is slowest, and the whole kernel's reach.
+  const [, inChannels, ...kernel] = weight.shape;
+  if (inChannels! > 4 || kernel[2] !== 7 || (stride[2] !== 1 && stride[2] !== 2) || !dilation.every((value) => value === 1)) return false;
+  if (!padding.every((value, axis) => value < kernel[axis]!) || !stride.every((value) => value >= 1)) return false;
+  return weight.requiresGrad && native.gradEnabled();
 }
 
 /** Whether the addon has WinogradConvolution (oneDNN's headers at build time, AVX2 and FMA on this CPU). */

@@ -49,6 +49,7 @@ export interface NativeAddon {
   /** native/src/winograd_autograd.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
   winogradConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   groupedConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
+  stemConv3d?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[]): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };
