@@ -192,9 +192,10 @@ test('winogradConv3d refuses what it does not compute with errors, not aborts, a
   assert.equal(memory().tensors, live);
 });
 
-test('an STC-ResNet-18 trains to the same losses with Winograd convolutions as with direct ones', { skip: !F.winogradTrainingEnabled }, () => {
+test('an STC-ResNet-18 trains to the same losses with stcnet\'s training convolutions (Winograd, stem) as with libtorch\'s', { skip: !F.winogradTrainingEnabled }, () => {
   // The demo's shape: width ×0.25 at 8×48², so layer1's 3×3×3 convolutions (16 channels at 4×12×12) run
-  // by Winograd and the others direct. Same seed, weights, batches and SGD on both sides.
+  // by Winograd, the stem's weight gradient by stcnet's kernel (where F.stemTrainingEnabled) and the rest
+  // direct. Same seed, weights, batches and SGD on both sides.
   const losses = (algorithm: 'auto' | 'aten'): number[] => {
     manualSeed(47);
     const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 5 });
@@ -224,8 +225,11 @@ test('an STC-ResNet-18 trains to the same losses with Winograd convolutions as w
   };
   const winograd = losses('auto');
   const directLosses = losses('aten');
+  // Within 1e-4 relative, or 1e-4 nats once the loss is below 1: near zero a cross-entropy's rounding is
+  // absolute (the logits', ≈ 1e-5 here), not relative to the loss. (Since the stem's weight gradient is
+  // stcnet's too, step 5's loss of 0.05 differs by 1.3e-5.)
   for (let step = 0; step < winograd.length; step++) {
-    assert.ok(Math.abs(winograd[step]! - directLosses[step]!) <= 1e-4 * Math.abs(directLosses[step]!), `step ${step}: ${winograd[step]} against ${directLosses[step]}`);
+    assert.ok(Math.abs(winograd[step]! - directLosses[step]!) <= 1e-4 * Math.max(1, Math.abs(directLosses[step]!)), `step ${step}: ${winograd[step]} against ${directLosses[step]}`);
   }
   assert.ok(winograd[5]! < winograd[0]!, `the loss falls: ${winograd.join(', ')}`);
 });
