@@ -2,6 +2,7 @@ import { callNative } from './ops.js';
 import { native, type Handle } from './native.js';
 import { ArgumentError } from './errors.js';
 import { Tensor, t } from './tensor.js';
+import { tidy } from './scope.js';
 
 /** A size given as one number for every dimension, or one per dimension. */
 export type SizeArg = number | readonly number[];
@@ -20,7 +21,9 @@ export interface ConvOptions {
  * 'auto' (the default) is 'direct', except that while gradients are recorded it runs 3×3×3
  * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), those in
  * groups of 4 channels by stcnet's own kernels (`groupedConv3d`), and takes the weight gradient of RGB
- * stems from stcnet's own kernel (`stemConv3d`). 'aten' is
+ * stems from stcnet's own kernel (`stemConv3d`); a k×…×… convolution of a one-frame input with padding
+ * (k − 1)/2 in time, whose other temporal taps read only padding, runs as the 2D convolution of its
+ * middle tap (2–2.7× a step's 3D convolution at 512 channels). 'aten' is
  * libtorch's own choice everywhere (PyTorch's), 'mkldnn' oneDNN everywhere.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'aten' | 'mkldnn';
@@ -72,6 +75,11 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   }
   if (spatialDims === 3 && trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
     return t(native.stemConv3d!(input.handle, weight.handle, bias?.handle ?? null, stride, padding));
+  }
+  if (spatialDims === 3 && trainsAsPlanar(input, weight, bias, padding, dilation)) {
+    // Output depth 1 (whatever the temporal stride), which only the middle tap reaches.
+    return tidy(() => conv2d(input.squeeze(2), weight.select(2, padding[0]!), bias,
+      { stride: stride.slice(1), padding: padding.slice(1), dilation: dilation.slice(1), groups }).unsqueeze(2));
   }
   if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
@@ -239,6 +247,19 @@ function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], pad
   if (inChannels! > 4 || kernel[2] !== 7 || (stride[2] !== 1 && stride[2] !== 2) || !dilation.every((value) => value === 1)) return false;
   if (!padding.every((value, axis) => value < kernel[axis]!) || !stride.every((value) => value >= 1)) return false;
   return weight.requiresGrad && native.gradEnabled();
+}
+
+/**
+ * Whether a training convolution of a one-frame input (the last stages of 8- and 16-frame models) runs
+ * as the 2D convolution of the weights' middle temporal tap: the kernel depth is odd, at least 3, and
+ * padded by half of it, so that every other tap reads only the padding's zeros, which oneDNN's 3D
+ * backward pass computes anyway.
+ */
+function trainsAsPlanar(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, padding: number[], dilation: number[]): boolean {
+  if (convAlgorithm !== 'auto' || input.device !== 'cpu' || input.size(2) !== 1) return false;
+  const depth = weight.size(2);
+  if (depth < 3 || padding[0]! * 2 + 1 !== depth || dilation[0] !== 1 || !native.gradEnabled()) return false;
+  return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 
 /** Whether the addon has WinogradConvolution (oneDNN's headers at build time, AVX2 and FMA on this CPU). */

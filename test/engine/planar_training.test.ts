@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { F, randn, tidy, noGrad, manualSeed, memory, setConvAlgorithm, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
+
+// A training convolution of a one-frame input, padded by half the kernel's depth, runs as the 2D
+// convolution of the weights' middle temporal tap (src/engine/functional.ts, trainsAsPlanar): the same
+// output and gradients as libtorch's 3D convolution, the other taps' weight gradient zero.
+
+function maxAbs(t: Tensor): number {
+  return tidy(() => t.abs().max().item());
+}
+
+function relativeError(got: Tensor, expected: Tensor): number {
+  return maxAbs(got.sub(expected)) / Math.max(maxAbs(expected), 1e-30);
+}
+
+function withAlgorithm<T>(algorithm: F.ConvAlgorithm, fn: () => T): T {
+  const previous = getConvAlgorithm();
+  setConvAlgorithm(algorithm);
+  try {
+    return fn();
+  } finally {
+    setConvAlgorithm(previous);
+  }
+}
+
+/** Output and gradients of Σ conv3d(x, w, b)·g for fresh leaves. */
+function run(x: Tensor, w: Tensor, b: Tensor, g: Tensor, options: F.ConvOptions): Tensor[] {
+  const input = x.clone().requiresGrad_();
+  const weight = w.clone().requiresGrad_();
+  const bias = b.clone().requiresGrad_();
+  const output = F.conv3d(input, weight, bias, options);
+  output.mul(g).sum().backward();
+  return [output.detach(), input.grad!, weight.grad!, bias.grad!];
+}
+
+test('a one-frame 3×3×3 training convolution equals libtorch\'s 3D convolution, through the 2D one of its middle tap', () => {
+  manualSeed(101);
+  tidy(() => {
+    const cases: [string, number[], number[], F.ConvOptions][] = [
+      ['512 channels at 1×4×4', [2, 32, 1, 4, 4], [32, 32, 3, 3, 3], { padding: 1 }],
+      ['stride 2 (ResNet\'s downsampling block)', [2, 16, 1, 7, 7], [32, 16, 3, 3, 3], { padding: 1, stride: 2 }],
+      ['groups (ResNeXt)', [2, 32, 1, 7, 7], [32, 4, 3, 3, 3], { padding: 1, groups: 8 }],
+      ['a 5-deep kernel with its own spatial padding', [1, 8, 1, 6, 5], [8, 8, 5, 3, 1], { padding: [2, 0, 0] }],
+    ];
+    for (const [what, inputShape, weightShape, options] of cases) {
+      const x = randn(inputShape);
+      const w = randn(weightShape).mul(0.1);
+      const b = randn([weightShape[0]!]);
+      const g = randn(noGrad(() => F.conv3d(x, w, b, options)).shape);
+      const expected = withAlgorithm('direct', () => run(x, w, b, g, options));
+      const got = run(x, w, b, g, options);
+      ['output', 'input gradient', 'weight gradient', 'bias gradient'].forEach((name, i) => {
+        assert.ok(relativeError(got[i]!, expected[i]!) < 1e-5, `${what}: ${name}`);
+      });
+      // Taps other than the middle one read only padding: their gradient is exactly zero.
+      const middle = (weightShape[2]! - 1) / 2;
+      assert.equal(maxAbs(got[2]!.narrow(2, 0, middle)), 0, `${what}: first taps' gradient`);
+      assert.equal(maxAbs(got[2]!.narrow(2, middle + 1, middle)), 0, `${what}: last taps' gradient`);
+    }
+  });
+});
+
+test('conv3d runs one-frame training convolutions as 2D ones only where the other taps read padding', () => {
+  manualSeed(103);
+  tidy(() => {
+    const x = randn([2, 16, 1, 5, 5]);
+    const w = randn([16, 16, 3, 3, 3]).mul(0.1).requiresGrad_();
+    const planar = F.conv2d(x.squeeze(2), w.select(2, 1), null, { padding: 1 }).unsqueeze(2).detach();
+    const threeD = noGrad(() => F.conv3d(x, w, null, { padding: 1 }));
+    assert.equal(maxAbs(F.conv3d(x, w, null, { padding: 1 }).sub(planar)), 0, 'recording gradients: the 2D convolution');
+    assert.ok(relativeError(planar, threeD) < 1e-5);
+    assert.equal(maxAbs(withAlgorithm('direct', () => F.conv3d(x, w, null, { padding: 1 })).sub(threeD)), 0, 'setConvAlgorithm(\'direct\'): 3D');
+    // Not the case: two frames, no temporal padding, a 1×1×1 kernel: libtorch's 3D convolution unchanged.
+    const cases: [string, Tensor, Tensor, F.ConvOptions][] = [
+      ['two frames', randn([2, 16, 2, 5, 5]), w, { padding: 1 }],
+      ['no temporal padding', randn([2, 16, 3, 5, 5]), w, { padding: [0, 1, 1] }],
+      ['a 1×1×1 kernel', x, randn([8, 16, 1, 1, 1]).requiresGrad_(), {}],
+    ];
+    for (const [what, input, weight, options] of cases) {
+      const expected = noGrad(() => F.conv3d(input, weight, null, options));
+      assert.equal(maxAbs(F.conv3d(input, weight, null, options).sub(expected)), 0, what);
+    }
+  });
+});
+
+test('one-frame training convolutions leak nothing', () => {
+  manualSeed(107);
+  const live = memory().tensors;
+  tidy(() => {
+    const x = randn([2, 16, 1, 5, 5]);
+    const w = randn([16, 16, 3, 3, 3]).requiresGrad_();
+    const step = (): void => tidy(() => {
+      F.conv3d(x, w, null, { padding: 1 }).square().sum().backward();
+      w.grad!.zero_();
+    });
+    step();
+    const during = memory().tensors;
+    for (let i = 0; i < 30; i++) step();
+    assert.equal(memory().tensors, during);
+  });
+  assert.equal(memory().tensors, live);
+});
