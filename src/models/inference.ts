@@ -10,7 +10,7 @@ import type { ZooModel, InputSpec } from './base.js';
 import { StagedResNet } from './staged.js';
 import { VideoResNet } from './video_resnet.js';
 import { StcBlock, type GateBranch } from './stc.js';
-import { fourChannelGroups, winogradShape, type ConvolutionKernel } from './inference_kernels.js';
+import { fourChannelGroups, winogradShape, oneFrameShape, planarOptions, type ConvolutionKernel } from './inference_kernels.js';
 
 export type { ConvolutionKernel } from './inference_kernels.js';
 
@@ -100,6 +100,10 @@ export class FoldedConv {
   private winograd: F.WinogradConvolution | null = null;
   /** Beside `prepared`, for a 3×3×3 convolution at stride 1 in groups of 4 channels (ResNeXt-101's first stage). */
   private readonly grouped: F.GroupedConvolution | null = null;
+  /** A convolution that one-frame inputs reach with its middle temporal tap only (oneFrameShape). */
+  private readonly planarShaped: boolean = false;
+  /** That tap as a prepared 1×kh×kw convolution, made at the first one-frame input. */
+  private planar: F.MkldnnConvolution | null = null;
 
   /**
    * With layout 'blocked' the convolution takes and returns MKLDNN tensors and `weight` holds the
@@ -126,6 +130,7 @@ export class FoldedConv {
       this.prepared = new F.MkldnnConvolution(this.weight, this.bias, this.options, this.dims);
       this.winogradShaped = winograd && F.winogradEnabled && winogradShape(conv);
       if (F.groupedConvolutionEnabled && fourChannelGroups(conv)) this.grouped = new F.GroupedConvolution(folded.weight, this.bias);
+      this.planarShaped = oneFrameShape(conv);
     }
     folded.weight.dispose();
   }
@@ -134,7 +139,8 @@ export class FoldedConv {
     if (this.grouped) return this.grouped.forward(x, { relu: this.relu });
     const winograd = this.winogradFor(x);
     if (winograd) return winograd.forward(x, { relu: this.relu });
-    const y = this.subsample ? tidy(() => this.convolve(this.strided(x))) : this.convolve(x);
+    const planar = this.planarFor(x);
+    const y = planar ? planar.forward(x) : this.subsample ? tidy(() => this.convolve(this.strided(x))) : this.convolve(x);
     return this.relu ? y.relu_() : y;
   }
 
@@ -147,15 +153,27 @@ export class FoldedConv {
     if (!this.prepared) throw new ArgumentError('FoldedConv.forwardAddRelu: needs layout \'blocked\' and F.mkldnnFusionEnabled');
     const winograd = this.winogradFor(x);
     if (winograd) return winograd.forward(x, { residual: identity, relu: true });
-    return this.prepared.forwardAddRelu(x, identity);
+    return (this.planarFor(x) ?? this.prepared).forwardAddRelu(x, identity);
   }
 
   /**
-   * Which kernel computes this convolution: 'grouped' (F.GroupedConvolution), 'winograd' (F.WinogradConvolution,
-   * once an input has used it), else 'direct' (oneDNN's or libtorch's).
+   * Which kernel computes this convolution: 'grouped' (F.GroupedConvolution), 'winograd' (F.WinogradConvolution),
+   * 'planar' (the middle temporal tap, for one-frame inputs), the last two once an input has used them; else
+   * 'direct' (oneDNN's or libtorch's).
    */
   get kernel(): ConvolutionKernel {
-    return this.grouped ? 'grouped' : this.winograd ? 'winograd' : 'direct';
+    return this.grouped ? 'grouped' : this.winograd ? 'winograd' : this.planar ? 'planar' : 'direct';
+  }
+
+  /** The middle temporal tap's convolution for a one-frame x, made on first use; else null. */
+  private planarFor(x: Tensor): F.MkldnnConvolution | null {
+    if (!this.planarShaped || x.shape[2] !== 1) return null;
+    this.planar ??= tidy(() => {
+      const middle = F.mkldnnToDense(this.weight).narrow(2, (this.weight.shape[2]! - 1) / 2, 1).contiguous();
+      const options = planarOptions(this.options);
+      return new F.MkldnnConvolution(F.mkldnnPackConvWeight(middle, options, 3), this.bias, options, 3);
+    });
+    return this.planar;
   }
 
   /** The Winograd convolution where it is faster than the direct one for x, made on first use; else null. */
@@ -187,6 +205,7 @@ export class FoldedConv {
     this.prepared?.dispose();
     this.winograd?.dispose();
     this.grouped?.dispose();
+    this.planar?.dispose();
     this.weight.dispose();
     this.bias?.dispose();
   }
@@ -493,7 +512,7 @@ export class InferenceModel {
    * input has used it (it is chosen per input size, docs/performance.md).
    */
   convolutionKernels(): Record<ConvolutionKernel, number> {
-    const counts: Record<ConvolutionKernel, number> = { direct: 0, winograd: 0, grouped: 0 };
+    const counts: Record<ConvolutionKernel, number> = { direct: 0, winograd: 0, grouped: 0, planar: 0 };
     const stemConvolutions = this.stem.filter((stage): stage is FoldedConv => stage instanceof FoldedConv);
     for (const conv of [...stemConvolutions, ...this.blocks.flatMap((block) => block.convolutions)]) counts[conv.kernel]++;
     return counts;

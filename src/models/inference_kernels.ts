@@ -1,4 +1,5 @@
 import type { Conv2d, Conv3d } from '../nn/index.js';
+import type { ConvOptions } from '../engine/functional.js';
 
 // Which of the addon's own kernels computes a folded convolution of the inference mode
 // (src/models/inference.ts), by its shape (for Winograd, whether it pays at an input's size is F.winogradPays).
@@ -31,5 +32,25 @@ export function fourChannelGroups(conv: Conv3d | Conv2d): boolean {
   return sameSize3x3x3(conv) && groups > 1 && inPerGroup === 4 && out === groups * 4 && out % 8 === 0;
 }
 
+/**
+ * A 3D convolution whose kernel depth k is odd (≥ 3), padded by (k − 1)/2 in time, without temporal
+ * dilation: on a one-frame input only its middle temporal tap reads the frame, the others read padding,
+ * so it equals the 1×kh×kw convolution of that tap (`planarOptions`), which oneDNN runs 1.2–1.9× faster
+ * at the last stages' shapes (docs/performance.md).
+ */
+export function oneFrameShape(conv: Conv3d | Conv2d): boolean {
+  const depth = conv.weight.shape[2]!;
+  const padding = [conv.options.padding ?? 0].flat()[0]!;
+  const dilation = [conv.options.dilation ?? 1].flat()[0]!;
+  return conv.dims === 3 && depth >= 3 && depth % 2 === 1 && padding * 2 + 1 === depth && dilation === 1;
+}
+
+/** The options of a oneFrameShape convolution's middle tap: no temporal padding. */
+export function planarOptions(options: ConvOptions): ConvOptions {
+  const padding = [options.padding ?? 0].flat();
+  const [, height, width] = padding.length === 1 ? [padding[0]!, padding[0]!, padding[0]!] : padding;
+  return { ...options, padding: [0, height!, width!] };
+}
+
 /** The kernels of the inference mode's convolutions (FoldedConv.kernel). */
-export type ConvolutionKernel = 'direct' | 'winograd' | 'grouped';
+export type ConvolutionKernel = 'direct' | 'winograd' | 'grouped' | 'planar';

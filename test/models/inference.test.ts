@@ -117,11 +117,35 @@ test('Winograd convolutions run where they pay: logits differ from the direct co
     assert.ok(difference > 0 && difference < 1e-5, `relative difference ${difference}`);
     assert.deepEqual(a.argmax(1).toArray(), b.argmax(1).toArray());
   });
-  // Stride-1 3×3×3 convolutions of layers 1–3 (4 + 3 + 3), not layer 4's (1×2×2 inputs: mostly padding).
-  assert.deepEqual(winograd.convolutionKernels(), { direct: 10, winograd: 10, grouped: 0 });
-  assert.deepEqual(direct.convolutionKernels(), { direct: 20, winograd: 0, grouped: 0 });
+  // Stride-1 3×3×3 convolutions of layers 1–3 (4 + 3 + 3), not layer 4's (1×2×2 inputs: mostly padding;
+  // three of them see one frame and run as their middle temporal tap).
+  assert.deepEqual(winograd.convolutionKernels(), { direct: 7, winograd: 10, grouped: 0, planar: 3 });
+  assert.deepEqual(direct.convolutionKernels(), { direct: 17, winograd: 0, grouped: 0, planar: 3 });
   winograd.dispose();
   direct.dispose();
+  model.dispose();
+});
+
+test('one-frame convolutions run as their middle temporal tap: logits equal the eval forward\'s', () => {
+  manualSeed(37);
+  // 16-frame clips leave layer 4 one frame: its block 1 conv2 and block 2's two 3×3×3 convolutions see
+  // a single frame (block 1's conv1 still sees two).
+  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 16, numClasses: 6 }).eval();
+  randomiseBatchNorms(model);
+  const prepared = prepareForInference(model);
+  const unfused = prepareForInference(model, { fusion: false });
+  tidy(() => {
+    for (const batch of [1, 3]) {
+      const x = randn([batch, 3, 16, 32, 32]);
+      const reference = noGrad(() => model.forward(x));
+      const difference = maxAbs(prepared.forward(x).sub(reference)) / maxAbs(reference);
+      assert.ok(difference < 1e-5, `batch ${batch}: relative difference ${difference}`);
+    }
+  });
+  assert.equal(prepared.convolutionKernels().planar, 3);
+  assert.equal(unfused.convolutionKernels().planar, 0);
+  prepared.dispose();
+  unfused.dispose();
   model.dispose();
 });
 
