@@ -331,6 +331,11 @@ static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), previous);
 }
 
+// Whether CPU autocast is on: stcnet's own convolutions step aside for it (src/engine/functional.ts).
+static Napi::Value CpuAutocastEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled());
+}
+
 // Frees the low-precision copies of weights autocast keeps while it is on.
 static Napi::Value AutocastClearCache(const Napi::CallbackInfo& info) {
   at::autocast::clear_cache();
@@ -386,6 +391,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("cudaDeviceCount", CudaDeviceCount);
   fn("setAutocast", SetAutocast);
   fn("autocastClearCache", AutocastClearCache);
+  fn("cpuAutocastEnabled", CpuAutocastEnabled);
   fn("buildInfo", BuildInfo);
   initOperators(env, exports);
   initTensorIO(env, exports);

@@ -74,11 +74,7 @@ Napi::Value GroupedConv3dBinding(const Napi::CallbackInfo& info) {
                     weight.size(0) % grouped::kLanes == 0,
                 "weight must be C×4×3×3×3 (groups of 4 channels) with C a multiple of 8, got ", weight.sizes());
     TORCH_CHECK(input.size(1) == weight.size(0), "input has ", input.size(1), " channels, the weight takes ", weight.size(0));
-    if (bias.defined()) {
-      denseFloat(bias, "bias");
-      TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "bias must have ", weight.size(0), " values, got ", bias.sizes());
-    }
-    return wrapTensor(env, GroupedConv3d::apply(input, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt));
+    return wrapTensor(env, GroupedConv3d::apply(input, weight, checkedBias(bias, weight.size(0))));
   });
 }
 

@@ -107,6 +107,14 @@ inline const at::Tensor& denseFloat(const at::Tensor& tensor, const char* what) 
   return tensor;
 }
 
+// A training convolution's bias argument (undefined: none), checked against its `channels` outputs.
+inline c10::optional<at::Tensor> checkedBias(const at::Tensor& bias, int64_t channels) {
+  if (!bias.defined()) return c10::nullopt;
+  denseFloat(bias, "bias");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == channels, "bias must have ", channels, " values, got ", bias.sizes());
+  return bias;
+}
+
 // A dense float32 N×C×D×H×W tensor as a Blocked view: `holder` keeps the blocked copy alive.
 inline Blocked blockedCopy(const at::Tensor& dense, ideep::tensor& holder) {
   holder = at::native::itensor_view_from_dense(dense);

@@ -250,11 +250,7 @@ Napi::Value StemConv3dBinding(const Napi::CallbackInfo& info) {
       TORCH_CHECK(stride[d] >= 1 && padding[d] >= 0 && padding[d] < weight.size(2 + d), "stride must be positive and padding below the kernel, got stride ",
                   stride, " and padding ", padding, " for kernel ", weight.sizes().slice(2));
     }
-    if (bias.defined()) {
-      denseFloat(bias, "bias");
-      TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "bias must have ", weight.size(0), " values, got ", bias.sizes());
-    }
-    return wrapTensor(env, StemConv3d::apply(input, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt, stride, padding));
+    return wrapTensor(env, StemConv3d::apply(input, weight, checkedBias(bias, weight.size(0)), stride, padding));
   });
 }
 

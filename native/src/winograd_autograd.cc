@@ -90,11 +90,7 @@ Napi::Value WinogradConv3dBinding(const Napi::CallbackInfo& info) {
                     weight.size(1) % 16 == 0,
                 "weight must be Cout×Cin×3×3×3 with both channel counts multiples of 16, got ", weight.sizes());
     TORCH_CHECK(input.size(1) == weight.size(1), "input has ", input.size(1), " channels, the weight takes ", weight.size(1));
-    if (bias.defined()) {
-      denseFloat(bias, "bias");
-      TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "bias must have ", weight.size(0), " values, got ", bias.sizes());
-    }
-    return wrapTensor(env, WinogradConv3d::apply(input, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt));
+    return wrapTensor(env, WinogradConv3d::apply(input, weight, checkedBias(bias, weight.size(0))));
   });
 }
 

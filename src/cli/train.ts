@@ -53,7 +53,7 @@ const trainFlags = {
   'min-lr': { type: 'number', description: 'lower bound of the lr (cosine, plateau)', default: d['min-lr'] },
   'label-smoothing': { type: 'number', description: 'label smoothing of the cross-entropy', default: d['label-smoothing'] },
   amp: { type: 'string', description: 'autocast: bf16 (CPU or CUDA) or fp16 (CUDA)', choices: AMP_MODES, default: d.amp },
-  convolutions: { type: 'string', description: 'auto: 3×3×3 convolutions by Winograd\'s algorithm where faster (CPU); direct: libtorch\'s only, as PyTorch computes them', choices: CONVOLUTIONS, default: d.convolutions },
+  convolutions: { type: 'string', description: 'auto: stcnet\'s training convolutions where faster (CPU: Winograd 3×3×3, grouped, stem, one-frame); direct: libtorch\'s only, as PyTorch computes them', choices: CONVOLUTIONS, default: d.convolutions },
   device: { type: 'string', description: 'where to train', choices: DEVICES, default: d.device },
   seed: { type: 'int', description: 'seed of the weights, the data order and augmentation', default: d.seed },
   workers: { type: 'int', description: 'loader worker threads', default: d.workers },

@@ -53,6 +53,14 @@ function expand(value: SizeArg | undefined, spatialDims: number, fallback: numbe
   return [...value];
 }
 
+/**
+ * Whether conv3d may route to stcnet's training convolutions: algorithm 'auto', gradients recorded, a CPU
+ * input, and CPU autocast off (under autocast conv3d stays what 'direct' runs, as PyTorch's would).
+ */
+function ownTrainingKernels(input: Tensor): boolean {
+  return convAlgorithm === 'auto' && input.device === 'cpu' && native.gradEnabled() && !native.cpuAutocastEnabled();
+}
+
 function useMkldnn(input: Tensor, spatialDims: number): boolean {
   if (!mkldnnEnabled || convAlgorithm === 'aten') return false;
   if (input.dtype !== 'float32' || input.device !== 'cpu') return false;
@@ -67,19 +75,21 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
   if (input.rank !== spatialDims + 2) {
     throw new ArgumentError(`conv${spatialDims}d: expected a ${spatialDims + 2}-D input (N, C, ${spatialDims === 3 ? 'T, ' : ''}H, W), got shape [${input.shape.join(', ')}]`);
   }
-  if (spatialDims === 3 && trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
-    return t(native.winogradConv3d!(input.handle, weight.handle, bias?.handle ?? null));
-  }
-  if (spatialDims === 3 && trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
-    return t(native.groupedConv3d!(input.handle, weight.handle, bias?.handle ?? null));
-  }
-  if (spatialDims === 3 && trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
-    return t(native.stemConv3d!(input.handle, weight.handle, bias?.handle ?? null, stride, padding));
-  }
-  if (spatialDims === 3 && trainsAsPlanar(input, weight, bias, padding, dilation)) {
-    // Output depth 1 (whatever the temporal stride), which only the middle tap reaches.
-    return tidy(() => conv2d(input.squeeze(2), weight.select(2, padding[0]!), bias,
-      { stride: stride.slice(1), padding: padding.slice(1), dilation: dilation.slice(1), groups }).unsqueeze(2));
+  if (spatialDims === 3 && ownTrainingKernels(input)) {
+    if (trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
+      return t(native.winogradConv3d!(input.handle, weight.handle, bias?.handle ?? null));
+    }
+    if (trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
+      return t(native.groupedConv3d!(input.handle, weight.handle, bias?.handle ?? null));
+    }
+    if (trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
+      return t(native.stemConv3d!(input.handle, weight.handle, bias?.handle ?? null, stride, padding));
+    }
+    if (trainsAsPlanar(input, weight, bias, padding, dilation)) {
+      // Output depth 1 (whatever the temporal stride), which only the middle tap reaches.
+      return tidy(() => conv2d(input.squeeze(2), weight.select(2, padding[0]!), bias,
+        { stride: stride.slice(1), padding: padding.slice(1), dilation: dilation.slice(1), groups }).unsqueeze(2));
+    }
   }
   if (useMkldnn(input, spatialDims)) return mkldnnConv(input, weight, bias ?? null, options, spatialDims);
   return t(callNative(`aten::conv${spatialDims}d`, [input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups]));
@@ -190,7 +200,7 @@ export function winogradConv3d(input: Tensor, weight: Tensor, bias: Tensor | nul
 
 function trainsByWinograd(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: number[], padding: number[], dilation: number[],
   groups: number): boolean {
-  if (convAlgorithm !== 'auto' || !winogradTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || input.device !== 'cpu') return false;
+  if (!winogradTrainingEnabled || groups !== 1 || input.dtype !== 'float32') return false;
   const [out, inChannels, ...kernel] = weight.shape;
   if (out! % 16 !== 0 || inChannels! % 16 !== 0 || !kernel.every((k) => k === 3) || weight.dtype !== 'float32') return false;
   if (![stride, dilation, padding].every((values) => values.every((value) => value === 1))) return false;
@@ -198,7 +208,7 @@ function trainsByWinograd(input: Tensor, weight: Tensor, bias: Tensor | null | u
   // ≈ 128 output positions a sample that costs more than the arithmetic saved (64 channels at 2×4×4:
   // 0.75× the direct convolution; 32 at 2×6×6: 0.97×; 16 at 4×12×12: 1.6×).
   const [, , depth, height, width] = input.shape as [number, number, number, number, number];
-  if (depth * height * width < 128 || !winogradPays(input.shape, out!) || !native.gradEnabled()) return false;
+  if (depth * height * width < 128 || !winogradPays(input.shape, out!)) return false;
   return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 
@@ -218,10 +228,10 @@ export function groupedConv3d(input: Tensor, weight: Tensor, bias: Tensor | null
 
 function trainsByGroupedKernel(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: number[], padding: number[], dilation: number[],
   groups: number): boolean {
-  if (convAlgorithm !== 'auto' || !groupedTrainingEnabled || input.dtype !== 'float32' || input.device !== 'cpu' || weight.dtype !== 'float32') return false;
+  if (!groupedTrainingEnabled || input.dtype !== 'float32' || weight.dtype !== 'float32') return false;
   const [out, perGroup, ...kernel] = weight.shape;
   if (perGroup !== 4 || groups * 4 !== out || input.size(1) !== out || out! % 8 !== 0 || !kernel.every((k) => k === 3)) return false;
-  if (![stride, dilation, padding].every((values) => values.every((value) => value === 1)) || !native.gradEnabled()) return false;
+  if (![stride, dilation, padding].every((values) => values.every((value) => value === 1))) return false;
   return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 
@@ -241,12 +251,12 @@ export function stemConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = 
 }
 
 function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], groups: number): boolean {
-  if (convAlgorithm !== 'auto' || !stemTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || input.device !== 'cpu' || weight.dtype !== 'float32') return false;
+  if (!stemTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || weight.dtype !== 'float32') return false;
   // RGB (or fewer) input channels: where oneDNN's weight gradient is slowest, and the whole kernel's reach.
   const [, inChannels, ...kernel] = weight.shape;
   if (inChannels! > 4 || kernel[2] !== 7 || (stride[2] !== 1 && stride[2] !== 2) || !dilation.every((value) => value === 1)) return false;
   if (!padding.every((value, axis) => value < kernel[axis]!) || !stride.every((value) => value >= 1)) return false;
-  return weight.requiresGrad && native.gradEnabled();
+  return weight.requiresGrad;
 }
 
 /**
@@ -256,9 +266,9 @@ function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], pad
  * backward pass computes anyway.
  */
 function trainsAsPlanar(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, padding: number[], dilation: number[]): boolean {
-  if (convAlgorithm !== 'auto' || input.device !== 'cpu' || input.size(2) !== 1) return false;
+  if (input.size(2) !== 1) return false;
   const depth = weight.size(2);
-  if (depth < 3 || padding[0]! * 2 + 1 !== depth || dilation[0] !== 1 || !native.gradEnabled()) return false;
+  if (depth < 3 || padding[0]! * 2 + 1 !== depth || dilation[0] !== 1) return false;
   return input.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false);
 }
 

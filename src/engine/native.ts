@@ -50,6 +50,7 @@ export interface NativeAddon {
   winogradConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   groupedConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   stemConv3d?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[]): Handle;
+  cpuAutocastEnabled(): boolean;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   operatorTypes(id: number): { arguments: string[]; returns: string[] };

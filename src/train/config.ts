@@ -115,7 +115,7 @@ const shape = {
   accumulate: positiveInt,
   'label-smoothing': z.coerce.number().min(0).lt(1),
   amp: z.enum(AMP_MODES),
-  // auto: 3×3×3 convolutions by Winograd's algorithm where that pays (F.winogradConv3d); direct: libtorch's only.
+  // auto: stcnet's training convolutions where they pay (F.conv3d's routing: Winograd, grouped, stem, one-frame); direct: libtorch's only.
   convolutions: z.enum(CONVOLUTIONS),
   // Run.
   device: z.enum(DEVICES),

@@ -5,47 +5,14 @@ import { Bottleneck } from '../../src/models/index.js';
 import { Linear, Sequential } from '../../src/nn/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
 
 // The grouped convolution of training (native/src/grouped_autograd.cc, 4 channels per group): its output
 // and all three gradients against libtorch's convolution of the same tensors, where conv3d routes to it,
 // and its error paths.
 
-function maxAbs(t: Tensor): number {
-  return tidy(() => t.abs().max().item());
-}
-
-function relativeError(got: Tensor, expected: Tensor): number {
-  return maxAbs(got.sub(expected)) / maxAbs(expected);
-}
-
-/** fn with libtorch's convolutions (oneDNN's, below batch 8), the algorithm restored afterwards. */
-function libtorch<T>(fn: () => T): T {
-  const previous = getConvAlgorithm();
-  setConvAlgorithm('direct');
-  try {
-    return fn();
-  } finally {
-    setConvAlgorithm(previous);
-  }
-}
-
-interface Gradients {
-  output: Tensor;
-  input: Tensor | null;
-  weight: Tensor | null;
-  bias: Tensor | null;
-}
-
-/** The output of conv(x, w, b) and the gradients of Σ output·g, for fresh leaves copied from x, w and b. */
-function gradients(conv: (x: Tensor, w: Tensor, b: Tensor | null) => Tensor, x: Tensor, w: Tensor, b: Tensor | null, g: Tensor,
-  needs: { input: boolean; weight: boolean }): Gradients {
-  const input = x.clone().requiresGrad_(needs.input);
-  const weight = w.clone().requiresGrad_(needs.weight);
-  const bias = b?.clone().requiresGrad_() ?? null;
-  const output = conv(input, weight, bias);
-  output.mul(g).sum().backward();
-  return { output: output.detach(), input: input.grad, weight: weight.grad, bias: bias?.grad ?? null };
-}
+/** fn with libtorch's convolutions (oneDNN's, below batch 8). */
+const libtorch = <T>(fn: () => T): T => withConvAlgorithm('direct', fn);
 
 /** libtorch's grouped convolution of 4-channel groups. */
 const grouped = (x: Tensor, w: Tensor, b: Tensor | null): Tensor => F.conv3d(x, w, b, { padding: 1, groups: w.size(0) / 4 });
@@ -67,11 +34,7 @@ test('groupedConv3d: output and input, weight and bias gradients equal libtorch\
         const expected = libtorch(() => gradients(grouped, x, w, bias, g, all));
         const got = gradients(F.groupedConv3d, x, w, bias, g, all);
         const what = `${label}${bias ? '' : ', no bias'}`;
-        assert.ok(relativeError(got.output, expected.output) < 1e-5, `${what}: output`);
-        assert.ok(relativeError(got.input!, expected.input!) < 1e-5, `${what}: input gradient`);
-        assert.ok(relativeError(got.weight!, expected.weight!) < 1e-5, `${what}: weight gradient`);
-        if (bias) assert.ok(relativeError(got.bias!, expected.bias!) < 1e-5, `${what}: bias gradient`);
-        else assert.equal(got.bias, null);
+        assertSameGradients(got, expected, what);
       }
     }
   });
@@ -155,13 +118,7 @@ test('under bf16 autocast, groupedConv3d is the autocast convolution', { skip: !
     const w = randn([8, 4, 3, 3, 3]).mul(0.1).requiresGrad_();
     const output = withAutocast('bf16', 'cpu', () => F.groupedConv3d(x, w));
     assert.equal(output.dtype, 'bfloat16');
-    setConvAlgorithm('aten');
-    let autocastLibtorch: Tensor;
-    try {
-      autocastLibtorch = withAutocast('bf16', 'cpu', () => grouped(x, w, null));
-    } finally {
-      setConvAlgorithm('auto');
-    }
+    const autocastLibtorch = withConvAlgorithm('aten', () => withAutocast('bf16', 'cpu', () => grouped(x, w, null)));
     assert.equal(maxAbs(output.float().sub(autocastLibtorch.float())), 0);
   });
 });

@@ -1,38 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, randn, tidy, noGrad, manualSeed, memory, setConvAlgorithm, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
+import { F, randn, tidy, noGrad, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
+import { withAutocast } from '../../src/train/autocast.js';
 
 // A training convolution of a one-frame input, padded by half the kernel's depth, runs as the 2D
 // convolution of the weights' middle temporal tap (src/engine/functional.ts, trainsAsPlanar): the same
 // output and gradients as libtorch's 3D convolution, the other taps' weight gradient zero.
-
-function maxAbs(t: Tensor): number {
-  return tidy(() => t.abs().max().item());
-}
-
-function relativeError(got: Tensor, expected: Tensor): number {
-  return maxAbs(got.sub(expected)) / Math.max(maxAbs(expected), 1e-30);
-}
-
-function withAlgorithm<T>(algorithm: F.ConvAlgorithm, fn: () => T): T {
-  const previous = getConvAlgorithm();
-  setConvAlgorithm(algorithm);
-  try {
-    return fn();
-  } finally {
-    setConvAlgorithm(previous);
-  }
-}
-
-/** Output and gradients of Σ conv3d(x, w, b)·g for fresh leaves. */
-function run(x: Tensor, w: Tensor, b: Tensor, g: Tensor, options: F.ConvOptions): Tensor[] {
-  const input = x.clone().requiresGrad_();
-  const weight = w.clone().requiresGrad_();
-  const bias = b.clone().requiresGrad_();
-  const output = F.conv3d(input, weight, bias, options);
-  output.mul(g).sum().backward();
-  return [output.detach(), input.grad!, weight.grad!, bias.grad!];
-}
 
 test('a one-frame 3×3×3 training convolution equals libtorch\'s 3D convolution, through the 2D one of its middle tap', () => {
   manualSeed(101);
@@ -48,15 +22,14 @@ test('a one-frame 3×3×3 training convolution equals libtorch\'s 3D convolution
       const w = randn(weightShape).mul(0.1);
       const b = randn([weightShape[0]!]);
       const g = randn(noGrad(() => F.conv3d(x, w, b, options)).shape);
-      const expected = withAlgorithm('direct', () => run(x, w, b, g, options));
-      const got = run(x, w, b, g, options);
-      ['output', 'input gradient', 'weight gradient', 'bias gradient'].forEach((name, i) => {
-        assert.ok(relativeError(got[i]!, expected[i]!) < 1e-5, `${what}: ${name}`);
-      });
+      const conv = (xx: Tensor, ww: Tensor, bb: Tensor | null): Tensor => F.conv3d(xx, ww, bb, options);
+      const expected = withConvAlgorithm('direct', () => gradients(conv, x, w, b, g));
+      const got = gradients(conv, x, w, b, g);
+      assertSameGradients(got, expected, what);
       // Taps other than the middle one read only padding: their gradient is exactly zero.
       const middle = (weightShape[2]! - 1) / 2;
-      assert.equal(maxAbs(got[2]!.narrow(2, 0, middle)), 0, `${what}: first taps' gradient`);
-      assert.equal(maxAbs(got[2]!.narrow(2, middle + 1, middle)), 0, `${what}: last taps' gradient`);
+      assert.equal(maxAbs(got.weight!.narrow(2, 0, middle)), 0, `${what}: first taps' gradient`);
+      assert.equal(maxAbs(got.weight!.narrow(2, middle + 1, middle)), 0, `${what}: last taps' gradient`);
     }
   });
 });
@@ -70,7 +43,7 @@ test('conv3d runs one-frame training convolutions as 2D ones only where the othe
     const threeD = noGrad(() => F.conv3d(x, w, null, { padding: 1 }));
     assert.equal(maxAbs(F.conv3d(x, w, null, { padding: 1 }).sub(planar)), 0, 'recording gradients: the 2D convolution');
     assert.ok(relativeError(planar, threeD) < 1e-5);
-    assert.equal(maxAbs(withAlgorithm('direct', () => F.conv3d(x, w, null, { padding: 1 })).sub(threeD)), 0, 'setConvAlgorithm(\'direct\'): 3D');
+    assert.equal(maxAbs(withConvAlgorithm('direct', () => F.conv3d(x, w, null, { padding: 1 })).sub(threeD)), 0, 'setConvAlgorithm(\'direct\'): 3D');
     // Not the case: two frames, no temporal padding, a 1×1×1 kernel: libtorch's 3D convolution unchanged.
     const cases: [string, Tensor, Tensor, F.ConvOptions][] = [
       ['two frames', randn([2, 16, 2, 5, 5]), w, { padding: 1 }],
@@ -100,4 +73,17 @@ test('one-frame training convolutions leak nothing', () => {
     assert.equal(memory().tensors, during);
   });
   assert.equal(memory().tensors, live);
+});
+
+test('under bf16 autocast a one-frame convolution stays the 3D convolution F.conv3d runs without stcnet\'s kernels', () => {
+  manualSeed(109);
+  tidy(() => {
+    const x = randn([2, 16, 1, 5, 5]);
+    const w = randn([16, 16, 3, 3, 3]).mul(0.1).requiresGrad_();
+    const options = { padding: 1 };
+    const got = withAutocast('bf16', 'cpu', () => F.conv3d(x, w, null, options));
+    const expected = withConvAlgorithm('direct', () => withAutocast('bf16', 'cpu', () => F.conv3d(x, w, null, options)));
+    assert.equal(got.dtype, expected.dtype);
+    assert.equal(maxAbs(got.float().sub(expected.float())), 0);
+  });
 });

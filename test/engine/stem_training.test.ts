@@ -1,48 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, randn, tidy, noGrad, manualSeed, memory, setConvAlgorithm, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
+import { F, randn, tidy, noGrad, manualSeed, memory, setConvAlgorithm, type Tensor } from '../../src/engine/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
 
 // The stem convolution of training (native/src/stem_autograd.cc): libtorch's forward and input gradient,
 // stcnet's weight gradient; against libtorch's convolution of the same tensors, where conv3d routes to
 // it, and its error paths.
 
-function maxAbs(t: Tensor): number {
-  return tidy(() => t.abs().max().item());
-}
-
-function relativeError(got: Tensor, expected: Tensor): number {
-  return maxAbs(got.sub(expected)) / maxAbs(expected);
-}
-
-/** fn with libtorch's convolutions (oneDNN's, below batch 8), the algorithm restored afterwards. */
-function libtorch<T>(fn: () => T): T {
-  const previous = getConvAlgorithm();
-  setConvAlgorithm('direct');
-  try {
-    return fn();
-  } finally {
-    setConvAlgorithm(previous);
-  }
-}
-
-interface Gradients {
-  output: Tensor;
-  input: Tensor | null;
-  weight: Tensor | null;
-  bias: Tensor | null;
-}
-
-/** The output of conv(x, w, b) and the gradients of Σ output·g, for fresh leaves copied from x, w and b. */
-function gradients(conv: (x: Tensor, w: Tensor, b: Tensor | null) => Tensor, x: Tensor, w: Tensor, b: Tensor | null, g: (shape: number[]) => Tensor,
-  needs: { input: boolean; weight: boolean }): Gradients {
-  const input = x.clone().requiresGrad_(needs.input);
-  const weight = w.clone().requiresGrad_(needs.weight);
-  const bias = b?.clone().requiresGrad_() ?? null;
-  const output = conv(input, weight, bias);
-  output.mul(g(output.shape)).sum().backward();
-  return { output: output.detach(), input: input.grad, weight: weight.grad, bias: bias?.grad ?? null };
-}
+/** fn with libtorch's convolutions (oneDNN's, below batch 8). */
+const libtorch = <T>(fn: () => T): T => withConvAlgorithm('direct', fn);
 
 interface Case {
   input: [number, number, number, number, number];
@@ -76,11 +43,7 @@ test('stemConv3d: output and input, weight and bias gradients equal libtorch\'s 
         const expected = libtorch(() => gradients((xx, ww, bb) => F.conv3d(xx, ww, bb, { stride, padding }), x, w, bias, slice, all));
         const got = gradients((xx, ww, bb) => F.stemConv3d(xx, ww, bb, { stride, padding }), x, w, bias, slice, all);
         const what = `${label}${bias ? '' : ', no bias'}`;
-        assert.ok(relativeError(got.output, expected.output) < 1e-5, `${what}: output`);
-        assert.ok(relativeError(got.input!, expected.input!) < 1e-5, `${what}: input gradient`);
-        assert.ok(relativeError(got.weight!, expected.weight!) < 1e-5, `${what}: weight gradient`);
-        if (bias) assert.ok(relativeError(got.bias!, expected.bias!) < 1e-5, `${what}: bias gradient`);
-        else assert.equal(got.bias, null);
+        assertSameGradients(got, expected, what);
       }
     }
   });
@@ -140,13 +103,7 @@ test('under bf16 autocast, stemConv3d is the autocast convolution', { skip: !F.s
     const options = { stride: [1, 2, 2], padding: 3 };
     const output = withAutocast('bf16', 'cpu', () => F.stemConv3d(x, w, null, options));
     assert.equal(output.dtype, 'bfloat16');
-    setConvAlgorithm('aten');
-    let autocastLibtorch: Tensor;
-    try {
-      autocastLibtorch = withAutocast('bf16', 'cpu', () => F.conv3d(x, w, null, options));
-    } finally {
-      setConvAlgorithm('auto');
-    }
+    const autocastLibtorch = withConvAlgorithm('aten', () => withAutocast('bf16', 'cpu', () => F.conv3d(x, w, null, options)));
     assert.equal(maxAbs(output.float().sub(autocastLibtorch.float())), 0);
   });
 });

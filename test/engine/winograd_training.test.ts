@@ -4,47 +4,14 @@ import { F, randn, tensor, tidy, noGrad, manualSeed, memory, setConvAlgorithm, g
 import { createModel } from '../../src/models/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
 
 // The Winograd convolution of training (native/src/winograd_autograd.cc): its output and all three
 // gradients against libtorch's direct convolution of the same tensors, where conv3d routes to it, and
 // its error paths.
 
-function maxAbs(t: Tensor): number {
-  return tidy(() => t.abs().max().item());
-}
-
-function relativeError(got: Tensor, expected: Tensor): number {
-  return maxAbs(got.sub(expected)) / maxAbs(expected);
-}
-
-/** fn with every convolution direct (libtorch's own), the algorithm restored afterwards. */
-function direct<T>(fn: () => T): T {
-  const previous = getConvAlgorithm();
-  setConvAlgorithm('aten');
-  try {
-    return fn();
-  } finally {
-    setConvAlgorithm(previous);
-  }
-}
-
-interface Gradients {
-  output: Tensor;
-  input: Tensor | null;
-  weight: Tensor | null;
-  bias: Tensor | null;
-}
-
-/** The output of conv(x, w, b) and the gradients of Σ output·g, for fresh leaves copied from x, w and b. */
-function gradients(conv: (x: Tensor, w: Tensor, b: Tensor | null) => Tensor, x: Tensor, w: Tensor, b: Tensor | null, g: Tensor,
-  needs: { input: boolean; weight: boolean }): Gradients {
-  const input = x.clone().requiresGrad_(needs.input);
-  const weight = w.clone().requiresGrad_(needs.weight);
-  const bias = b?.clone().requiresGrad_() ?? null;
-  const output = conv(input, weight, bias);
-  output.mul(g).sum().backward();
-  return { output: output.detach(), input: input.grad, weight: weight.grad, bias: bias?.grad ?? null };
-}
+/** fn with libtorch's own convolutions everywhere. */
+const direct = <T>(fn: () => T): T => withConvAlgorithm('aten', fn);
 
 const same = { padding: 1 };
 
@@ -65,11 +32,7 @@ test('winogradConv3d: output and input, weight and bias gradients equal the dire
         const expected = direct(() => gradients((xx, ww, bb) => F.conv3d(xx, ww, bb, same), x, w, bias, g, all));
         const got = gradients(F.winogradConv3d, x, w, bias, g, all);
         const what = `${label}${bias ? '' : ', no bias'}`;
-        assert.ok(relativeError(got.output, expected.output) < 1e-5, `${what}: output`);
-        assert.ok(relativeError(got.input!, expected.input!) < 1e-5, `${what}: input gradient`);
-        assert.ok(relativeError(got.weight!, expected.weight!) < 1e-5, `${what}: weight gradient`);
-        if (bias) assert.ok(relativeError(got.bias!, expected.bias!) < 1e-5, `${what}: bias gradient`);
-        else assert.equal(got.bias, null);
+        assertSameGradients(got, expected, what);
       }
     }
   });
