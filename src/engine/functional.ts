@@ -18,8 +18,8 @@ export interface ConvOptions {
  * Which kernel runs a CPU float32 convolution. 'direct' sends small batches to oneDNN
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
  * several times faster there (measured in bench/engine); larger batches take aten's own choice.
- * 'auto' (the default) is 'direct', except that while gradients are recorded it runs 3×3×3
- * convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), those in
+ * 'auto' (the default) is 'direct', except that while gradients are recorded (CPU autocast off) it runs
+ * 3×3×3 convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), those in
  * groups of 4 channels by stcnet's own kernels (`groupedConv3d`), and takes the weight gradient of RGB
  * stems from stcnet's own kernel (`stemConv3d`); a k×…×… convolution of a one-frame input with padding
  * (k − 1)/2 in time, whose other temporal taps read only padding, runs as the 2D convolution of its
