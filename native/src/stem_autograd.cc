@@ -36,7 +36,7 @@ constexpr int64_t kRowBlock = 8;  // output rows whose output gradient is transp
 
 struct Geometry {
   int64_t samples, channels, outputs;
-  int64_t depth, height, width;           // the input's
+  int64_t depth;                          // the input's
   int64_t outDepth, outHeight, outWidth;  // the output's
   int64_t kernelDepth, kernelHeight;
   int64_t strideDepth, strideHeight, strideWidth;  // strideWidth: 1 or 2
@@ -154,17 +154,14 @@ at::Tensor weightGradient(const at::Tensor& input, const at::Tensor& gradOutput,
   std::vector<std::vector<float>> transposed(threads), blocks(threads);
   const float* dy = gradOutput.data_ptr<float>();
   const float* x = padded.data_ptr<float>();
+  const auto addFrameAtStride = g.strideWidth == 2 ? addFrame<2> : addFrame<1>;
   at::parallel_for(0, g.samples * g.outDepth, 1, [&](int64_t begin, int64_t end) {
     const int thread = at::get_thread_num();
     std::vector<double>& partial = partials[thread];
     if (partial.empty()) partial.assign(sums, 0.0);
     for (int64_t frame = begin; frame < end; frame++) {
       const int64_t n = frame / g.outDepth, t = frame % g.outDepth;
-      if (g.strideWidth == 2) {
-        addFrame<2>(dy, x, paddedHeight, paddedWidth, g, n, t, partial.data(), transposed[thread], blocks[thread]);
-      } else {
-        addFrame<1>(dy, x, paddedHeight, paddedWidth, g, n, t, partial.data(), transposed[thread], blocks[thread]);
-      }
+      addFrameAtStride(dy, x, paddedHeight, paddedWidth, g, n, t, partial.data(), transposed[thread], blocks[thread]);
     }
   });
   // partial[c][kt][kh][o / 8][kw][o mod 8] → dW[o][c][kt][kh][kw]
@@ -209,7 +206,7 @@ struct StemConv3d : public torch::autograd::Function<StemConv3d> {
     if (ctx->needs_input_grad(1)) {
       Geometry g;
       g.samples = input.size(0), g.channels = input.size(1), g.outputs = weight.size(0);
-      g.depth = input.size(2), g.height = input.size(3), g.width = input.size(4);
+      g.depth = input.size(2);
       g.outDepth = gradOutput.size(2), g.outHeight = gradOutput.size(3), g.outWidth = gradOutput.size(4);
       g.kernelDepth = weight.size(2), g.kernelHeight = weight.size(3);
       g.strideDepth = stride[0], g.strideHeight = stride[1], g.strideWidth = stride[2];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { F, tidy, setConvAlgorithm, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
+import { F, tidy, memory, setConvAlgorithm, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
 
 // What the tests of stcnet's training convolutions share: comparisons, and the output and gradients of
 // a convolution for fresh leaves.
@@ -52,4 +52,19 @@ export function assertSameGradients(got: Gradients, expected: Gradients, what: s
     if (expectedValue === null) assert.equal(got[key], null, `${what}: ${key} gradient`);
     else assert.ok(relativeError(got[key]!, expectedValue) < tolerance, `${what}: ${key}${key === 'output' ? '' : ' gradient'}`);
   }
+}
+
+/**
+ * Many training steps' worth of conv(x, w) and its backward pass leave no tensors behind: the live count
+ * after 30 more steps equals the count after the first.
+ */
+export function assertStepsLeakNothing(conv: (x: Tensor, w: Tensor) => Tensor, x: Tensor, w: Tensor): void {
+  const step = (): void => tidy(() => {
+    conv(x, w).square().sum().backward();
+    w.grad!.zero_();
+  });
+  step();
+  const during = memory().tensors;
+  for (let i = 0; i < 30; i++) step();
+  assert.equal(memory().tensors, during);
 }

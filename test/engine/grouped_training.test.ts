@@ -5,7 +5,7 @@ import { Bottleneck } from '../../src/models/index.js';
 import { Linear, Sequential } from '../../src/nn/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
-import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients, assertStepsLeakNothing } from './conv_gradients.js';
 
 // The grouped convolution of training (native/src/grouped_autograd.cc, 4 channels per group): its output
 // and all three gradients against libtorch's convolution of the same tensors, where conv3d routes to it,
@@ -138,14 +138,7 @@ test('groupedConv3d refuses what it does not compute with errors, not aborts, an
     assert.throws(() => F.groupedConv3d(x, randn([8, 4, 3, 3, 3]), randn([4])), /bias must have 8 values/);
 
     const w = randn([8, 4, 3, 3, 3]).requiresGrad_();
-    const step = (): void => tidy(() => {
-      F.groupedConv3d(x, w).square().sum().backward();
-      w.grad!.zero_();
-    });
-    step();
-    const during = memory().tensors;
-    for (let i = 0; i < 30; i++) step();
-    assert.equal(memory().tensors, during);
+    assertStepsLeakNothing((xx, ww) => F.groupedConv3d(xx, ww), x, w);
   });
   assert.equal(memory().tensors, live);
 });

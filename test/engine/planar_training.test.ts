@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, randn, tidy, noGrad, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
-import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients, assertStepsLeakNothing } from './conv_gradients.js';
 import { withAutocast } from '../../src/train/autocast.js';
 
 // A training convolution of a one-frame input, padded by half the kernel's depth, runs as the 2D
@@ -63,14 +63,7 @@ test('one-frame training convolutions leak nothing', () => {
   tidy(() => {
     const x = randn([2, 16, 1, 5, 5]);
     const w = randn([16, 16, 3, 3, 3]).requiresGrad_();
-    const step = (): void => tidy(() => {
-      F.conv3d(x, w, null, { padding: 1 }).square().sum().backward();
-      w.grad!.zero_();
-    });
-    step();
-    const during = memory().tensors;
-    for (let i = 0; i < 30; i++) step();
-    assert.equal(memory().tensors, during);
+    assertStepsLeakNothing((xx, ww) => F.conv3d(xx, ww, null, { padding: 1 }), x, w);
   });
   assert.equal(memory().tensors, live);
 });

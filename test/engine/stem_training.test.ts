@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, randn, tidy, noGrad, manualSeed, memory, setConvAlgorithm, type Tensor } from '../../src/engine/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
-import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients, assertStepsLeakNothing } from './conv_gradients.js';
 
 // The stem convolution of training (native/src/stem_autograd.cc): libtorch's forward and input gradient,
 // stcnet's weight gradient; against libtorch's convolution of the same tensors, where conv3d routes to
@@ -124,14 +124,7 @@ test('stemConv3d refuses what it does not compute with errors, not aborts, and l
     assert.throws(() => F.stemConv3d(x, randn([8, 3, 7, 7, 7]), randn([4]), hara), /bias must have 8 values/);
 
     const w = randn([8, 3, 7, 7, 7]).requiresGrad_();
-    const step = (): void => tidy(() => {
-      F.stemConv3d(x, w, null, hara).square().sum().backward();
-      w.grad!.zero_();
-    });
-    step();
-    const during = memory().tensors;
-    for (let i = 0; i < 30; i++) step();
-    assert.equal(memory().tensors, during);
+    assertStepsLeakNothing((xx, ww) => F.stemConv3d(xx, ww, null, hara), x, w);
   });
   assert.equal(memory().tensors, live);
 });

@@ -4,7 +4,7 @@ import { F, randn, tensor, tidy, noGrad, manualSeed, memory, setConvAlgorithm, g
 import { createModel } from '../../src/models/index.js';
 import { SGD } from '../../src/optim/index.js';
 import { withAutocast } from '../../src/train/autocast.js';
-import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients } from './conv_gradients.js';
+import { maxAbs, relativeError, gradients, withConvAlgorithm, assertSameGradients, assertStepsLeakNothing } from './conv_gradients.js';
 
 // The Winograd convolution of training (native/src/winograd_autograd.cc): its output and all three
 // gradients against libtorch's direct convolution of the same tensors, where conv3d routes to it, and
@@ -143,14 +143,7 @@ test('winogradConv3d refuses what it does not compute with errors, not aborts, a
 
     // Many training steps' worth of calls: nothing accumulates.
     const w = randn([16, 16, 3, 3, 3]).requiresGrad_();
-    const step = (): void => tidy(() => {
-      F.winogradConv3d(x, w).square().sum().backward();
-      w.grad!.zero_();
-    });
-    step();
-    const during = memory().tensors;
-    for (let i = 0; i < 30; i++) step();
-    assert.equal(memory().tensors, during);
+    assertStepsLeakNothing((xx, ww) => F.winogradConv3d(xx, ww), x, w);
   });
   assert.equal(memory().tensors, live);
 });
