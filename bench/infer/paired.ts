@@ -5,7 +5,7 @@
  * a pair. Reports each side's median and the median of the per-pair ratios.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/infer/paired.js [--arch stc_resnet3d_18] [--frames 16]
- *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--python /usr/bin/python3]
+ *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--dtype float32|bfloat16] [--python /usr/bin/python3]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,6 +39,8 @@ async function main(): Promise<void> {
   const threads = intFlag('threads', Math.min(2, availableParallelism()));
   const pairs = intFlag('pairs', 20);
   const python = flag('python', '/usr/bin/python3');
+  const dtype = flag('dtype', 'float32');
+  if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError(`--dtype must be float32 or bfloat16, got "${dtype}"`);
   const classes = 101;
   setNumThreads(threads);
 
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
       return Number(await nextLine());
     };
 
-    const prepared = prepareForInference(model);
+    const prepared = prepareForInference(model, { dtype });
     manualSeed(1);
     const x = keep(randn([batch, 3, frames, size, size]));
     const stcnetForward = (): number => {
@@ -87,7 +89,7 @@ async function main(): Promise<void> {
     torch.stdin!.end();
     const ratios = stcnet.map((seconds, i) => frozen[i]! / seconds).sort((a, b) => a - b);
     const ms = (values: number[]) => `${(1000 * median(values)).toFixed(1)} ms`;
-    console.log(`  stcnet prepareForInference float32: median ${ms(stcnet)} per forward`);
+    console.log(`  stcnet prepareForInference ${dtype}: median ${ms(stcnet)} per forward`);
     console.log(`  PyTorch frozen TorchScript float32: median ${ms(frozen)} per forward`);
     console.log(`  speed ratio stcnet ÷ frozen TorchScript, per pair: median ${median(ratios).toFixed(3)}, ` +
       `quartiles ${ratios[Math.floor(ratios.length / 4)]!.toFixed(3)}–${ratios[Math.floor((3 * ratios.length) / 4)]!.toFixed(3)}, ` +

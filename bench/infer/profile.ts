@@ -77,6 +77,7 @@ function main(): void {
   const direct = prepareForInference(model, { winograd: false });
   const unfused = prepareForInference(model, { fusion: false });
   const dense = prepareForInference(model, { layout: 'dense' });
+  const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
   const x = keep(randn([batch, 3, frames, size, size]));
 
   instrument(Conv3d.prototype, 'forward', (c: Conv3d) => `conv ${kernelText(c.weight)}`);
@@ -103,6 +104,7 @@ function main(): void {
     () => tidy(() => { direct.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, blocked layout, unfused merges', () => tidy(() => { unfused.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, dense layout', () => tidy(() => { dense.forward(x).toFloat32Array(); }), repeats);
+  report('prepareForInference bf16 (dense layout)', () => tidy(() => { bf16.forward(x).toFloat32Array(); }), repeats);
 }
 
 try {

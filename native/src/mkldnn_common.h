@@ -2,6 +2,8 @@
 // tensors, the view of a channel-blocked oneDNN layout as plain arrays, and the CPU check of the AVX2
 // kernels. Only with STCNET_ONEDNN.
 #pragma once
+#include <cstdlib>
+#include <string>
 #ifdef STCNET_ONEDNN
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ideep.hpp>
@@ -56,6 +58,18 @@ inline at::Tensor denseBias(const at::Tensor& bias, int64_t channels) {
 inline bool cpuHasAvx2Fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// Whether this CPU runs the AVX-512 matrix products of winograd_kernels.h: where it has AVX-512F,
+// unless STCNET_AVX512=0 asks for the AVX2 ones (which the tests compare them with). On CPUs with
+// full-width AVX-512 units (AMD Zen 5, Intel server cores) they do twice the multiply-adds per cycle.
+inline bool cpuUsesAvx512() {
+  static const bool uses = [] {
+    __builtin_cpu_init();
+    const char* setting = std::getenv("STCNET_AVX512");
+    return __builtin_cpu_supports("avx512f") && !(setting && std::string(setting) == "0");
+  }();
+  return uses;
 }
 
 // One input or output tensor's blocked memory: element (n, c, z, y, x) at

@@ -101,7 +101,10 @@ class WinogradConvolution : public Napi::ObjectWrap<WinogradConvolution> {
 
 void initWinograd(Napi::Env env, Napi::Object exports) {
 #ifdef STCNET_ONEDNN
-  if (cpuHasAvx2Fma()) exports.Set("WinogradConvolution", WinogradConvolution::Define(env));
+  if (!cpuHasAvx2Fma()) return;
+  exports.Set("WinogradConvolution", WinogradConvolution::Define(env));
+  // Which instruction set the transformed-domain products of the inference and training kernels use.
+  exports.Set("winogradProductIsa", Napi::String::New(env, cpuUsesAvx512() ? "avx512" : "avx2"));
 #endif
 }
 

@@ -17,13 +17,15 @@ export interface ConvOptions {
 /**
  * Which kernel runs a CPU float32 convolution. 'direct' sends small batches to oneDNN
  * (aten::mkldnn_convolution), which aten::convolution skips below batch 8 although it is
- * several times faster there (measured in bench/engine); larger batches take aten's own choice.
- * 'auto' (the default) is 'direct', except that while gradients are recorded (CPU autocast off) it runs
- * 3×3×3 convolutions at stride 1 by Winograd's algorithm where that pays (`winogradConv3d`), those in
- * groups of 4 channels by stcnet's own kernels (`groupedConv3d`), and takes the weight gradient of RGB
- * stems from stcnet's own kernel (`stemConv3d`); a k×…×… convolution of a one-frame input with padding
- * (k − 1)/2 in time, whose other temporal taps read only padding, runs as the 2D convolution of its
- * middle tap (2–2.7× a step's 3D convolution at 512 channels). 'aten' is
+ * several times faster there (measured in bench/engine); larger batches take aten's own choice. Under
+ * CPU autocast it leaves every convolution to aten::conv3d, which autocast casts to bf16 (oneDNN's bf16
+ * route at any batch; aten::mkldnn_convolution would stay float32).
+ * 'auto' (the default) is 'direct', except that while gradients are recorded it runs a k×…×…
+ * convolution of a one-frame input with padding (k − 1)/2 in time, whose other temporal taps read only
+ * padding, as the 2D convolution of its middle tap (2–2.7× a step's 3D convolution at 512 channels),
+ * and, CPU autocast off, 3×3×3 convolutions at stride 1 by Winograd's algorithm where that pays
+ * (`winogradConv3d`), those in groups of 4 channels by stcnet's own kernels (`groupedConv3d`), and the
+ * weight gradient of RGB stems by stcnet's own kernel (`stemConv3d`). 'aten' is
  * libtorch's own choice everywhere (PyTorch's), 'mkldnn' oneDNN everywhere.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'aten' | 'mkldnn';
@@ -55,15 +57,17 @@ function expand(value: SizeArg | undefined, spatialDims: number, fallback: numbe
 
 /**
  * Whether conv3d may route to stcnet's training convolutions: algorithm 'auto', gradients recorded, a CPU
- * input, and CPU autocast off (under autocast conv3d stays what 'direct' runs, as PyTorch's would).
+ * input. Under CPU autocast only the one-frame rewrite applies (stcnet's kernels are float32).
  */
 function ownTrainingKernels(input: Tensor): boolean {
-  return convAlgorithm === 'auto' && input.device === 'cpu' && native.gradEnabled() && !native.cpuAutocastEnabled();
+  return convAlgorithm === 'auto' && input.device === 'cpu' && native.gradEnabled();
 }
 
 function useMkldnn(input: Tensor, spatialDims: number): boolean {
   if (!mkldnnEnabled || convAlgorithm === 'aten') return false;
-  if (input.dtype !== 'float32' || input.device !== 'cpu') return false;
+  // aten::mkldnn_convolution has no autocast kernel: under CPU autocast it would stay float32, where
+  // aten::conv3d is cast to bf16 and reaches oneDNN's bf16 route at any batch.
+  if (input.dtype !== 'float32' || input.device !== 'cpu' || native.cpuAutocastEnabled()) return false;
   return convAlgorithm === 'mkldnn' || (spatialDims === 3 && input.size(0) < 8);  // auto, direct
 }
 
@@ -76,15 +80,18 @@ function convolution(input: Tensor, weight: Tensor, bias: Tensor | null | undefi
     throw new ArgumentError(`conv${spatialDims}d: expected a ${spatialDims + 2}-D input (N, C, ${spatialDims === 3 ? 'T, ' : ''}H, W), got shape [${input.shape.join(', ')}]`);
   }
   if (spatialDims === 3 && ownTrainingKernels(input)) {
-    if (trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
+    // stcnet's kernels are float32: under autocast the convolution stays libtorch's (bf16).
+    const float32 = !native.cpuAutocastEnabled();
+    if (float32 && trainsByWinograd(input, weight, bias, stride, padding, dilation, groups)) {
       return t(native.winogradConv3d!(input.handle, weight.handle, bias?.handle ?? null));
     }
-    if (trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
+    if (float32 && trainsByGroupedKernel(input, weight, bias, stride, padding, dilation, groups)) {
       return t(native.groupedConv3d!(input.handle, weight.handle, bias?.handle ?? null));
     }
-    if (trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
+    if (float32 && trainsByStemKernel(input, weight, stride, padding, dilation, groups)) {
       return t(native.stemConv3d!(input.handle, weight.handle, bias?.handle ?? null, stride, padding));
     }
+    // An identity of the convolution, so under autocast too (conv2d is cast to bf16 as conv3d is).
     if (trainsAsPlanar(input, weight, bias, padding, dilation)) {
       // Output depth 1 (whatever the temporal stride), which only the middle tap reaches.
       return tidy(() => conv2d(input.squeeze(2), weight.select(2, padding[0]!), bias,
@@ -274,6 +281,14 @@ function trainsAsPlanar(input: Tensor, weight: Tensor, bias: Tensor | null | und
 
 /** Whether the addon has WinogradConvolution (oneDNN's headers at build time, AVX2 and FMA on this CPU). */
 export const winogradEnabled: boolean = mkldnnEnabled && native.WinogradConvolution !== undefined;
+
+/**
+ * The instruction set of the Winograd kernels' transformed-domain products (inference and training):
+ * 'avx512' where the CPU has AVX-512F (twice the multiply-adds per instruction; on CPUs with full-width
+ * units such as AMD Zen 5, twice per cycle), unless the environment sets STCNET_AVX512=0; else 'avx2';
+ * null without the kernels.
+ */
+export const winogradProductIsa: 'avx512' | 'avx2' | null = mkldnnEnabled ? native.winogradProductIsa ?? null : null;
 
 /**
  * A 3×3×3 convolution at stride 1 and padding 1 (no dilation, one group) by Winograd's F(2³, 3³)

@@ -42,6 +42,7 @@ export interface NativeAddon {
     release(): void;
   };
   /** native/src/winograd.cc: with oneDNN's headers (STCNET_ONEDNN) on a CPU with AVX2 and FMA. */
+  winogradProductIsa?: 'avx512' | 'avx2';
   WinogradConvolution?: new (weight: Handle, bias: Handle | null) => {
     forward(input: Handle, residual: Handle | null, relu: boolean): Handle;
     release(): void;

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
 
 // Winograd F(2³, 3³) convolutions and grouped convolutions of 4-channel groups on oneDNN's blocked layout
@@ -31,6 +33,25 @@ function relativeError(got: Tensor, expected: Tensor): number {
 test('the addon has Winograd convolutions exactly where the CPU has AVX2 and FMA', () => {
   const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
   assert.equal(F.winogradEnabled, flags.includes('avx2') && flags.includes('fma'));
+});
+
+test('the transformed-domain products run on AVX-512 where the CPU has it; the AVX2 ones (STCNET_AVX512=0) pass the Winograd tests there too', () => {
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
+  if (!F.winogradEnabled) {
+    assert.equal(F.winogradProductIsa, null);
+    return;
+  }
+  const asked = process.env.STCNET_AVX512 !== '0';
+  assert.equal(F.winogradProductIsa, asked && flags.includes('avx512f') ? 'avx512' : 'avx2');
+  // On an AVX2-only CPU (or in the child below) the products these tests check are the AVX2 ones already.
+  if (F.winogradProductIsa !== 'avx512') return;
+  const files = ['winograd.test.js', 'winograd_training.test.js'].map((file) => fileURLToPath(new URL(file, import.meta.url)));
+  // Without NODE_TEST_CONTEXT the child's runner reports in TAP, as a top-level run does.
+  const { NODE_TEST_CONTEXT: _parent, ...env } = process.env;
+  const child = spawnSync(process.execPath, ['--test', '--test-reporter=tap', ...files], { env: { ...env, STCNET_AVX512: '0' }, encoding: 'utf8', timeout: 600_000 });
+  assert.equal(child.status, 0, `the Winograd tests with STCNET_AVX512=0:\n${child.stdout.slice(-4000)}\n${child.stderr.slice(-2000)}`);
+  assert.match(child.stdout, /# fail 0/);
+  assert.match(child.stdout, /# pass [1-9]/);
 });
 
 test('WinogradConvolution equals the direct convolution: odd and even sizes, batches, channel counts, with and without bias and ReLU', () => {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
-import { BatchNorm3d, BatchNorm2d, init } from '../../src/nn/index.js';
+import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
+import { BatchNorm3d, BatchNorm2d, MaxPool3d, init } from '../../src/nn/index.js';
+import { PassThrough } from '../../src/models/inference.js';
 import { createModel, prepareForInference, type ModelName, type ZooModel } from '../../src/models/index.js';
 
 /** Non-trivial BatchNorm statistics and affine parameters, so that folding has something to fold. */
@@ -81,91 +82,45 @@ test('prepareForInference copies the weights: later changes to the model do not 
   model.dispose();
 });
 
-test('bfloat16 inference: same top-1 as float32 and logits within 2% of the max logit', () => {
+test('bfloat16 inference, blocked and dense layouts: same top-1 as float32 and logits within 2% of the max logit', () => {
   manualSeed(11);
-  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 8, numClasses: 21 }).eval();
-  randomiseBatchNorms(model);
-  const f32 = prepareForInference(model);
-  const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
-  tidy(() => {
-    const x = randn([4, 3, 8, 32, 32]);
-    const a = f32.forward(x);
-    const b = bf16.forward(x);
-    assert.equal(b.dtype, 'float32');
-    const error = maxAbs(a.sub(b)) / maxAbs(a);
-    assert.ok(error < 0.02, `relative error ${error}`);
-    assert.deepEqual(b.argmax(1).toArray(), a.argmax(1).toArray());
-  });
-  f32.dispose();
-  bf16.dispose();
-  model.dispose();
-});
-
-test('Winograd convolutions run where they pay: logits differ from the direct convolutions\' by rounding only', () => {
-  manualSeed(29);
-  // Width ×0.5: 32 to 256 channels; 16×64² clips put 8×16×16 … 2×4×4 inputs before the 3×3×3 convolutions.
-  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.5, frames: 16, numClasses: 9 }).eval();
-  randomiseBatchNorms(model);
-  const winograd = prepareForInference(model);
-  const direct = prepareForInference(model, { winograd: false });
-  tidy(() => {
-    const x = randn([2, 3, 16, 64, 64]);
-    const a = winograd.forward(x);
-    const b = direct.forward(x);
-    const difference = maxAbs(a.sub(b)) / maxAbs(b);
-    // Zero would mean that no convolution took the Winograd path.
-    assert.ok(difference > 0 && difference < 1e-5, `relative difference ${difference}`);
-    assert.deepEqual(a.argmax(1).toArray(), b.argmax(1).toArray());
-  });
-  // Stride-1 3×3×3 convolutions of layers 1–3 (4 + 3 + 3), not layer 4's (1×2×2 inputs: mostly padding;
-  // three of them see one frame and run as their middle temporal tap).
-  assert.deepEqual(winograd.convolutionKernels(), { direct: 7, winograd: 10, grouped: 0, planar: 3 });
-  assert.deepEqual(direct.convolutionKernels(), { direct: 17, winograd: 0, grouped: 0, planar: 3 });
-  winograd.dispose();
-  direct.dispose();
-  model.dispose();
-});
-
-test('one-frame convolutions run as their middle temporal tap: logits equal the eval forward\'s', () => {
-  manualSeed(37);
-  // 16-frame clips leave layer 4 one frame: its block 1 conv2 and block 2's two 3×3×3 convolutions see
-  // a single frame (block 1's conv1 still sees two).
-  const model = createModel('stc_resnet3d_18', { widthMultiplier: 0.25, frames: 16, numClasses: 6 }).eval();
-  randomiseBatchNorms(model);
-  const prepared = prepareForInference(model);
-  const unfused = prepareForInference(model, { fusion: false });
-  tidy(() => {
-    for (const batch of [1, 3]) {
-      const x = randn([batch, 3, 16, 32, 32]);
-      const reference = noGrad(() => model.forward(x));
-      const difference = maxAbs(prepared.forward(x).sub(reference)) / maxAbs(reference);
-      assert.ok(difference < 1e-5, `batch ${batch}: relative difference ${difference}`);
+  const models: [ModelName, Record<string, unknown>][] = [['stc_resnet3d_18', { widthMultiplier: 0.25 }], ['stc_resnext3d_50', { widthMultiplier: 0.25, cardinality: 8 }]];
+  for (const [name, options] of models) {
+    const model = createModel(name, { ...options, frames: 8, numClasses: 21 }).eval();
+    randomiseBatchNorms(model);
+    const f32 = prepareForInference(model);
+    for (const layout of ['blocked', 'dense'] as const) {
+      const bf16 = prepareForInference(model, { dtype: 'bfloat16', layout });
+      assert.equal(bf16.layout, layout);
+      tidy(() => {
+        const x = randn([4, 3, 8, 32, 32]);
+        const a = f32.forward(x);
+        const b = bf16.forward(x);
+        assert.equal(b.dtype, 'float32');
+        const error = maxAbs(a.sub(b)) / maxAbs(a);
+        assert.ok(error < 0.02, `${name}, ${layout}: relative error ${error}`);
+        assert.deepEqual(b.argmax(1).toArray(), a.argmax(1).toArray(), `${name}, ${layout}`);
+      });
+      bf16.dispose();
     }
-  });
-  assert.equal(prepared.convolutionKernels().planar, 3);
-  assert.equal(unfused.convolutionKernels().planar, 0);
-  prepared.dispose();
-  unfused.dispose();
-  model.dispose();
+    f32.dispose();
+    model.dispose();
+  }
 });
 
-test('ResNeXt\'s 4-channel groups run on the grouped kernel: logits equal the eval forward\'s', () => {
-  manualSeed(31);
-  // Cardinality 32 at width ×1: layer1's grouped convolutions have 4 channels per group (128 in 32 groups).
-  const model = createModel('stc_resnext3d_101', { frames: 8, numClasses: 5 }).eval();
-  randomiseBatchNorms(model);
-  const prepared = prepareForInference(model);
-  const unfused = prepareForInference(model, { fusion: false });
-  tidy(() => {
-    const x = randn([1, 3, 8, 32, 32]);
-    const reference = noGrad(() => model.forward(x));
-    assert.ok(maxAbs(prepared.forward(x).sub(reference)) / maxAbs(reference) < 1e-4);
-  });
-  assert.equal(prepared.convolutionKernels().grouped, 3);
-  assert.equal(unfused.convolutionKernels().grouped, 0);
-  prepared.dispose();
-  unfused.dispose();
-  model.dispose();
+test('the dense layout max-pools by oneDNN: the same maxima as libtorch\'s max_pool3d, float32 and bf16, odd sizes', () => {
+  manualSeed(12);
+  const pool = new PassThrough(new MaxPool3d(3, { stride: 2, padding: 1 }), 'dense');
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    tidy(() => {
+      const input = randn([2, 5, 7, 9, 11]).to(dtype);
+      const pooled = pool.forward(input);
+      const reference = F.maxPool3d(input.to('float32'), 3, { stride: 2, padding: 1 });
+      assert.equal(pooled.dtype, dtype);
+      assert.deepEqual(pooled.shape, [2, 5, 4, 5, 6]);
+      assert.equal(maxAbs(pooled.to('float32').sub(reference)), 0, dtype);
+    });
+  }
 });
 
 test('prepareForInference checks its options and the input like the model does', () => {
@@ -175,9 +130,8 @@ test('prepareForInference checks its options and the input like the model does',
   assert.throws(() => prepareForInference(model, { layout: 'nhwc' as never }), /layout must be 'blocked' or 'dense', got "nhwc"/);
   assert.throws(() => prepareForInference(model, { fusion: 'yes' as never }), /fusion must be true or false, got "yes"/);
   assert.throws(() => prepareForInference(model, { winograd: 1 as never }), /winograd must be true or false, got 1/);
-  assert.throws(() => prepareForInference(model, { dtype: 'bfloat16', layout: 'blocked' }), /layout 'blocked' needs dtype float32/);
   const bf16 = prepareForInference(model, { dtype: 'bfloat16' });
-  assert.equal(bf16.layout, 'dense');
+  assert.equal(bf16.layout, F.mkldnnEnabled ? 'blocked' : 'dense');
   bf16.dispose();
   const prepared = prepareForInference(model);
   assert.throws(() => tidy(() => prepared.forward(randn([1, 3, 16, 32, 32]))), /built for 8-frame clips, got 16 frames/);

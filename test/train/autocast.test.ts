@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, manualSeed, randn, tensor, tidy } from '../../src/engine/index.js';
+import { withConvAlgorithm } from '../engine/conv_gradients.js';
 import { createModel } from '../../src/models/index.js';
 import { OnDevice } from '../../src/train/on_device.js';
 import { checkAutocast, withAutocast } from '../../src/train/autocast.js';
@@ -44,4 +45,19 @@ test('bf16 autocast on the CPU: layers compute in bf16, logits and loss come bac
     labels.dispose();
   }
   assert.throws(() => checkAutocast('fp16', 'cpu'), /fp16 autocast needs device cuda/);
+});
+
+test('under bf16 autocast, 3D convolutions below batch 8 run in bf16 with every conv algorithm (not oneDNN\'s float32 route)', () => {
+  manualSeed(4);
+  tidy(() => {
+    const x = randn([2, 8, 4, 6, 6]);
+    const w = randn([8, 8, 3, 3, 3]).mul(0.1).requiresGrad_();
+    const reference = withAutocast('bf16', 'cpu', () => withConvAlgorithm('aten', () => F.conv3d(x, w, null, { padding: 1 })));
+    assert.equal(reference.dtype, 'bfloat16');
+    for (const algorithm of ['auto', 'direct', 'mkldnn'] as const) {
+      const y = withAutocast('bf16', 'cpu', () => withConvAlgorithm(algorithm, () => F.conv3d(x, w, null, { padding: 1 })));
+      assert.equal(y.dtype, 'bfloat16', algorithm);
+      assert.equal(tidy(() => y.float().sub(reference.float()).abs().max().item()), 0, algorithm);
+    }
+  });
 });
