@@ -1,5 +1,8 @@
 // Module entry: handle lifetime, memory accounting, autograd, threads, seeds and devices.
 // Operator calls live in convert.cc, typed-array I/O in tensor_io.cc.
+#include <malloc.h>
+#include <climits>
+#include <cstdlib>
 #include "handle.h"
 
 #include <ATen/Parallel.h>
@@ -361,7 +364,24 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// glibc reads MALLOC_MMAP_MAX_ and MALLOC_TRIM_THRESHOLD_ when the process starts; src/engine/native.ts sets
+// them just before it loads this addon (freed tensor memory kept for reuse: see there), so apply them now.
+static void applyMallocSettings() {
+#ifdef __GLIBC__
+  auto setting = [](const char* name, int parameter) {
+    const char* value = std::getenv(name);
+    if (!value || !*value) return;
+    char* end = nullptr;
+    const long number = std::strtol(value, &end, 10);
+    if (*end == '\0' && number >= 0 && number <= INT_MAX) mallopt(parameter, static_cast<int>(number));
+  };
+  setting("MALLOC_MMAP_MAX_", M_MMAP_MAX);
+  setting("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD);
+#endif
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  applyMallocSettings();
   auto fn = [&](const char* name, Napi::Value (*callback)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, callback, name));
   };

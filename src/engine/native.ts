@@ -68,5 +68,16 @@ export interface NativeAddon {
 // reads it when it loads, with the addon below; a value the user set is kept.
 process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
 
+// glibc returns every allocation above its mmap threshold (128 KiB–32 MiB) to the kernel when it is
+// freed, so each forward pass faults its activations in again, page by page: on the measured VM a
+// batch-8 stem convolution took 229 ms that way and 56 ms with the memory kept (its output alone is
+// 100 MiB). stcnet keeps freed memory in the heap for reuse (no mmap for allocations, no trimming below
+// 2 GiB free): RSS then stays at the peak it reached instead of falling after each step. glibc reads
+// these variables at startup only, so the addon applies them (native/src/addon.cc); children, PyTorch
+// in the benchmarks among them, inherit them. A value the user set is kept (MALLOC_MMAP_MAX_=65536 is
+// glibc's default behaviour).
+process.env.MALLOC_MMAP_MAX_ ??= '0';
+process.env.MALLOC_TRIM_THRESHOLD_ ??= '2147483647';
+
 /** Loaded once per thread; built on first use when the package was installed without its install script. */
 export const native: NativeAddon = loadAddon<NativeAddon>(TORCH_ADDON);
