@@ -74,8 +74,8 @@ process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
 // 100 MiB). stcnet keeps freed memory in the heap for reuse (no mmap for allocations, no trimming below
 // 2 GiB free): RSS then stays at the peak it reached instead of falling after each step. glibc reads
 // these variables at startup only, so the addon applies them (native/src/addon.cc); children, PyTorch
-// in the benchmarks among them, inherit them. A value the user set is kept (MALLOC_MMAP_MAX_=65536 is
-// glibc's default behaviour).
+// in the benchmarks among them, inherit them. A value the user set is kept; MALLOC_MMAP_MAX_=65536 with
+// MALLOC_TRIM_THRESHOLD_=131072 restores glibc's defaults.
 process.env.MALLOC_MMAP_MAX_ ??= '0';
 process.env.MALLOC_TRIM_THRESHOLD_ ??= '2147483647';
 

@@ -21,7 +21,10 @@ test('stcnet bench: every path of every side runs the same function, and the rep
   assert.deepEqual(Object.keys(train!.results).sort(), ['stcnet_train_f32', 'torch_train_f32']);
   // Same weights and input on every side: float32 logits agree, whatever path computed them.
   for (const [path, deviation] of Object.entries(infer!.logitDeviation)) assert.ok(deviation < 1e-4, `${path}: logits differ by ${deviation}`);
-  assert.ok(train!.lossDeviation.stcnet_train_f32! < 1e-5, `first training loss differs by ${train!.lossDeviation.stcnet_train_f32}`);
+  // A float32 bound: training-mode BatchNorm at batch 2 amplifies rounding. On an AVX-512 CPU PyTorch's own two
+  // float32 paths (oneDNN and its slow_conv3d) gave first losses 1.25e-5 apart for this model, each within
+  // 8e-6 of float64; a different function would be off by far more.
+  assert.ok(train!.lossDeviation.stcnet_train_f32! < 1e-4, `first training loss differs by ${train!.lossDeviation.stcnet_train_f32}`);
   for (const task of report.tasks) {
     for (const [path, r] of Object.entries(task.results)) {
       for (const batch of task.batches) assert.ok(r.rates[batch]! > 0, `${path} has a rate at batch ${batch}`);
