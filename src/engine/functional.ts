@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { callNative } from './ops.js';
 import { native, type Handle } from './native.js';
 import { ArgumentError } from './errors.js';
@@ -38,6 +39,20 @@ export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
  * libtorch with libdnnl-dev and libideep-dev present.
  */
 export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
+
+/**
+ * Whether oneDNN runs bf16 on this CPU: libtorch's MKLDNN bf16 kernels (convolution, pooling on MKLDNN
+ * tensors) need AVX-512 BW, VL and DQ and refuse to run without them; elsewhere bf16 goes through
+ * libtorch's plain operators (emulated, slow).
+ */
+export const mkldnnBf16Enabled: boolean = mkldnnEnabled && (() => {
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
+    return ['avx512bw', 'avx512vl', 'avx512dq'].every((flag) => flags.includes(flag));
+  } catch {
+    return false;
+  }
+})();
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!CONV_ALGORITHMS.includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected ${CONV_ALGORITHMS.join(', ')}, got "${algorithm}"`);

@@ -47,7 +47,8 @@ export interface PrepareForInferenceOptions {
   /** Precision of weights and activations (default float32). bf16 is fast only with AVX-512 BF16 or AMX. */
   dtype?: InferenceDType;
   /**
-   * Default: 'blocked' where libtorch has oneDNN, else 'dense'. bf16 gains the most from it (measured at
+   * Default: 'blocked' where libtorch has oneDNN (for bf16: and the CPU has AVX-512 BW/VL/DQ,
+   * `F.mkldnnBf16Enabled`), else 'dense'. bf16 gains the most from it (measured at
    * batch 1 on an AVX-512 BF16 CPU, stc_resnet3d_18: 46 against 65 ms dense): weights packed once, and
    * oneDNN's pooling, which libtorch 1.13 lacks for plain bf16 tensors.
    */
@@ -226,9 +227,10 @@ export class PassThrough implements Stage {
   /** A 3D max pool (no dilation) that oneDNN runs: see forward. */
   private readonly pooledByOneDnn: boolean;
 
-  constructor(private readonly module: Module, private readonly layout: InferenceLayout = 'dense') {
+  constructor(private readonly module: Module, private readonly layout: InferenceLayout = 'dense', dtype: InferenceDType = 'float32') {
     const dilation = module instanceof MaxPool3d ? [module.options.dilation ?? 1].flat() : [];
-    this.pooledByOneDnn = F.mkldnnEnabled && module instanceof MaxPool3d && dilation.every((d) => d === 1);
+    const supported = dtype === 'float32' ? F.mkldnnEnabled : F.mkldnnBf16Enabled;
+    this.pooledByOneDnn = supported && module instanceof MaxPool3d && dilation.every((d) => d === 1);
   }
 
   forward(x: Tensor): Tensor {
@@ -266,7 +268,7 @@ function compileChain(modules: readonly Module[], dtype: InferenceDType, where: 
       if (relu) i++;
       stages.push(new FoldedConv(layer, bn, relu, dtype, layout, fusion, winograd));
     } else if (layer instanceof MaxPool3d || layer instanceof MaxPool2d || layer instanceof ZeroPadShortcut) {
-      stages.push(new PassThrough(layer, layout));
+      stages.push(new PassThrough(layer, layout, dtype));
     } else {
       throw new UnsupportedModelError(`prepareForInference: ${where}: cannot fold a ${layer.constructor.name} here (expected convolution, BatchNorm, ReLU or pooling)`);
     }
@@ -554,13 +556,16 @@ export class InferenceModel {
 export function prepareForInference(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel {
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ArgumentError(`prepareForInference: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`);
-  const layout = options.layout ?? (F.mkldnnEnabled ? 'blocked' : 'dense');
+  const blockedSupported = dtype === 'float32' ? F.mkldnnEnabled : F.mkldnnBf16Enabled;
+  const layout = options.layout ?? (blockedSupported ? 'blocked' : 'dense');
   for (const name of ['fusion', 'winograd'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') throw new ArgumentError(`prepareForInference: ${name} must be true or false, got ${JSON.stringify(options[name])}`);
   }
   if (layout !== 'blocked' && layout !== 'dense') throw new ArgumentError(`prepareForInference: layout must be 'blocked' or 'dense', got ${JSON.stringify(layout)}`);
-  if (layout === 'blocked' && !F.mkldnnEnabled) {
-    throw new ArgumentError(`prepareForInference: layout 'blocked' needs a libtorch built with oneDNN (this one is not)`);
+  if (layout === 'blocked' && !blockedSupported) {
+    throw new ArgumentError(F.mkldnnEnabled
+      ? `prepareForInference: layout 'blocked' in bf16 needs a CPU with AVX-512 BW, VL and DQ (oneDNN's bf16 kernels); use layout 'dense'`
+      : `prepareForInference: layout 'blocked' needs a libtorch built with oneDNN (this one is not)`);
   }
   for (const [, parameter] of model.namedParameters()) {
     if (parameter.device !== 'cpu') throw new ArgumentError(`prepareForInference: the model is on ${parameter.device}; inference mode is prepared on the CPU (move the model with .to('cpu') first)`);
