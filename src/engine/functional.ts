@@ -40,19 +40,21 @@ export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
  */
 export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
 
+/** The CPU's feature flags (/proc/cpuinfo; empty where it cannot be read). */
+const cpuFlags: ReadonlySet<string> = (() => {
+  try {
+    return new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? []);
+  } catch {
+    return new Set<string>();
+  }
+})();
+
 /**
  * Whether oneDNN runs bf16 on this CPU: libtorch's MKLDNN bf16 kernels (convolution, pooling on MKLDNN
  * tensors) need AVX-512 BW, VL and DQ and refuse to run without them; elsewhere bf16 goes through
  * libtorch's plain operators (emulated, slow).
  */
-export const mkldnnBf16Enabled: boolean = mkldnnEnabled && (() => {
-  try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
-    return ['avx512bw', 'avx512vl', 'avx512dq'].every((flag) => flags.includes(flag));
-  } catch {
-    return false;
-  }
-})();
+export const mkldnnBf16Enabled: boolean = mkldnnEnabled && ['avx512bw', 'avx512vl', 'avx512dq'].every((flag) => cpuFlags.has(flag));
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!CONV_ALGORITHMS.includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected ${CONV_ALGORITHMS.join(', ')}, got "${algorithm}"`);
@@ -272,8 +274,15 @@ export function stemConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = 
   return t(native.stemConv3d(input.handle, weight.handle, bias?.handle ?? null, expand(options.stride, 3, 1), expand(options.padding, 3, 0)));
 }
 
+/**
+ * Whether conv3d routes RGB stems' weight gradients to `stemConv3d` on this CPU: the kernel is AVX2, and
+ * where the CPU has AVX-512 oneDNN's weight gradient uses it and wins (Zen 5, [4,3,16,112,112] → 64,
+ * forward and backward: 170 ms against 262).
+ */
+export const stemTrainingPays: boolean = stemTrainingEnabled && !cpuFlags.has('avx512f');
+
 function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], groups: number): boolean {
-  if (!stemTrainingEnabled || groups !== 1 || input.dtype !== 'float32' || weight.dtype !== 'float32') return false;
+  if (!stemTrainingPays || groups !== 1 || input.dtype !== 'float32' || weight.dtype !== 'float32') return false;
   // RGB (or fewer) input channels: where oneDNN's weight gradient is slowest, and the whole kernel's reach.
   const [, inChannels, ...kernel] = weight.shape;
   if (inChannels! > 4 || kernel[2] !== 7 || (stride[2] !== 1 && stride[2] !== 2) || !dilation.every((value) => value === 1)) return false;
