@@ -104,7 +104,7 @@ function main(): void {
     () => tidy(() => { direct.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, blocked layout, unfused merges', () => tidy(() => { unfused.forward(x).toFloat32Array(); }), repeats);
   report('prepareForInference float32, dense layout', () => tidy(() => { dense.forward(x).toFloat32Array(); }), repeats);
-  report('prepareForInference bf16 (dense layout)', () => tidy(() => { bf16.forward(x).toFloat32Array(); }), repeats);
+  report(`prepareForInference bf16, ${bf16.layout} layout`, () => tidy(() => { bf16.forward(x).toFloat32Array(); }), repeats);
 }
 
 try {

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { callNative } from './ops.js';
 import { native, type Handle } from './native.js';
 import { ArgumentError } from './errors.js';
 import { Tensor, t } from './tensor.js';
 import { tidy } from './scope.js';
+import { cpuFlags } from './runtime.js';
 
 /** A size given as one number for every dimension, or one per dimension. */
 export type SizeArg = number | readonly number[];
@@ -40,21 +40,15 @@ export const mkldnnEnabled: boolean = native.buildInfo().mkldnn;
  */
 export const mkldnnFusionEnabled: boolean = mkldnnEnabled && native.MkldnnConvolution !== undefined;
 
-/** The CPU's feature flags (/proc/cpuinfo; empty where it cannot be read). */
-const cpuFlags: ReadonlySet<string> = (() => {
-  try {
-    return new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? []);
-  } catch {
-    return new Set<string>();
-  }
-})();
+/** The CPU's feature flags (none where /proc/cpuinfo cannot be read). */
+const thisCpu: ReadonlySet<string> = cpuFlags() ?? new Set<string>();
 
 /**
  * Whether oneDNN runs bf16 on this CPU: libtorch's MKLDNN bf16 kernels (convolution, pooling on MKLDNN
  * tensors) need AVX-512 BW, VL and DQ and refuse to run without them; elsewhere bf16 goes through
  * libtorch's plain operators (emulated, slow).
  */
-export const mkldnnBf16Enabled: boolean = mkldnnEnabled && ['avx512bw', 'avx512vl', 'avx512dq'].every((flag) => cpuFlags.has(flag));
+export const mkldnnBf16Enabled: boolean = mkldnnEnabled && ['avx512bw', 'avx512vl', 'avx512dq'].every((flag) => thisCpu.has(flag));
 
 export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
   if (!CONV_ALGORITHMS.includes(algorithm)) throw new ArgumentError(`setConvAlgorithm: expected ${CONV_ALGORITHMS.join(', ')}, got "${algorithm}"`);
@@ -279,7 +273,7 @@ export function stemConv3d(input: Tensor, weight: Tensor, bias: Tensor | null = 
  * where the CPU has AVX-512 oneDNN's weight gradient uses it and wins (Zen 5, [4,3,16,112,112] → 64,
  * forward and backward: 170 ms against 262).
  */
-export const stemTrainingPays: boolean = stemTrainingEnabled && !cpuFlags.has('avx512f');
+export const stemTrainingPays: boolean = stemTrainingEnabled && !thisCpu.has('avx512f');
 
 function trainsByStemKernel(input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], groups: number): boolean {
   if (!stemTrainingPays || groups !== 1 || input.dtype !== 'float32' || weight.dtype !== 'float32') return false;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
 import { callNative, operatorTypes, operatorSchema } from './ops.js';
@@ -6,6 +7,20 @@ import { Tensor } from './tensor.js';
 import type { Handle } from './native.js';
 import { scopeDepth } from './scope.js';
 import { UserError } from '../util/errors.js';
+
+let flagsRead: ReadonlySet<string> | null | undefined;
+
+/** This CPU's feature flags as /proc/cpuinfo lists them (avx2, avx512f, avx512_bf16, …); null where it cannot be read. */
+export function cpuFlags(): ReadonlySet<string> | null {
+  if (flagsRead === undefined) {
+    try {
+      flagsRead = new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? []);
+    } catch {
+      flagsRead = null;
+    }
+  }
+  return flagsRead;
+}
 
 /** Sets libtorch's intra-op threads (Debian's libtorch starts with one). */
 export function setNumThreads(threads: number): void {

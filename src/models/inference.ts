@@ -223,14 +223,18 @@ interface Stage {
   dispose(): void;
 }
 
+/** Whether oneDNN's kernels (blocked layout, pooling) run this dtype here: bf16 needs AVX-512 BW/VL/DQ. */
+function oneDnnRuns(dtype: InferenceDType): boolean {
+  return dtype === 'float32' ? F.mkldnnEnabled : F.mkldnnBf16Enabled;
+}
+
 export class PassThrough implements Stage {
   /** A 3D max pool (no dilation) that oneDNN runs: see forward. */
   private readonly pooledByOneDnn: boolean;
 
   constructor(private readonly module: Module, private readonly layout: InferenceLayout = 'dense', dtype: InferenceDType = 'float32') {
     const dilation = module instanceof MaxPool3d ? [module.options.dilation ?? 1].flat() : [];
-    const supported = dtype === 'float32' ? F.mkldnnEnabled : F.mkldnnBf16Enabled;
-    this.pooledByOneDnn = supported && module instanceof MaxPool3d && dilation.every((d) => d === 1);
+    this.pooledByOneDnn = oneDnnRuns(dtype) && module instanceof MaxPool3d && dilation.every((d) => d === 1);
   }
 
   forward(x: Tensor): Tensor {
@@ -556,7 +560,7 @@ export class InferenceModel {
 export function prepareForInference(model: ZooModel, options: PrepareForInferenceOptions = {}): InferenceModel {
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ArgumentError(`prepareForInference: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`);
-  const blockedSupported = dtype === 'float32' ? F.mkldnnEnabled : F.mkldnnBf16Enabled;
+  const blockedSupported = oneDnnRuns(dtype);
   const layout = options.layout ?? (blockedSupported ? 'blocked' : 'dense');
   for (const name of ['fusion', 'winograd'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') throw new ArgumentError(`prepareForInference: ${name} must be true or false, got ${JSON.stringify(options[name])}`);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { cpuFlags } from '../engine/runtime.js';
 import { native } from '../engine/native.js';
 import { UserError } from '../util/errors.js';
 
@@ -46,12 +46,7 @@ export function withAutocast<T>(mode: AmpMode, device: 'cpu' | 'cuda', fn: () =>
  * AMX, libtorch emulates bf16 (measured on a 2-core CPU without either: a training step 2.5× slower).
  */
 export function cpuBf16Warning(): string | undefined {
-  let flags: string;
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return undefined;
-  }
-  if (/\b(avx512_bf16|amx_bf16)\b/.test(flags)) return undefined;
+  const flags = cpuFlags();
+  if (!flags || flags.has('avx512_bf16') || flags.has('amx_bf16')) return undefined;
   return 'amp: this CPU has neither AVX-512 BF16 nor AMX, so bf16 autocast runs emulated and slower than float32 here (measured 2.5× slower per step)';
 }

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { F, randn, noGrad, tidy, manualSeed, memory, type Tensor } from '../../src/engine/index.js';
+import { F, randn, noGrad, tidy, manualSeed, memory, cpuFlags, type Tensor } from '../../src/engine/index.js';
 
 // Winograd F(2³, 3³) convolutions and grouped convolutions of 4-channel groups on oneDNN's blocked layout
 // (native/src/winograd.cc, grouped.cc), as the inference mode uses them: each result against libtorch's
@@ -31,18 +30,18 @@ function relativeError(got: Tensor, expected: Tensor): number {
 }
 
 test('the addon has Winograd convolutions exactly where the CPU has AVX2 and FMA', () => {
-  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
-  assert.equal(F.winogradEnabled, flags.includes('avx2') && flags.includes('fma'));
+  const flags = cpuFlags() ?? new Set<string>();
+  assert.equal(F.winogradEnabled, flags.has('avx2') && flags.has('fma'));
 });
 
 test('the transformed-domain products run on AVX-512 where the CPU has it; the AVX2 ones (STCNET_AVX512=0) pass the Winograd tests there too', () => {
-  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
+  const flags = cpuFlags() ?? new Set<string>();
   if (!F.winogradEnabled) {
     assert.equal(F.winogradProductIsa, null);
     return;
   }
   const asked = process.env.STCNET_AVX512 !== '0';
-  assert.equal(F.winogradProductIsa, asked && flags.includes('avx512f') ? 'avx512' : 'avx2');
+  assert.equal(F.winogradProductIsa, asked && flags.has('avx512f') ? 'avx512' : 'avx2');
   // On an AVX2-only CPU (or in the child below) the products these tests check are the AVX2 ones already.
   if (F.winogradProductIsa !== 'avx512') return;
   const files = ['winograd.test.js', 'winograd_training.test.js'].map((file) => fileURLToPath(new URL(file, import.meta.url)));
