@@ -5,7 +5,11 @@
  * weight decay 1e-3), batch, threads and loader workers, in one run.
  *
  *   node dist/bench/train/bench.js [--config demo|full|both] [--cache DIR] [--steps 10] [--threads 2] [--workers 1]
- *                                  [--torch-amp none|bf16|both]
+ *                                  [--amp none|bf16|both] [--torch-amp none|bf16|both] [--rounds 1]
+ *
+ * `--amp` picks stcnet's precision (bf16: libtorch's autocast as `stcnet train --amp bf16` runs it),
+ * `--torch-amp` PyTorch's. With `--rounds R` every path runs R times, alternating, and the best
+ * clips/s of each is reported: this VM's speed drifts between minutes.
  *
  * `demo`: the demo's configuration (stc_resnet3d_18 at width 0.25, 8×48² clips, batch 8);
  * `full`: stc_resnet3d_18 at the paper's widths, 16×112² clips, batch 8.
@@ -24,7 +28,8 @@ import { loadDataset } from '../../src/data/formats/index.js';
 import { sampleKey, uniqueSamples, type VideoSample } from '../../src/data/dataset.js';
 import { createModel } from '../../src/models/index.js';
 import { SGD } from '../../src/optim/index.js';
-import { trainStep } from '../../src/train/index.js';
+import { trainStep, type AmpMode } from '../../src/train/index.js';
+import { OnDevice } from '../../src/train/on_device.js';
 import { manualSeed, setNumThreads } from '../../src/engine/index.js';
 
 function flag(name: string, fallback: string): string {
@@ -39,9 +44,13 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 const CLASSES = 12;
 
-async function ours(config: BenchConfig, cacheDir: string, samples: VideoSample[], steps: number, warmup: number, workers: number) {
+interface Measured { clips: number; seconds: number; clips_per_s: number; data_wait: number }
+
+async function ours(config: BenchConfig, cacheDir: string, samples: VideoSample[], steps: number, warmup: number, workers: number,
+  amp: AmpMode): Promise<Measured> {
   manualSeed(0);
-  const model = createModel(config.model, { numClasses: CLASSES, frames: config.frames, widthMultiplier: config.width });
+  // As the trainer runs it: the forward (and so its backward) under autocast, master weights float32.
+  const model = new OnDevice(createModel(config.model, { numClasses: CLASSES, frames: config.frames, widthMultiplier: config.width }), 'cpu', amp);
   const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-3 });
   const loader = await ClipLoader.create({ samples, source: { kind: 'cache', dir: cacheDir }, mode: 'train', batchSize: config.batch,
     frames: config.frames, size: config.size, workers, seed: 0 });
@@ -83,9 +92,15 @@ async function main(): Promise<void> {
   const which = flag('config', 'both');
   // PyTorch paths: float32, and bf16 autocast (a PyTorch user's usual speed-up; emulated and slow on
   // CPUs without AVX-512 BF16 or AMX, so only on request there).
-  const ampFlag = flag('torch-amp', 'none');
-  const torchAmps = ampFlag === 'both' ? ['none', 'bf16'] : [ampFlag];
-  if (!torchAmps.every((amp) => amp === 'none' || amp === 'bf16')) throw new Error(`--torch-amp must be none, bf16 or both, got ${ampFlag}`);
+  const ampModes = (name: string): AmpMode[] => {
+    const value = flag(name, 'none');
+    if (value !== 'none' && value !== 'bf16' && value !== 'both') throw new Error(`--${name} must be none, bf16 or both, got ${value}`);
+    return value === 'both' ? ['none', 'bf16'] : [value];
+  };
+  const ourAmps = ampModes('amp');
+  const torchAmps = ampModes('torch-amp');
+  const rounds = Number(flag('rounds', '1'));
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${flag('rounds', '1')}`);
   const configs = which === 'both' ? [CONFIGS.demo!, CONFIGS.full!] : [CONFIGS[which]!];
   if (configs.some((c) => !c)) throw new Error(`--config must be demo, full or both, got ${which}`);
   setNumThreads(threads);
@@ -106,19 +121,29 @@ async function main(): Promise<void> {
   const python = process.env.PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
   const lines = [`bench/train: SGD training with the loader in the loop, ${threads} threads, ${workers} loader worker(s), ` +
     `${steps} timed steps after ${warmup} warm-up steps, ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown CPU'})`];
+  const precision = (side: 'stcnet' | 'PyTorch', amp: AmpMode) => `${side} ${amp === 'bf16' ? 'bf16 autocast' : 'float32'}`;
+  const describe = (r: Measured) => `${r.clips_per_s.toFixed(2)} clips/s (${r.clips} clips in ${r.seconds.toFixed(2)} s, ${(100 * r.data_wait).toFixed(1)}% waiting for data)`;
+  const best = (a: Measured | undefined, b: Measured) => (a && a.clips_per_s >= b.clips_per_s ? a : b);
   for (const config of configs) {
-    const mine = await ours(config, cacheDir, samples, steps, warmup, workers);
-    const describe = (r: typeof mine) => `${r.clips_per_s.toFixed(2)} clips/s (${r.clips} clips in ${r.seconds.toFixed(2)} s, ${(100 * r.data_wait).toFixed(1)}% waiting for data)`;
-    lines.push(`${config.name} (${config.model}, width ×${config.width}, ${config.frames}×${config.size}², batch ${config.batch}):`,
-      `  stcnet float32:        ${describe(mine)}`);
-    for (const amp of torchAmps) {
-      const py = spawnSync(python, [script, '--cache', cacheDir, '--model', config.model, '--width', String(config.width), '--classes', String(CLASSES),
-        '--frames', String(config.frames), '--size', String(config.size), '--batch', String(config.batch), '--workers', String(workers),
-        '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), '--amp', amp], { encoding: 'utf8' });
-      if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
-      const torch = JSON.parse(py.stdout.trim().split('\n').pop()!) as typeof mine;
-      lines.push(`  PyTorch ${amp === 'bf16' ? 'bf16 autocast' : 'float32      '}: ${describe(torch)}`,
-        `    ratio (stcnet / this PyTorch path, clips/s): ${(mine.clips_per_s / torch.clips_per_s).toFixed(2)}x`);
+    const mine = new Map<AmpMode, Measured>();
+    const theirs = new Map<AmpMode, Measured>();
+    for (let round = 0; round < rounds; round++) {
+      for (const amp of ourAmps) mine.set(amp, best(mine.get(amp), await ours(config, cacheDir, samples, steps, warmup, workers, amp)));
+      for (const amp of torchAmps) {
+        const py = spawnSync(python, [script, '--cache', cacheDir, '--model', config.model, '--width', String(config.width), '--classes', String(CLASSES),
+          '--frames', String(config.frames), '--size', String(config.size), '--batch', String(config.batch), '--workers', String(workers),
+          '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), '--amp', amp], { encoding: 'utf8' });
+        if (py.status !== 0) throw new Error(`PyTorch side failed: ${py.stderr}`);
+        theirs.set(amp, best(theirs.get(amp), JSON.parse(py.stdout.trim().split('\n').pop()!) as Measured));
+      }
+    }
+    lines.push(`${config.name} (${config.model}, width ×${config.width}, ${config.frames}×${config.size}², batch ${config.batch})${rounds > 1 ? `, best of ${rounds} rounds` : ''}:`);
+    for (const [amp, r] of mine) lines.push(`  ${precision('stcnet', amp).padEnd(22)}: ${describe(r)}`);
+    for (const [amp, r] of theirs) lines.push(`  ${precision('PyTorch', amp).padEnd(22)}: ${describe(r)}`);
+    for (const [ourAmp, ours] of mine) {
+      for (const [torchAmp, torch] of theirs) {
+        lines.push(`    ratio ${precision('stcnet', ourAmp)} / ${precision('PyTorch', torchAmp)} (clips/s): ${(ours.clips_per_s / torch.clips_per_s).toFixed(2)}x`);
+      }
     }
   }
   process.stdout.write(lines.join('\n') + '\n');

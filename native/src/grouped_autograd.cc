@@ -2,14 +2,13 @@
 // tensors, in groups of 4 channels (ResNeXt-101's first stage), recorded by autograd. Forward, the input
 // gradient (the same convolution of the output gradient with each group's weights transposed and
 // flipped) and the weight gradient run in grouped_kernels.h's AVX2 kernels, where oneDNN 2.6 runs such
-// groups at ≈ 10 GFLOP/s in all three passes. Activations go into oneDNN's blocked layout and back around
-// each pass. Under CPU autocast it is the autocast convolution instead, so that bf16 training keeps its
-// precision choice.
+// groups at ≈ 10 GFLOP/s in all three passes (blocked_autograd.h records them). Under CPU autocast it
+// is the autocast convolution instead, so that bf16 training keeps its precision choice.
 #include "handle.h"
 
 #ifdef STCNET_ONEDNN
 #include <ATen/autocast_mode.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include "blocked_autograd.h"
 #include "grouped_kernels.h"
 #endif
 
@@ -17,42 +16,17 @@ namespace stcnet {
 namespace {
 #ifdef STCNET_ONEDNN
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// conv(x) + bias for blocked x of C channels, as a dense tensor; `weight` is dense C×4×3×3×3.
-at::Tensor convolveToDense(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
-  ideep::tensor result(blockedDesc({samples, x.channels, x.depth, x.height, x.width}, x.block));
-  const at::Tensor packed = grouped::packWeights(weight);
-  grouped::convolve(x, blockedView(result), packed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, samples, false);
-  return denseCopy(result);
-}
-
-struct GroupedConv3d : public torch::autograd::Function<GroupedConv3d> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
-    const at::Tensor x = input.contiguous();
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["bias"] = bias.has_value();  // without one there is no third edge to ask needs_input_grad about
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // ideep's views of dense tensors need it; this node records the gradient
-    ideep::tensor holder;
-    return convolveToDense(blockedCopy(x, holder), x.size(0), weight, bias ? bias->contiguous() : at::Tensor());
+// grouped_kernels.h's passes; the input gradient's weights are each group's transposed and flipped.
+struct GroupedKernels {
+  static at::Tensor convolve(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
+    ideep::tensor result(blockedDesc({samples, x.channels, x.depth, x.height, x.width}, x.block));
+    const at::Tensor packed = grouped::packWeights(weight);
+    grouped::convolve(x, blockedView(result), packed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, samples, false);
+    return denseCopy(result);
   }
-
-  static variable_list backward(AutogradContext* ctx, variable_list gradients) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &input = saved[0], &weight = saved[1];
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // no second-order gradients
-    const at::Tensor gradOutput = gradients[0].contiguous();
-    ideep::tensor gradHolder;
-    const Blocked dy = blockedCopy(gradOutput, gradHolder);
-    at::Tensor gradInput, gradWeight, gradBias;
-    if (ctx->needs_input_grad(0)) gradInput = convolveToDense(dy, input.size(0), grouped::transposedWeights(weight), at::Tensor());
-    if (ctx->needs_input_grad(1)) {
-      ideep::tensor inputHolder;
-      gradWeight = grouped::weightGradient(blockedCopy(input, inputHolder), dy, input.size(0));
-    }
-    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gradBias = gradOutput.sum({0, 2, 3, 4});
-    return {gradInput, gradWeight, gradBias};
+  static at::Tensor inputGradientWeights(const at::Tensor& weight) { return grouped::transposedWeights(weight); }
+  static at::Tensor weightGradient(const Blocked& input, const Blocked& gradOutput, int64_t samples) {
+    return grouped::weightGradient(input, gradOutput, samples);
   }
 };
 
@@ -74,7 +48,7 @@ Napi::Value GroupedConv3dBinding(const Napi::CallbackInfo& info) {
                     weight.size(0) % grouped::kLanes == 0,
                 "weight must be C×4×3×3×3 (groups of 4 channels) with C a multiple of 8, got ", weight.sizes());
     TORCH_CHECK(input.size(1) == weight.size(0), "input has ", input.size(1), " channels, the weight takes ", weight.size(0));
-    return wrapTensor(env, GroupedConv3d::apply(input, weight, checkedBias(bias, weight.size(0))));
+    return wrapTensor(env, BlockedConv3d<GroupedKernels>::apply(input, weight, checkedBias(bias, weight.size(0))));
   });
 }
 

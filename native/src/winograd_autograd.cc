@@ -2,23 +2,19 @@
 // tensors, recorded by autograd. Forward, the input gradient (the same convolution of the output
 // gradient with the weights flipped and transposed) and the weight gradient (winograd_kernels.h's
 // weightGradient) all run in Winograd's transformed domain, where libtorch's direct kernels do 3.4×
-// the multiply-adds. Activations go into oneDNN's blocked layout and back around each step, as
-// libtorch's own oneDNN convolution does. Under CPU autocast it is the autocast convolution instead, so
-// that bf16 training keeps its precision choice.
+// the multiply-adds (blocked_autograd.h records them). Under CPU autocast it is the autocast
+// convolution instead, so that bf16 training keeps its precision choice.
 #include "handle.h"
 
 #ifdef STCNET_ONEDNN
 #include <ATen/autocast_mode.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include "blocked_autograd.h"
 #include "winograd_kernels.h"
 #endif
 
 namespace stcnet {
 namespace {
 #ifdef STCNET_ONEDNN
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 // One thread's scratch, kept between calls (every layer's forward and backward share it): the
 // convolutions' and the weight gradients' apart, since their sizes differ and each would reallocate the other.
@@ -32,43 +28,18 @@ winograd::Scratch& gradientScratch() {
   return scratch;
 }
 
-// conv(x) + bias for blocked x, as a dense tensor; `weight` is dense Cout×Cin×3×3×3.
-at::Tensor convolveToDense(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
-  const int64_t in = weight.size(1), out = weight.size(0);
-  const ideep::dims outDims = {samples, out, x.depth, x.height, x.width};
-  ideep::tensor result(blockedDesc(outDims, x.block));
-  const Blocked y = blockedView(result);
-  const at::Tensor transformed = winograd::transformWeights(weight);
-  winograd::convolve(transformed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, in, out, x, y, samples, false, false,
-                     convolutionScratch());
-  return denseCopy(result);
-}
-
-struct WinogradConv3d : public torch::autograd::Function<WinogradConv3d> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
-    const at::Tensor x = input.contiguous();
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["bias"] = bias.has_value();  // without one there is no third edge to ask needs_input_grad about
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // ideep's views of dense tensors need it; this node records the gradient
-    ideep::tensor holder;
-    return convolveToDense(blockedCopy(x, holder), x.size(0), weight.contiguous(), bias ? bias->contiguous() : at::Tensor());
+// Winograd's forward, input gradient and weight gradient (winograd_kernels.h).
+struct WinogradKernels {
+  static at::Tensor convolve(const Blocked& x, int64_t samples, const at::Tensor& weight, const at::Tensor& bias) {
+    ideep::tensor result(blockedDesc({samples, weight.size(0), x.depth, x.height, x.width}, x.block));
+    const at::Tensor transformed = winograd::transformWeights(weight);
+    winograd::convolve(transformed.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, weight.size(1), weight.size(0), x,
+                       blockedView(result), samples, false, false, convolutionScratch());
+    return denseCopy(result);
   }
-
-  static variable_list backward(AutogradContext* ctx, variable_list gradients) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &input = saved[0], &weight = saved[1];
-    at::AutoDispatchBelowADInplaceOrView belowAutograd;  // no second-order gradients
-    const at::Tensor gradOutput = gradients[0].contiguous();
-    ideep::tensor gradHolder;
-    const Blocked dy = blockedCopy(gradOutput, gradHolder);
-    at::Tensor gradInput, gradWeight, gradBias;
-    if (ctx->needs_input_grad(0)) gradInput = convolveToDense(dy, input.size(0), weight.flip({2, 3, 4}).transpose(0, 1).contiguous(), at::Tensor());
-    if (ctx->needs_input_grad(1)) {
-      ideep::tensor inputHolder;
-      gradWeight = winograd::weightGradient(blockedCopy(input, inputHolder), dy, input.size(0), gradientScratch());
-    }
-    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gradBias = gradOutput.sum({0, 2, 3, 4});
-    return {gradInput, gradWeight, gradBias};
+  static at::Tensor inputGradientWeights(const at::Tensor& weight) { return weight.flip({2, 3, 4}).transpose(0, 1).contiguous(); }
+  static at::Tensor weightGradient(const Blocked& input, const Blocked& gradOutput, int64_t samples) {
+    return winograd::weightGradient(input, gradOutput, samples, gradientScratch());
   }
 };
 
@@ -90,7 +61,7 @@ Napi::Value WinogradConv3dBinding(const Napi::CallbackInfo& info) {
                     weight.size(1) % 16 == 0,
                 "weight must be Cout×Cin×3×3×3 with both channel counts multiples of 16, got ", weight.sizes());
     TORCH_CHECK(input.size(1) == weight.size(1), "input has ", input.size(1), " channels, the weight takes ", weight.size(1));
-    return wrapTensor(env, WinogradConv3d::apply(input, weight, checkedBias(bias, weight.size(0))));
+    return wrapTensor(env, BlockedConv3d<WinogradKernels>::apply(input, weight, checkedBias(bias, weight.size(0))));
   });
 }
 

@@ -6,11 +6,12 @@
  * only ever adds time).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
+import { cpuFlags } from '../engine/runtime.js';
 import { packageRoot } from '../util/addon.js';
 import { seededNormal } from './timing.js';
 import { isBf16Path, PATHS, type BenchDevice, type BenchPlan, type BenchTask, type PathResult } from './plan.js';
@@ -49,17 +50,16 @@ export interface BenchReport extends Pick<BenchOptions, 'arch' | 'frames' | 'siz
   tasks: TaskReport[];
 }
 
+/** The CPU's model name and the flags that decide the kernels a benchmark measures. */
 export function cpuFeatures(): { model: string; flags: string[] } {
-  const text = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1] ?? 'unknown';
-  const all = new Set((/^flags\s*:\s*(.*)$/m.exec(text)?.[1] ?? '').split(/\s+/));
-  return { model, flags: ['avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((flag) => all.has(flag)) };
+  const all = cpuFlags() ?? new Set<string>();
+  return { model: cpus()[0]?.model ?? 'unknown', flags: ['avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((flag) => all.has(flag)) };
 }
 
 export function hasNativeBf16(device: BenchDevice): boolean {
   if (device === 'cuda') return true;
-  const { flags } = cpuFeatures();
-  return flags.includes('avx512_bf16') || flags.includes('amx_bf16');
+  const flags = cpuFlags();
+  return flags !== null && (flags.has('avx512_bf16') || flags.has('amx_bf16'));
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
