@@ -7,11 +7,9 @@
  *   npx tsc -p tsconfig.json && node dist/bench/infer/paired.js [--arch stc_resnet3d_18] [--frames 16]
  *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--dtype float32|bfloat16] [--python /usr/bin/python3]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randn, tidy, keep, manualSeed, setNumThreads } from '../../src/engine/index.js';
 import { writeSafetensors } from '../../src/nn/index.js';
@@ -19,17 +17,7 @@ import { prepareForInference } from '../../src/models/index.js';
 import { seededBenchModel } from '../../src/bench/seeded_model.js';
 import { median } from '../../src/bench/timing.js';
 import { UserError } from '../../src/util/errors.js';
-
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index < 0 ? fallback : process.argv[index + 1] ?? '';
-}
-
-function intFlag(name: string, fallback: number): number {
-  const value = Number(flag(name, String(fallback)));
-  if (!Number.isInteger(value) || value < 1) throw new UserError(`--${name} must be a positive integer, got "${flag(name, '')}"`);
-  return value;
-}
+import { alternate, describeRatios, flag, intFlag, runMain, startPeer } from '../paired.js';
 
 async function main(): Promise<void> {
   const arch = flag('arch', 'stc_resnet3d_18');
@@ -50,18 +38,7 @@ async function main(): Promise<void> {
     const weights = path.join(dir, 'weights.safetensors');
     writeSafetensors(weights, model.stateDict());
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/bench/torch_paired.py');
-    const torch = spawn(python, [script, weights, arch, String(frames), String(size), String(classes), String(batch), String(threads)],
-      { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: torch.stdout! })[Symbol.asyncIterator]();
-    const nextLine = async (): Promise<string> => {
-      const line = await lines.next();
-      if (line.done) throw new UserError(`bench/infer/paired: ${python} ${script} stopped (see its output above)`);
-      return line.value;
-    };
-    const torchForward = async (): Promise<number> => {
-      torch.stdin!.write('run\n');
-      return Number(await nextLine());
-    };
+    const torch = startPeer('bench/infer/paired', python, script, [weights, arch, String(frames), String(size), String(classes), String(batch), String(threads)]);
 
     const prepared = prepareForInference(model, { dtype });
     manualSeed(1);
@@ -72,38 +49,19 @@ async function main(): Promise<void> {
       return Number(process.hrtime.bigint() - start) / 1e9;
     };
     for (let i = 0; i < 3; i++) stcnetForward();
-    if ((await nextLine()) !== 'ready') throw new UserError('bench/infer/paired: unexpected first line from the PyTorch side');
+    await torch.ready();
 
     console.log(`bench/infer/paired: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, ${pairs} pairs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const stcnet: number[] = [];
-    const frozen: number[] = [];
-    for (let pair = 0; pair < pairs; pair++) {
-      if (pair % 2 === 0) {
-        stcnet.push(stcnetForward());
-        frozen.push(await torchForward());
-      } else {
-        frozen.push(await torchForward());
-        stcnet.push(stcnetForward());
-      }
-    }
-    torch.stdin!.end();
-    const ratios = stcnet.map((seconds, i) => frozen[i]! / seconds).sort((a, b) => a - b);
+    const { ours: stcnet, theirs: frozen } = await alternate(pairs, stcnetForward, torch.run);
+    torch.close();
     const ms = (values: number[]) => `${(1000 * median(values)).toFixed(1)} ms`;
     console.log(`  stcnet prepareForInference ${dtype}: median ${ms(stcnet)} per forward`);
     console.log(`  PyTorch frozen TorchScript float32: median ${ms(frozen)} per forward`);
-    console.log(`  speed ratio stcnet ÷ frozen TorchScript, per pair: median ${median(ratios).toFixed(3)}, ` +
-      `quartiles ${ratios[Math.floor(ratios.length / 4)]!.toFixed(3)}–${ratios[Math.floor((3 * ratios.length) / 4)]!.toFixed(3)}, ` +
-      `range ${ratios[0]!.toFixed(3)}–${ratios[ratios.length - 1]!.toFixed(3)}`);
+    console.log(`  speed ratio stcnet ÷ frozen TorchScript, per pair: ${describeRatios(stcnet, frozen)}`);
     prepared.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof UserError) {
-    console.error(error.message);
-    process.exit(2);
-  }
-  throw error;
-});
+runMain(main);

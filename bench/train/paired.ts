@@ -9,11 +9,9 @@
  *       [--size 112] [--batch 8] [--threads 2] [--pairs 12] [--amp none|bf16] [--torch-amp none|bf16]
  *       [--python /usr/bin/python3]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { F, fromTypedArray, keep, setNumThreads, tidy } from '../../src/engine/index.js';
 import { writeSafetensors } from '../../src/nn/index.js';
@@ -22,17 +20,7 @@ import { withAutocast, type AmpMode } from '../../src/train/autocast.js';
 import { seededBenchModel } from '../../src/bench/seeded_model.js';
 import { median, seededNormal } from '../../src/bench/timing.js';
 import { UserError } from '../../src/util/errors.js';
-
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index < 0 ? fallback : process.argv[index + 1] ?? '';
-}
-
-function intFlag(name: string, fallback: number): number {
-  const value = Number(flag(name, String(fallback)));
-  if (!Number.isInteger(value) || value < 1) throw new UserError(`--${name} must be a positive integer, got "${flag(name, '')}"`);
-  return value;
-}
+import { alternate, describeRatios, flag, intFlag, runMain, startPeer } from '../paired.js';
 
 function ampFlag(name: string, fallback: string): AmpMode {
   const value = flag(name, fallback);
@@ -62,18 +50,8 @@ async function main(): Promise<void> {
     const clipsFile = path.join(dir, 'clips.f32');
     writeFileSync(clipsFile, clipValues);
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/bench/torch_train_paired.py');
-    const torch = spawn(python, [script, weights, arch, String(frames), String(size), String(classes), String(batch), String(threads), clipsFile, torchAmp],
-      { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: torch.stdout! })[Symbol.asyncIterator]();
-    const nextLine = async (): Promise<string> => {
-      const line = await lines.next();
-      if (line.done) throw new UserError(`bench/train/paired: ${python} ${script} stopped (see its output above)`);
-      return line.value;
-    };
-    const torchStep = async (): Promise<number> => {
-      torch.stdin!.write('run\n');
-      return Number(await nextLine());
-    };
+    const torch = startPeer('bench/train/paired', python, script,
+      [weights, arch, String(frames), String(size), String(classes), String(batch), String(threads), clipsFile, torchAmp]);
 
     const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-3 });
     const clips = keep(fromTypedArray(clipValues, [batch, 3, frames, size, size]));
@@ -91,39 +69,20 @@ async function main(): Promise<void> {
       return Number(process.hrtime.bigint() - start) / 1e9;
     };
     for (let i = 0; i < 3; i++) stcnetStep();
-    if ((await nextLine()) !== 'ready') throw new UserError('bench/train/paired: unexpected first line from the PyTorch side');
+    await torch.ready();
 
     const precision = (mode: AmpMode) => (mode === 'bf16' ? 'bf16 autocast' : 'float32');
     console.log(`bench/train/paired: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, ${pairs} pairs; ` +
       `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const stcnet: number[] = [];
-    const pytorch: number[] = [];
-    for (let pair = 0; pair < pairs; pair++) {
-      if (pair % 2 === 0) {
-        stcnet.push(stcnetStep());
-        pytorch.push(await torchStep());
-      } else {
-        pytorch.push(await torchStep());
-        stcnet.push(stcnetStep());
-      }
-    }
-    torch.stdin!.end();
-    const ratios = stcnet.map((seconds, i) => pytorch[i]! / seconds).sort((a, b) => a - b);
+    const { ours: stcnet, theirs: pytorch } = await alternate(pairs, stcnetStep, torch.run);
+    torch.close();
     const ms = (values: number[]) => `${(1000 * median(values)).toFixed(0)} ms (${(batch / median(values)).toFixed(2)} clips/s)`;
     console.log(`  stcnet ${precision(amp)}: median ${ms(stcnet)} per step`);
     console.log(`  PyTorch eager ${precision(torchAmp)}: median ${ms(pytorch)} per step`);
-    console.log(`  speed ratio stcnet ÷ PyTorch, per pair: median ${median(ratios).toFixed(3)}, ` +
-      `quartiles ${ratios[Math.floor(ratios.length / 4)]!.toFixed(3)}–${ratios[Math.floor((3 * ratios.length) / 4)]!.toFixed(3)}, ` +
-      `range ${ratios[0]!.toFixed(3)}–${ratios[ratios.length - 1]!.toFixed(3)}`);
+    console.log(`  speed ratio stcnet ÷ PyTorch, per pair: ${describeRatios(stcnet, pytorch)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof UserError) {
-    console.error(error.message);
-    process.exit(2);
-  }
-  throw error;
-});
+runMain(main);
