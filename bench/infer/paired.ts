@@ -1,11 +1,13 @@
 /**
- * stcnet's prepared inference against PyTorch's frozen TorchScript, forward by forward: the two sides
+ * stcnet's prepared inference against PyTorch's frozen TorchScript (or, `--peer autocast`, PyTorch eager
+ * under bf16 autocast, the fastest PyTorch path at batch 8 on CPUs with AVX-512 BF16), forward by forward: the two sides
  * live in two processes and take turns (one forward each, the order swapped every pair), so that a
  * change of the machine's speed — on a shared VM up to 1.5× within minutes — falls on both sides of
  * a pair. Reports each side's median and the median of the per-pair ratios.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/infer/paired.js [--arch stc_resnet3d_18] [--frames 16]
- *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--dtype float32|bfloat16] [--python /usr/bin/python3]
+ *       [--size 112] [--batch 1] [--threads 2] [--pairs 20] [--dtype float32|bfloat16] [--peer frozen|autocast]
+ *       [--python /usr/bin/python3]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -29,6 +31,9 @@ async function main(): Promise<void> {
   const python = flag('python', '/usr/bin/python3');
   const dtype = flag('dtype', 'float32');
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError(`--dtype must be float32 or bfloat16, got "${dtype}"`);
+  const peer = flag('peer', 'frozen');
+  if (peer !== 'frozen' && peer !== 'autocast') throw new UserError(`--peer must be frozen or autocast, got "${peer}"`);
+  const peerName = peer === 'frozen' ? 'frozen TorchScript float32' : 'eager bf16 autocast';
   const classes = 101;
   setNumThreads(threads);
 
@@ -38,7 +43,7 @@ async function main(): Promise<void> {
     const weights = path.join(dir, 'weights.safetensors');
     writeSafetensors(weights, model.stateDict());
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/bench/torch_paired.py');
-    const torch = startPeer('bench/infer/paired', python, script, [weights, arch, String(frames), String(size), String(classes), String(batch), String(threads)]);
+    const torch = startPeer('bench/infer/paired', python, script, [weights, arch, String(frames), String(size), String(classes), String(batch), String(threads), peer]);
 
     const prepared = prepareForInference(model, { dtype });
     manualSeed(1);
@@ -52,12 +57,12 @@ async function main(): Promise<void> {
     await torch.ready();
 
     console.log(`bench/infer/paired: ${arch}, batch ${batch}, ${frames}×${size}×${size}, ${threads} threads, ${pairs} pairs; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const { ours: stcnet, theirs: frozen } = await alternate(pairs, stcnetForward, torch.run);
+    const { ours: stcnet, theirs: pytorch } = await alternate(pairs, stcnetForward, torch.run);
     torch.close();
     const ms = (values: number[]) => `${(1000 * median(values)).toFixed(1)} ms`;
     console.log(`  stcnet prepareForInference ${dtype}: median ${ms(stcnet)} per forward`);
-    console.log(`  PyTorch frozen TorchScript float32: median ${ms(frozen)} per forward`);
-    console.log(`  speed ratio stcnet ÷ frozen TorchScript, per pair: ${describeRatios(stcnet, frozen)}`);
+    console.log(`  PyTorch ${peerName}: median ${ms(pytorch)} per forward`);
+    console.log(`  speed ratio stcnet ÷ PyTorch ${peerName}, per pair: ${describeRatios(stcnet, pytorch)}`);
     prepared.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
