@@ -26,9 +26,17 @@ struct ChannelBlocks {
   int64_t samples, blocks, positions, block;
 };
 
-inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
+// A layout blocked by channels (or plain), of float32 or bf16 values: `data` points at the first.
+struct ChannelLayout {
+  void* data;
+  bool bf16;
+  int64_t samples, blocks, positions, block;
+};
+
+inline ChannelLayout channelLayout(const ideep::tensor& it) {
   const dnnl_memory_desc_t& md = it.get_desc().data;
-  TORCH_CHECK(md.format_kind == dnnl_blocked && md.data_type == dnnl_f32, "expected a float32 tensor in a blocked memory format");
+  TORCH_CHECK(md.format_kind == dnnl_blocked && (md.data_type == dnnl_f32 || md.data_type == dnnl_bf16),
+              "expected a float32 or bf16 tensor in a blocked memory format");
   const auto& blocking = md.format_desc.blocking;
   TORCH_CHECK(blocking.inner_nblks == 0 || (blocking.inner_nblks == 1 && blocking.inner_idxs[0] == 1), "a layout blocked other than by channels");
   const int64_t block = blocking.inner_nblks == 0 ? 1 : blocking.inner_blks[0];
@@ -42,7 +50,15 @@ inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
   }
   const int64_t positions = expected / block;
   TORCH_CHECK(blocking.strides[1] == expected && blocking.strides[0] == expected * (md.dims[1] / block), "not in N, C order");
-  return {static_cast<float*>(it.get_data_handle()) + md.offset0, md.dims[0], md.dims[1] / block, positions, block};
+  const bool bf16 = md.data_type == dnnl_bf16;
+  char* first = static_cast<char*>(it.get_data_handle()) + md.offset0 * (bf16 ? 2 : 4);
+  return {first, bf16, md.dims[0], md.dims[1] / block, positions, block};
+}
+
+inline ChannelBlocks channelBlocks(const ideep::tensor& it) {
+  const ChannelLayout layout = channelLayout(it);
+  TORCH_CHECK(!layout.bf16, "expected a float32 tensor in a blocked memory format");
+  return {static_cast<float*>(layout.data), layout.samples, layout.blocks, layout.positions, layout.block};
 }
 
 // A convolution's bias as the kernels read it: a contiguous dense float32 tensor of `channels` values

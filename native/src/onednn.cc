@@ -156,21 +156,24 @@ class Convolution : public Napi::ObjectWrap<Convolution> {
 
 // The loops over one channel block with its width B known at compile time, so that the lanes are
 // registers and the compiler vectorises them (with B at run time they went through memory: 50× slower).
-template <int64_t B>
-void poolPlane(const float* __restrict p, int64_t positions, float* __restrict sums) {
+// T: float or c10::BFloat16 (summed and merged in float32, a bf16 result rounded to nearest even).
+template <int64_t B, typename T>
+void poolPlane(const T* __restrict p, int64_t positions, float* __restrict sums) {
   float acc[B] = {};
   for (int64_t i = 0; i < positions; i++, p += B) {
-    for (int64_t lane = 0; lane < B; lane++) acc[lane] += p[lane];
+    for (int64_t lane = 0; lane < B; lane++) acc[lane] += static_cast<float>(p[lane]);
   }
   for (int64_t lane = 0; lane < B; lane++) sums[lane] = acc[lane];
 }
 
-template <int64_t B>
-void mergeBlock(float* __restrict x, const float* __restrict y, const float* __restrict gate, int64_t positions) {
+template <int64_t B, typename T>
+void mergeBlock(T* __restrict x, const T* __restrict y, const float* __restrict gate, int64_t positions) {
   float scale[B];
   for (int64_t lane = 0; lane < B; lane++) scale[lane] = gate[lane];
   for (int64_t i = 0; i < positions; i++, x += B, y += B) {
-    for (int64_t lane = 0; lane < B; lane++) x[lane] = std::max(0.f, y[lane] + x[lane] * scale[lane]);
+    for (int64_t lane = 0; lane < B; lane++) {
+      x[lane] = static_cast<T>(std::max(0.f, static_cast<float>(y[lane]) + static_cast<float>(x[lane]) * scale[lane]));
+    }
   }
 }
 
@@ -188,7 +191,7 @@ void withBlock(int64_t block, Body&& body) {
 
 // mkldnnStcMerge(residual, identity, [tcb.fc1.w, tcb.fc1.b, tcb.fc2.w, tcb.fc2.b, scb.fc1.w, ...])
 //   The STC block's gate and merge on the blocked layout, in place on residual (an MKLDNN tensor
-//   N×C×T×H×W from a convolution): pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
+//   N×C×T×H×W from a convolution, float32 or bf16; pooling, gate and merge compute in float32): pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
 //   s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual · (s_t + s_s)/2).
 //   identity: an MKLDNN tensor of residual's shape, reordered first if its layout differs (a type-A
 //   shortcut's). One pass to pool and one to merge, and the gate's small operators without a JS round
@@ -206,54 +209,66 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
   }
   return guard(env, "mkldnnStcMerge", [&]() -> Napi::Value {
     TORCH_CHECK(residual.is_mkldnn() && residual.dim() == 5, "residual must be a 5-D MKLDNN tensor");
-    const ChannelBlocks r = [&] {
+    const ChannelLayout r = [&] {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
-      return channelBlocks(at::native::itensor_from_mkldnn(residual));
+      return channelLayout(at::native::itensor_from_mkldnn(residual));
     }();
     TORCH_CHECK(identity.is_mkldnn() && identity.sizes() == residual.sizes(), "identity must be an MKLDNN tensor of residual's shape ",
                 residual.sizes(), ", got ", identity.is_mkldnn() ? "" : "a dense tensor of ", identity.sizes());
-    ideep::tensor identityInLayout;  // identity's memory in residual's layout (shared when it already is)
+    ideep::tensor identityInLayout;  // identity's memory in residual's layout and type (shared when it already is)
     {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
       identityInLayout = at::native::itensor_from_mkldnn(identity).reorder_if_differ_in(at::native::itensor_from_mkldnn(residual).get_desc());
     }
-    const float* id = static_cast<const float*>(identityInLayout.get_data_handle()) + identityInLayout.get_desc().data.offset0;
+    const void* id = static_cast<const char*>(identityInLayout.get_data_handle()) + identityInLayout.get_desc().data.offset0 * (r.bf16 ? 2 : 4);
     const int64_t samples = r.samples, channels = r.blocks * r.block, frames = residual.size(2);
     const int64_t planes = r.positions / frames;  // H·W positions per frame
     const int64_t b = r.block;
+    // The gate in float32 whatever the activations' type (its weights are small).
+    for (auto& w : weights) {
+      if (w.defined() && w.scalar_type() != at::kFloat) w = w.to(at::kFloat);
+    }
 
-    // Pool H,W: pooled[n][c][t], c = block·b + lane.
-    at::Tensor pooled = at::empty({samples, channels, frames}, at::kFloat);
-    withBlock(b, [&](auto lanes) {
-      constexpr int64_t B = decltype(lanes)::value;
-      float* out = pooled.data_ptr<float>();
-      at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t nb = begin; nb < end; nb++) {
-          for (int64_t t = 0; t < frames; t++) {
-            float sums[B];
-            poolPlane<B>(r.data + (nb * r.positions + t * planes) * B, planes, sums);
-            for (int64_t lane = 0; lane < B; lane++) out[((nb / r.blocks) * channels + (nb % r.blocks) * B + lane) * frames + t] = sums[lane] / planes;
+    auto run = [&](auto element) {
+      using T = decltype(element);
+      const T* data = static_cast<const T*>(r.data);
+      // Pool H,W: pooled[n][c][t], c = block·b + lane.
+      at::Tensor pooled = at::empty({samples, channels, frames}, at::kFloat);
+      withBlock(b, [&](auto lanes) {
+        constexpr int64_t B = decltype(lanes)::value;
+        float* out = pooled.data_ptr<float>();
+        at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t nb = begin; nb < end; nb++) {
+            for (int64_t t = 0; t < frames; t++) {
+              float sums[B];
+              poolPlane<B>(data + (nb * r.positions + t * planes) * B, planes, sums);
+              for (int64_t lane = 0; lane < B; lane++) out[((nb / r.blocks) * channels + (nb % r.blocks) * B + lane) * frames + t] = sums[lane] / planes;
+            }
           }
-        }
+        });
       });
-    });
-    auto branch = [&](const at::Tensor& z, size_t first) {
-      const at::Tensor hidden = at::relu(at::linear(z, weights[first], weights[first + 1]));
-      return at::sigmoid(at::linear(hidden, weights[first + 2], weights[first + 3]));
-    };
-    const at::Tensor gate = branch(pooled.mean(2), 0).add_(branch(pooled.flatten(1), 4)).mul_(0.5).contiguous();
-    TORCH_CHECK(gate.sizes() == c10::IntArrayRef({samples, channels}), "the gate's weights give ", gate.sizes(), ", expected N×C");
-    const float* g = gate.data_ptr<float>();
+      auto branch = [&](const at::Tensor& z, size_t first) {
+        const at::Tensor hidden = at::relu(at::linear(z, weights[first], weights[first + 1]));
+        return at::sigmoid(at::linear(hidden, weights[first + 2], weights[first + 3]));
+      };
+      const at::Tensor gate = branch(pooled.mean(2), 0).add_(branch(pooled.flatten(1), 4)).mul_(0.5).contiguous();
+      TORCH_CHECK(gate.sizes() == c10::IntArrayRef({samples, channels}), "the gate's weights give ", gate.sizes(), ", expected N×C");
+      const float* g = gate.data_ptr<float>();
 
-    // residual ← max(0, identity + residual · gate), per channel block.
-    withBlock(b, [&](auto lanes) {
-      constexpr int64_t B = decltype(lanes)::value;
-      at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t nb = begin; nb < end; nb++) {
-          mergeBlock<B>(r.data + nb * r.positions * B, id + nb * r.positions * B, g + (nb / r.blocks) * channels + (nb % r.blocks) * B, r.positions);
-        }
+      // residual ← max(0, identity + residual · gate), per channel block.
+      T* x = static_cast<T*>(r.data);
+      const T* y = static_cast<const T*>(id);
+      withBlock(b, [&](auto lanes) {
+        constexpr int64_t B = decltype(lanes)::value;
+        at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t nb = begin; nb < end; nb++) {
+            mergeBlock<B>(x + nb * r.positions * B, y + nb * r.positions * B, g + (nb / r.blocks) * channels + (nb % r.blocks) * B, r.positions);
+          }
+        });
       });
-    });
+    };
+    if (r.bf16) run(c10::BFloat16());
+    else run(0.f);
     return wrapTensor(env, residual);
   });
 }

@@ -154,14 +154,18 @@ class FrozenLinear {
 /** The STC gate (s_t + s_s)/2 as N×C×1×1×1, pooling H,W once for both branches. */
 export class FrozenStc {
   private readonly branches: [FrozenLinear, FrozenLinear][];
+  /** F.mkldnnStcMerge computes the gate in float32: a bf16 network keeps float32 copies of its (small) FCs for it. */
+  private readonly mergeBranches: [FrozenLinear, FrozenLinear][];
   constructor(private readonly stc: StcBlock, dtype: InferenceDType) {
-    const branch = (b: GateBranch): [FrozenLinear, FrozenLinear] => [new FrozenLinear(b.fc1, dtype), new FrozenLinear(b.fc2, dtype)];
-    this.branches = [branch(stc.tcb), branch(stc.scb)];
+    const branches = (type: InferenceDType): [FrozenLinear, FrozenLinear][] =>
+      [stc.tcb, stc.scb].map((b: GateBranch): [FrozenLinear, FrozenLinear] => [new FrozenLinear(b.fc1, type), new FrozenLinear(b.fc2, type)]);
+    this.branches = branches(dtype);
+    this.mergeBranches = dtype === 'float32' ? this.branches : branches('float32');
   }
 
-  /** [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's], for F.mkldnnStcMerge. */
+  /** [tcb.fc1.weight, tcb.fc1.bias, tcb.fc2.weight, tcb.fc2.bias, then scb's] in float32, for F.mkldnnStcMerge. */
   get weights(): (Tensor | null)[] {
-    return this.branches.flatMap((pair) => pair.flatMap((linear) => [linear.weight, linear.bias]));
+    return this.mergeBranches.flatMap((pair) => pair.flatMap((linear) => [linear.weight, linear.bias]));
   }
 
   /** Throws the model's own error for a clip length other than the block's. */
@@ -183,7 +187,7 @@ export class FrozenStc {
   }
 
   dispose(): void {
-    for (const pair of this.branches) for (const linear of pair) linear.dispose();
+    for (const pair of new Set([...this.branches, ...this.mergeBranches])) for (const linear of pair) linear.dispose();
   }
 }
 
@@ -200,22 +204,30 @@ export class FrozenBlock implements Stage {
   private readonly fused: boolean;
 
   /**
+   * Layout 'blocked' without `fused` (bf16, whose convolutions are libtorch's): a gated block's gate and
+   * merge are still the one native call on the blocked layout (F.mkldnnStcMerge takes bf16 too).
+   */
+  private readonly nativeGate: boolean;
+
+  /**
    * `inputBlocked`: the block receives an MKLDNN tensor. With layout 'blocked' the convolutions and
-   * a gateless merge stay in oneDNN's layout; without `fused`, the STC gate pools over H,W and its merge
-   * broadcasts, which libtorch's oneDNN kernels do not, so a gated block converts there and returns a
-   * plain tensor (as frozen TorchScript does): see `outputBlocked`.
+   * a gateless merge stay in oneDNN's layout; without a native gate, the STC gate pools over H,W and its
+   * merge broadcasts, which libtorch's oneDNN kernels do not, so a gated block converts there and
+   * returns a plain tensor (as frozen TorchScript does): see `outputBlocked`.
    */
   constructor(private readonly branch: Stage[], private readonly stc: FrozenStc | null, private readonly shortcut: Stage[],
     private readonly layout: InferenceLayout = 'dense', private readonly inputBlocked = false, fusion = false) {
     this.plainShortcut = shortcut.some((stage) => stage instanceof PassThrough);
     const last = branch[branch.length - 1];
     // The native gated merge needs whole channel blocks (8 or 16 channels by the CPU's ISA).
+    const wholeBlocks = last instanceof FoldedConv && last.weight.shape[0]! % 16 === 0;
     this.fused = fusion && layout === 'blocked' && F.mkldnnFusionEnabled && branch.length > 1 && last instanceof FoldedConv && !last.relu &&
-      (stc === null || last.weight.shape[0]! % 16 === 0);
+      (stc === null || wholeBlocks);
+    this.nativeGate = !this.fused && layout === 'blocked' && F.mkldnnFusionEnabled && stc !== null && wholeBlocks;
   }
 
   get outputBlocked(): boolean {
-    return this.layout === 'blocked' && (this.stc === null || this.fused);
+    return this.layout === 'blocked' && (this.stc === null || this.fused || this.nativeGate);
   }
 
   /** Takes ownership of x (frees it), as the blocks in the plan always own their input. */
@@ -254,13 +266,14 @@ export class FrozenBlock implements Stage {
     const out = tidy(() => {
       const xBlocked = this.inputBlocked ? x : F.toMkldnn(x);
       const residual = runChain(this.branch, xBlocked);
+      const denseGate = this.stc !== null && !this.nativeGate;
       let identity: Tensor;
       let identityBlocked: boolean;
       if (this.shortcut.length === 0) {
-        // The identity is the input: as it came for a gated merge (converted below if blocked), the
-        // blocked copy for a gateless one.
-        identity = this.inputBlocked || this.stc ? x : xBlocked;
-        identityBlocked = this.inputBlocked || !this.stc;
+        // The identity is the input: as it came for a merge on dense tensors (converted below if
+        // blocked), the blocked copy for one on the blocked layout.
+        identity = this.inputBlocked || denseGate ? x : xBlocked;
+        identityBlocked = this.inputBlocked || !denseGate;
       } else if (this.plainShortcut) {
         identity = runChain(this.shortcut, this.inputBlocked ? F.mkldnnToDense(x) : x);
         identityBlocked = false;
@@ -268,6 +281,7 @@ export class FrozenBlock implements Stage {
         identity = runChain(this.shortcut, xBlocked);
         identityBlocked = true;
       }
+      if (this.nativeGate) return this.mergeGated(identityBlocked ? identity : F.toMkldnn(identity), residual);
       if (this.stc) {
         const plainResidual = F.mkldnnToDense(residual);
         const plainIdentity = identityBlocked ? F.mkldnnToDense(identity) : identity;

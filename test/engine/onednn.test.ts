@@ -101,6 +101,49 @@ test('mkldnnStcMerge equals the STC block\'s gate and ReLU(identity + residual·
   }));
 });
 
+test('mkldnnStcMerge on bf16 activations: gate and merge in float32, the result rounded once to bf16', () => {
+  manualSeed(9);
+  noGrad(() => tidy(() => {
+    const [batch, channels, frames, hidden] = [2, 32, 4, 4];
+    // bf16 inputs, and the float32 reference computed from exactly those values.
+    const residual = randn([batch, channels, frames, 6, 5]).to('bfloat16');
+    const identity = randn([batch, channels, frames, 6, 5]).to('bfloat16');
+    const w = [randn([hidden, channels]), randn([hidden]), randn([channels, hidden]), randn([channels]),
+      randn([hidden, channels * frames]), null, randn([channels, hidden]), randn([channels])];
+    const r = residual.float();
+    const pooled = r.mean([3, 4]);
+    const st = F.linear(F.linear(pooled.mean(2), w[0]!, w[1]).relu(), w[2]!, w[3]).sigmoid();
+    const ss = F.linear(F.linear(pooled.flatten(1), w[4]!, null).relu(), w[6]!, w[7]).sigmoid();
+    const expected = identity.float().add(r.mul(st.add(ss).mul(0.5).view([batch, channels, 1, 1, 1]))).relu();
+    // Within bf16's unit roundoff of each value (2^-8 relative: 8 significant bits), plus the float32 sums' rounding.
+    const check = (merged: Tensor, what: string) => {
+      assert.equal(merged.dtype, 'bfloat16', what);
+      const got = F.mkldnnToDense(merged).float();
+      const excess = got.sub(expected).abs().sub(expected.abs().mul(2 ** -8)).max().item();
+      assert.ok(excess < 1e-5, `${what}: off by ${excess} beyond bf16 rounding`);
+    };
+    // Plain-layout MKLDNN tensors (block 1), float32 gate weights and bf16 ones alike.
+    check(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), w), 'plain layout');
+    const bf16Weights = w.map((t) => t?.to('bfloat16') ?? null);
+    const roundedGate = (() => {
+      const wr = bf16Weights.map((t) => t?.float() ?? null);
+      const a = F.linear(F.linear(pooled.mean(2), wr[0]!, wr[1]).relu(), wr[2]!, wr[3]).sigmoid();
+      const b = F.linear(F.linear(pooled.flatten(1), wr[4]!, null).relu(), wr[6]!, wr[7]).sigmoid();
+      return identity.float().add(r.mul(a.add(b).mul(0.5).view([batch, channels, 1, 1, 1]))).relu();
+    })();
+    const merged = F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), bf16Weights)).float();
+    assert.ok(merged.sub(roundedGate).abs().sub(roundedGate.abs().mul(2 ** -8)).max().item() < 1e-5, 'bf16 gate weights');
+    if (F.mkldnnBf16Enabled) {
+      // Blocked bf16, as oneDNN's bf16 convolutions return it: a copy by a Dirac convolution (exact in bf16).
+      const copy = (t: Tensor): Tensor => F.mkldnnConv(F.toMkldnn(t), F.mkldnnPackConvWeight(dirac(channels, 1).to('bfloat16'), conv, 3), null, conv, 3);
+      const blockedResidual = copy(residual);
+      assert.equal(F.mkldnnToDense(blockedResidual).float().sub(r).abs().max().item(), 0, 'the Dirac copy is exact');
+      check(F.mkldnnStcMerge(blockedResidual, copy(identity), w), 'blocked layout');
+      check(F.mkldnnStcMerge(copy(residual), F.toMkldnn(identity), w), 'plain identity reordered into the blocked layout');
+    }
+  }));
+});
+
 test('the fused operators refuse wrong inputs with errors, not aborts, and leak nothing', () => {
   const live = memory().tensors;
   noGrad(() => tidy(() => {
