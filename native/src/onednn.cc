@@ -8,6 +8,7 @@
 
 #ifdef STCNET_ONEDNN
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 #include <algorithm>
 #include "mkldnn_common.h"
 #endif
@@ -177,6 +178,60 @@ void mergeBlock(T* __restrict x, const T* __restrict y, const float* __restrict 
   }
 }
 
+// Blocks of 16 channels (oneDNN's layout on AVX-512), one register per position. The scalar loops above
+// do not vectorise c10::BFloat16's conversions (measured: 6.8 ms for 8×256×8×28², float32's 3.7).
+// bf16 rounds to nearest even as c10::BFloat16 does; a NaN becomes 0 through the max, as there.
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+inline __m512 loadBf16(const c10::BFloat16* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+inline void storeBf16(c10::BFloat16* p, __m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+}
+
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const c10::BFloat16* p) { return loadBf16(p); }
+inline void store16(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+inline void store16(c10::BFloat16* p, __m512 v) { storeBf16(p, v); }
+
+template <typename T>
+void poolPlane16(const T* p, int64_t positions, float* sums) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < positions; i++, p += 16) acc = _mm512_add_ps(acc, load16(p));
+  _mm512_storeu_ps(sums, acc);
+}
+
+template <typename T>
+void mergeBlock16(T* x, const T* y, const float* gate, int64_t positions) {
+  const __m512 scale = _mm512_loadu_ps(gate), zero = _mm512_setzero_ps();
+  for (int64_t i = 0; i < positions; i++, x += 16, y += 16) store16(x, _mm512_max_ps(_mm512_fmadd_ps(load16(x), scale, load16(y)), zero));
+}
+#pragma GCC pop_options
+
+// The AVX-512 loops for blocks of 16 channels (float32 too: the scalar ones compile for the baseline
+// ISA), the portable ones elsewhere.
+template <int64_t B, typename T>
+void poolPlaneFast(const T* p, int64_t positions, float* sums) {
+  if constexpr (B == 16) {
+    if (cpuUsesAvx512()) return poolPlane16(p, positions, sums);
+  }
+  poolPlane<B>(p, positions, sums);
+}
+
+template <int64_t B, typename T>
+void mergeBlockFast(T* x, const T* y, const float* gate, int64_t positions) {
+  if constexpr (B == 16) {
+    if (cpuUsesAvx512()) return mergeBlock16(x, y, gate, positions);
+  }
+  mergeBlock<B>(x, y, gate, positions);
+}
+
 // Calls body with std::integral_constant<int64_t, B> for oneDNN's channel block widths (1: plain layout).
 template <typename Body>
 void withBlock(int64_t block, Body&& body) {
@@ -241,7 +296,7 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
           for (int64_t nb = begin; nb < end; nb++) {
             for (int64_t t = 0; t < frames; t++) {
               float sums[B];
-              poolPlane<B>(data + (nb * r.positions + t * planes) * B, planes, sums);
+              poolPlaneFast<B>(data + (nb * r.positions + t * planes) * B, planes, sums);
               for (int64_t lane = 0; lane < B; lane++) out[((nb / r.blocks) * channels + (nb % r.blocks) * B + lane) * frames + t] = sums[lane] / planes;
             }
           }
@@ -262,7 +317,7 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
         constexpr int64_t B = decltype(lanes)::value;
         at::parallel_for(0, samples * r.blocks, 1, [&](int64_t begin, int64_t end) {
           for (int64_t nb = begin; nb < end; nb++) {
-            mergeBlock<B>(x + nb * r.positions * B, y + nb * r.positions * B, g + (nb / r.blocks) * channels + (nb % r.blocks) * B, r.positions);
+            mergeBlockFast<B>(x + nb * r.positions * B, y + nb * r.positions * B, g + (nb / r.blocks) * channels + (nb % r.blocks) * B, r.positions);
           }
         });
       });
