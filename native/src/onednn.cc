@@ -246,7 +246,8 @@ void withBlock(int64_t block, Body&& body) {
 
 // mkldnnStcMerge(residual, identity, [tcb.fc1.w, tcb.fc1.b, tcb.fc2.w, tcb.fc2.b, scb.fc1.w, ...])
 //   The STC block's gate and merge on the blocked layout, in place on residual (an MKLDNN tensor
-//   N×C×T×H×W from a convolution, float32 or bf16; pooling, gate and merge compute in float32): pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
+//   N×C×T×H×W from a convolution, float32 or bf16; pooling, gate and merge compute in float32):
+//   pooled = mean over H,W (N×C×T); s_t = σ(fc2(ReLU(fc1(mean_T pooled))));
 //   s_s = σ(fc2(ReLU(fc1(pooled flattened c·T + t)))); residual ← ReLU(identity + residual · (s_t + s_s)/2).
 //   identity: an MKLDNN tensor of residual's shape, reordered first if its layout differs (a type-A
 //   shortcut's). One pass to pool and one to merge, and the gate's small operators without a JS round
