@@ -140,9 +140,9 @@ async function main(): Promise<void> {
     lines.push(`${config.name} (${config.model}, width ×${config.width}, ${config.frames}×${config.size}², batch ${config.batch})${rounds > 1 ? `, best of ${rounds} rounds` : ''}:`);
     for (const [amp, r] of mine) lines.push(`  ${precision('stcnet', amp).padEnd(22)}: ${describe(r)}`);
     for (const [amp, r] of theirs) lines.push(`  ${precision('PyTorch', amp).padEnd(22)}: ${describe(r)}`);
-    for (const [ourAmp, ours] of mine) {
-      for (const [torchAmp, torch] of theirs) {
-        lines.push(`    ratio ${precision('stcnet', ourAmp)} / ${precision('PyTorch', torchAmp)} (clips/s): ${(ours.clips_per_s / torch.clips_per_s).toFixed(2)}x`);
+    for (const [ourAmp, stcnetRun] of mine) {
+      for (const [torchAmp, torchRun] of theirs) {
+        lines.push(`    ratio ${precision('stcnet', ourAmp)} / ${precision('PyTorch', torchAmp)} (clips/s): ${(stcnetRun.clips_per_s / torchRun.clips_per_s).toFixed(2)}x`);
       }
     }
   }
