@@ -265,7 +265,8 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-// One branch, σ(fc2(ReLU(fc1(z)))), added into out (C values); weights row-major float32, biases may be absent.
+// One branch, σ(fc2(ReLU(fc1(z)))), added into out (C values); weights contiguous float32 (made so by
+// StcMerge), biases may be absent.
 struct GateBranch {
   const float *w1, *b1, *w2, *b2;
   int64_t in, hidden, channels;
@@ -281,9 +282,6 @@ GateBranch gateBranch(const std::vector<at::Tensor>& weights, size_t first, int6
                   w2.size(0) == channels && (!b1.defined() || b1.numel() == w1.size(0)) && (!b2.defined() || b2.numel() == channels),
               "the gate's ", which, " weights do not fit: fc1 ", w1.defined() ? w1.sizes() : c10::IntArrayRef(), " for ", in, " inputs, fc2 ",
               w2.defined() ? w2.sizes() : c10::IntArrayRef(), " for ", channels, " channels");
-  for (size_t i = first; i < first + 4; i++) {
-    TORCH_CHECK(!weights[i].defined() || (weights[i].is_contiguous() && weights[i].scalar_type() == at::kFloat), "gate weights must be contiguous");
-  }
   auto data = [](const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; };
   return {data(w1), data(b1), data(w2), data(b2), in, w1.size(0), channels};
 }
@@ -332,13 +330,14 @@ Napi::Value StcMerge(const Napi::CallbackInfo& info) {
       at::AutoDispatchBelowADInplaceOrView belowAutograd;
       identityInLayout = at::native::itensor_from_mkldnn(identity).reorder_if_differ_in(at::native::itensor_from_mkldnn(residual).get_desc());
     }
-    const void* id = static_cast<const char*>(identityInLayout.get_data_handle()) + identityInLayout.get_desc().data.offset0 * (r.bf16 ? 2 : 4);
+    const void* id = channelLayout(identityInLayout).data;
     const int64_t samples = r.samples, channels = r.blocks * r.block, frames = residual.size(2);
     const int64_t planes = r.positions / frames;  // H·W positions per frame
     const int64_t b = r.block;
-    // The gate in float32 whatever the activations' type (its weights are small).
+    // The gate in float32 whatever the activations' type, on contiguous rows (no-ops for the prepared
+    // network's weights; its weights are small either way).
     for (auto& w : weights) {
-      if (w.defined() && w.scalar_type() != at::kFloat) w = w.to(at::kFloat);
+      if (w.defined()) w = w.to(at::kFloat).contiguous();
     }
 
     auto run = [&](auto element) {

@@ -133,6 +133,11 @@ test('mkldnnStcMerge on bf16 activations: gate and merge in float32, the result 
     })();
     const merged = F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), bf16Weights)).float();
     assert.ok(merged.sub(roundedGate).abs().sub(roundedGate.abs().mul(2 ** -8)).max().item() < 1e-5, 'bf16 gate weights');
+    // Gate weights in any strides (a transposed view): the same merge.
+    const transposedFc1 = [randn([channels, hidden]).transpose(0, 1), ...w.slice(1)];
+    const contiguousFc1 = [transposedFc1[0]!.contiguous(), ...w.slice(1)];
+    assert.equal(F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), transposedFc1)).float()
+      .sub(F.mkldnnToDense(F.mkldnnStcMerge(F.toMkldnn(residual), F.toMkldnn(identity), contiguousFc1)).float()).abs().max().item(), 0, 'strided gate weights');
     if (F.mkldnnBf16Enabled) {
       // Blocked bf16, as oneDNN's bf16 convolutions return it: a copy by a Dirac convolution (exact in bf16).
       const copy = (t: Tensor): Tensor => F.mkldnnConv(F.toMkldnn(t), F.mkldnnPackConvWeight(dirac(channels, 1).to('bfloat16'), conv, 3), null, conv, 3);
