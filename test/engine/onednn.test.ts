@@ -167,6 +167,10 @@ test('the fused operators refuse wrong inputs with errors, not aborts, and leak 
     const gateWeights = [randn([2, 8]), randn([2]), randn([8, 2]), randn([8]), randn([2, 16]), randn([2]), randn([8, 2]), randn([8])];
     assert.throws(() => F.mkldnnStcMerge(x, x, gateWeights), /residual must be a 5-D MKLDNN tensor/);
     assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, gateWeights.slice(1)), /expected 8 gate weights/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(x), [randn([2, 9]), ...gateWeights.slice(1)]),
+      /the gate's temporal branch's weights do not fit: fc1 \[2, 9\] for 8 inputs/);
+    assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(x), [...gateWeights.slice(0, 5), randn([3]), ...gateWeights.slice(6)]),
+      /the gate's spatial branch's weights do not fit/);
     assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), x, gateWeights), /identity must be an MKLDNN tensor of residual's shape \[1, 8, 2, 4, 4\], got a dense tensor/);
     assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(randn([1, 8, 2, 4, 3])), gateWeights), /identity must be an MKLDNN tensor of residual's shape/);
     assert.throws(() => F.mkldnnStcMerge(F.toMkldnn(x), F.toMkldnn(x), [...gateWeights.slice(0, 4), randn([2, 3]), ...gateWeights.slice(5)]), /mkldnnStcMerge/);
