@@ -1,6 +1,7 @@
 import os from 'node:os';
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker.js';
 import { UserError } from '../util/errors.js';
 import { FrameCache } from '../video/cache.js';
 import { BatchBufferPool } from './buffer_pool.js';
@@ -72,18 +73,31 @@ export interface ClipBatch {
   normalization?: Normalization;
 }
 
-/** What the loader's buffer reuse did (see ClipLoader.recycle). */
+/** What the loader did: its buffer reuse (see ClipLoader.recycle) and the batches it made. */
 export interface LoaderStats {
   /** Batch tasks given a recycled data buffer to write into instead of a newly allocated one, since create(). */
   readonly reusedBuffers: number;
   /** Recycled buffers waiting for a batch now (at most prefetch + 1). */
   readonly pooledBuffers: number;
+  /** Batch tasks sent to the workers (or made on the calling thread), since create(). */
+  readonly startedBatches: number;
 }
 
 interface Pending {
   resolve(result: BatchResult): void;
   reject(error: Error): void;
   worker: WorkerSlot;
+}
+
+/** One epoch's batches: which tasks were sent, which results the consumer has taken. */
+interface EpochRun {
+  epoch: number;
+  from: number;
+  order: number[];
+  batches: number[][];
+  results: Map<number, Promise<BatchResult>>;
+  dispatched: number;
+  consumed: number;
 }
 
 interface WorkerSlot {
@@ -107,10 +121,15 @@ export class ClipLoader {
   private readonly pending = new Map<number, Pending>();
   private readonly local: ClipMaker | undefined;
   private nextId = 0;
+  private startedBatches = 0;
   private closed = false;
   private broken: Error | undefined;
   private readonly prefetch: number;
   private readonly pool: BatchBufferPool;
+  /** The next epoch's batches, begun while the current epoch's last ones were made (epoch()'s `next`). */
+  private ahead: EpochRun | undefined;
+  /** Sends the running epoch's next tasks (and the next epoch's) up to the prefetch depth. */
+  private refill: (() => void) | undefined;
 
   private constructor(readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'mode'>> & LoaderOptions, items: Omit<ClipItem, 'position'>[],
     settings: ClipSettings, skipped: BatchFailure[]) {
@@ -192,9 +211,7 @@ export class ClipLoader {
   }
 
   private spawn(): WorkerSlot {
-    // --input-type (from `node -e`) is refused by workers; every other flag is inherited.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    const worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings, execArgv });
+    const worker = startWorker(new URL('./loader-worker.js', import.meta.url), { workerData: this.settings });
     const slot: WorkerSlot = { worker, pending: 0 };
     worker.on('message', (message: { type: 'batch'; result: BatchResult } | { type: 'error'; id: number; message: string }) => {
       const id = message.type === 'batch' ? message.result.id : message.id;
@@ -252,32 +269,54 @@ export class ClipLoader {
     });
   }
 
-  /** The batches of one epoch, in order, with up to `prefetch` batches being made ahead. */
-  async *epoch(epoch: number): AsyncGenerator<ClipBatch, void, undefined> {
+  /** An epoch's batch tasks, none sent yet, starting at batch `from`. */
+  private newRun(epoch: number, from: number): EpochRun {
+    return { epoch, from, order: this.epochOrder(epoch), batches: this.batchPositions(), results: new Map(), dispatched: from, consumed: from };
+  }
+
+  /** Sends `run`'s next batch tasks until `inFlight` of them are being made or ready. */
+  private fill(run: EpochRun, inFlight: number): void {
+    while (run.dispatched < run.batches.length && run.dispatched - run.consumed < inFlight && !this.closed) {
+      const b = run.dispatched++;
+      this.startedBatches++;
+      const items = run.batches[b]!.map((position) => ({ ...this.items[run.order[position]!]!, position }));
+      const promise = this.run({ id: this.nextId++, epoch: run.epoch, index: b, items }, this.pool.take(batchBytes(this.settings, items.length)));
+      promise.catch(() => undefined);
+      run.results.set(b, promise);
+    }
+  }
+
+  /**
+   * The batches of one epoch, in order, with up to `prefetch` batches being made ahead. `from`: the
+   * first batch (a resumed run skips the ones it trained without making them; the batches are the
+   * same either way, as each is fixed by seed, epoch and position). `next`: the epoch the consumer
+   * asks for after this one; once this epoch's last tasks are sent, the spare prefetch goes to its
+   * first batches, so the next epoch does not start by waiting for a cold pipeline.
+   */
+  async *epoch(epoch: number, options: { from?: number; next?: number } = {}): AsyncGenerator<ClipBatch, void, undefined> {
     if (this.closed) throw new Error('loader: epoch() after close()');
-    const order = this.epochOrder(epoch);
-    const batches = this.batchPositions();
-    const total = batches.length;
-    const s = this.settings;
-    const results = new Map<number, Promise<BatchResult>>();
-    let dispatched = 0;
-    let consumed = 0;
-    const dispatch = (): void => {
-      while (dispatched < total && dispatched - consumed < this.prefetch && !this.closed) {
-        const b = dispatched++;
-        const items = batches[b]!.map((position) => ({ ...this.items[order[position]!]!, position }));
-        const promise = this.run({ id: this.nextId++, epoch, index: b, items }, this.pool.take(batchBytes(this.settings, items.length)));
-        promise.catch(() => undefined);
-        results.set(b, promise);
-      }
+    const from = options.from ?? 0;
+    if (!Number.isInteger(from) || from < 0 || from > this.batchesPerEpoch) throw new RangeError(`loader: from must be a batch index 0..${this.batchesPerEpoch}, got ${from}`);
+    const ahead = this.ahead?.epoch === epoch && this.ahead.from === from ? this.ahead : undefined;
+    // Batches made for an epoch that is not the one asked for are dropped when they arrive.
+    this.ahead = undefined;
+    const run = ahead ?? this.newRun(epoch, from);
+    let following: EpochRun | undefined;
+    const topUp = (): void => {
+      this.fill(run, this.prefetch);
+      if (options.next === undefined || run.dispatched < run.batches.length || this.closed) return;
+      following ??= this.ahead = this.newRun(options.next, 0);
+      this.fill(following, this.prefetch - (run.dispatched - run.consumed));
     };
+    // recycle() tops up too: a consumer that copies a batch early sends the next task while it computes.
+    this.refill = topUp;
+    const s = this.settings;
     try {
-      while (consumed < total) {
-        dispatch();
-        const result = await results.get(consumed)!;
-        results.delete(consumed);
-        const index = consumed++;
-        dispatch();
+      while (run.consumed < run.batches.length) {
+        topUp();
+        const result = await run.results.get(run.consumed)!;
+        run.results.delete(run.consumed);
+        const index = run.consumed++;
         // Node delivers a worker's queued messages in one go (and runs the awaiting code in between),
         // so a consumer slower than the workers never let the event loop turn: no timer, no signal
         // handler (Ctrl-C in stcnet train) and no I/O ran for a whole epoch. One turn per batch.
@@ -290,9 +329,11 @@ export class ClipLoader {
         this.pool.lend(batch, batch.data);
         yield batch;
       }
+      topUp();
     } finally {
+      if (this.refill === topUp) this.refill = undefined;
       // An early break leaves batches in flight; their results are dropped when they arrive.
-      results.clear();
+      run.results.clear();
     }
   }
 
@@ -303,16 +344,19 @@ export class ClipLoader {
    * Afterwards `batch.data` must not be used: it will hold another batch's pixels (workers: 0), or
    * be detached and empty (it was transferred to a worker). The batch's other fields (labels,
    * videoIndices, clipIndices, cropIndices, failures) stay valid. A batch recycled already, one of
-   * another loader, or any other object is ignored, as is every call after close().
+   * another loader, or any other object is ignored, as is every call after close(). It also sends
+   * the next batch task at once, so a consumer that recycles as soon as it has copied a batch lets
+   * the workers make the next one while it computes.
    */
   recycle(batch: ClipBatch): void {
     if (this.closed) return;
     this.pool.giveBack(batch);
+    this.refill?.();
   }
 
-  /** Buffer reuse so far (a snapshot). */
+  /** Buffer reuse and batches made so far (a snapshot). */
   get stats(): LoaderStats {
-    return { reusedBuffers: this.pool.reused, pooledBuffers: this.pool.size };
+    return { reusedBuffers: this.pool.reused, pooledBuffers: this.pool.size, startedBatches: this.startedBatches };
   }
 
   /** Stops the workers (waits for them to exit). Safe to call twice. */
@@ -320,6 +364,8 @@ export class ClipLoader {
     if (this.closed) return;
     this.closed = true;
     this.pool.clear();
+    this.ahead = undefined;
+    this.refill = undefined;
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       pending.reject(new Error('loader closed'));

@@ -384,14 +384,10 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
       setTrainingMode(runner, p.frozen);
       const progress = new Progress({ total: batchesPerEpoch * config['batch-size'], label: `epoch ${epoch + 1}/${config.epochs}`, unit: 'clips', quiet: !showProgress });
       if (startBatch < batchesPerEpoch) {
-        const iterator = trainLoader.epoch(epoch)[Symbol.asyncIterator]();
+        // The loader is deterministic per (seed, epoch, position): starting at the first batch not yet
+        // trained gives the rest of the epoch exactly as an uninterrupted run sees it.
+        const iterator = trainLoader.epoch(epoch, { from: startBatch, ...(epoch + 1 < config.epochs ? { next: epoch + 1 } : {}) })[Symbol.asyncIterator]();
         try {
-          // The loader is deterministic per (seed, epoch, position): skipping the batches already
-          // trained gives the rest of the epoch exactly as an uninterrupted run sees it.
-          for (let b = 0; b < startBatch; b++) {
-            const skipped = await iterator.next();
-            if (!skipped.done) trainLoader.recycle(skipped.value);
-          }
           if (startBatch > 0) progress.update(startBatch * config['batch-size']);
           let group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
           for (let index = startBatch; index < batchesPerEpoch; index++) {
@@ -408,9 +404,10 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
             // A batch whose every video failed to load has nothing to learn from (its loss is NaN).
             const isStep = (index + 1) % config.accumulate === 0 || index + 1 === batchesPerEpoch;
             const beforeBackward = dp ? () => dp.beforeBackward(isStep) : undefined;
-            const step = () => forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward);
+            // Once the clips are in a tensor the buffer goes back, and the loader's next task with it:
+            // the worker decodes during this step's compute, not in the wait for the next batch.
+            const step = () => forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward, () => trainLoader.recycle(batch));
             const result = batch.labels.length === 0 ? { loss: 0, correct: 0, clips: 0 } : dp ? await dp.guardBackward(step) : step();
-            // The step copied the clips into a tensor; only the batch's labels are read from here on.
             trainLoader.recycle(batch);
             if (dp && batch.labels.length === 0) dp.zeroBackward(runner, isStep);
             group.loss += result.loss * result.clips;
@@ -544,9 +541,11 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
 }
 
 /** Forward, loss and backward of one batch; the loss is scaled for gradient accumulation. */
-function forwardBackward(runner: OnDevice, batch: ClipBatch, config: TrainConfig, scale: number, beforeBackward?: () => void): { loss: number; correct: number; clips: number } {
+function forwardBackward(runner: OnDevice, batch: ClipBatch, config: TrainConfig, scale: number, beforeBackward?: () => void,
+  copied?: () => void): { loss: number; correct: number; clips: number } {
   return tidy(() => {
     const { clips, labels } = batchTensors(batch);
+    copied?.();
     const target = config.device === 'cpu' ? labels : labels.to(config.device);
     const logits = runner.forward(clips);
     const loss = F.crossEntropy(logits, target, { labelSmoothing: config['label-smoothing'] });

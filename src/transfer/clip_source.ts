@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker.js';
 import { FrameCache } from '../video/cache.js';
 import { ClipMaker, type BatchFailure, type BatchResult, type BatchTask, type ClipItem, type ClipSettings } from '../data/clip.js';
 import { sampleKey, type VideoSample } from '../data/dataset.js';
@@ -116,8 +117,7 @@ export class ClipSource {
   }
 
   private spawn(): Slot {
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    const worker = new Worker(new URL('../data/loader-worker.js', import.meta.url), { workerData: this.settings, execArgv });
+    const worker = startWorker(new URL('../data/loader-worker.js', import.meta.url), { workerData: this.settings });
     const slot: Slot = { worker, pending: new Map() };
     const settle = (id: number) => {
       const pending = slot.pending.get(id);

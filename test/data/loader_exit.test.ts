@@ -37,10 +37,10 @@ after(async () => {
 
 interface Outcome { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; killedByTest: boolean }
 
-/** Runs an ES module script in a child node; kills it (and says so) after `timeoutMs`. */
-function runScript(script: string, env: Record<string, string>, timeoutMs: number): Promise<Outcome> {
+/** Runs an ES module script in a child node (with `nodeFlags`); kills it (and says so) after `timeoutMs`. */
+function runScript(script: string, env: Record<string, string>, timeoutMs: number, nodeFlags: string[] = []): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let killedByTest = false;
@@ -69,6 +69,19 @@ test('a loader that is created and never iterated or closed does not keep the pr
   assert.equal(outcome.killedByTest, false, 'the child was still alive after 30 s');
   assert.equal(outcome.code, 0, outcome.stderr);
   assert.match(outcome.stdout, /created \d+/);
+});
+
+test('a process started with V8 and per-process node flags (node --trace-gc …) still gets loader workers', async () => {
+  // Workers refuse such flags (new Worker threw ERR_WORKER_INVALID_EXEC_ARGV): they are left out, the rest inherited.
+  const script = loaderScript("mode: 'train', batchSize: 2, frames: 4, size: 16, workers: 1") + `
+    const { value } = await loader.epoch(0).next();
+    console.log('batch of', value.shape.join('x'));
+    await loader.close();
+  `;
+  const flags = ['--trace-gc', '--max-old-space-size=512', '--stack-trace-limit=20', '--enable-source-maps'];
+  const outcome = await runScript(script, { SAMPLES: JSON.stringify(samples), CACHE: cacheDir }, 60_000, flags);
+  assert.equal(outcome.code, 0, outcome.stderr);
+  assert.match(outcome.stdout, /batch of 2x3x4x16x16/);
 });
 
 test('process.exit while loader workers are busy never kills the process by a signal (20 runs)', async () => {
