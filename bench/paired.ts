@@ -4,6 +4,7 @@
  * machine's speed on both sides of each pair.
  */
 import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { median } from '../src/bench/timing.js';
 import { UserError } from '../src/util/errors.js';
@@ -17,6 +18,26 @@ export function intFlag(name: string, fallback: number): number {
   const value = Number(flag(name, String(fallback)));
   if (!Number.isInteger(value) || value < 1) throw new UserError(`--${name} must be a positive integer, got "${flag(name, '')}"`);
   return value;
+}
+
+/** A flag that must be one of `choices`. */
+export function choiceFlag<T extends string>(name: string, fallback: T, choices: readonly T[]): T {
+  const value = flag(name, fallback);
+  if (!(choices as readonly string[]).includes(value)) throw new UserError(`--${name} must be ${choices.join(' or ')}, got "${value}"`);
+  return value as T;
+}
+
+/** The flags both paired benches take: the model, its input, threads, pairs and the Python to run. */
+export function modelFlags(defaults: { batch: number; pairs: number }) {
+  return {
+    arch: flag('arch', 'stc_resnet3d_18'),
+    frames: intFlag('frames', 16),
+    size: intFlag('size', 112),
+    batch: intFlag('batch', defaults.batch),
+    threads: intFlag('threads', Math.min(2, availableParallelism())),
+    pairs: intFlag('pairs', defaults.pairs),
+    python: flag('python', '/usr/bin/python3'),
+  };
 }
 
 /** A Python peer that prints "ready" once warmed up, then one line of seconds per "run" request. */

@@ -10,7 +10,7 @@
  *       [--python /usr/bin/python3]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randn, tidy, keep, manualSeed, setNumThreads } from '../../src/engine/index.js';
@@ -18,21 +18,12 @@ import { writeSafetensors } from '../../src/nn/index.js';
 import { prepareForInference } from '../../src/models/index.js';
 import { seededBenchModel } from '../../src/bench/seeded_model.js';
 import { median } from '../../src/bench/timing.js';
-import { UserError } from '../../src/util/errors.js';
-import { alternate, describeRatios, flag, intFlag, runMain, startPeer } from '../paired.js';
+import { alternate, choiceFlag, describeRatios, modelFlags, runMain, startPeer } from '../paired.js';
 
 async function main(): Promise<void> {
-  const arch = flag('arch', 'stc_resnet3d_18');
-  const frames = intFlag('frames', 16);
-  const size = intFlag('size', 112);
-  const batch = intFlag('batch', 1);
-  const threads = intFlag('threads', Math.min(2, availableParallelism()));
-  const pairs = intFlag('pairs', 20);
-  const python = flag('python', '/usr/bin/python3');
-  const dtype = flag('dtype', 'float32');
-  if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError(`--dtype must be float32 or bfloat16, got "${dtype}"`);
-  const peer = flag('peer', 'frozen');
-  if (peer !== 'frozen' && peer !== 'autocast') throw new UserError(`--peer must be frozen or autocast, got "${peer}"`);
+  const { arch, frames, size, batch, threads, pairs, python } = modelFlags({ batch: 1, pairs: 20 });
+  const dtype = choiceFlag('dtype', 'float32', ['float32', 'bfloat16']);
+  const peer = choiceFlag('peer', 'frozen', ['frozen', 'autocast']);
   const peerName = peer === 'frozen' ? 'frozen TorchScript float32' : 'eager bf16 autocast';
   const classes = 101;
   setNumThreads(threads);

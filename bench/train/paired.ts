@@ -10,7 +10,7 @@
  *       [--python /usr/bin/python3]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { F, fromTypedArray, keep, setNumThreads, tidy } from '../../src/engine/index.js';
@@ -19,25 +19,12 @@ import { SGD } from '../../src/optim/index.js';
 import { withAutocast, type AmpMode } from '../../src/train/autocast.js';
 import { seededBenchModel } from '../../src/bench/seeded_model.js';
 import { median, seededNormal } from '../../src/bench/timing.js';
-import { UserError } from '../../src/util/errors.js';
-import { alternate, describeRatios, flag, intFlag, runMain, startPeer } from '../paired.js';
-
-function ampFlag(name: string, fallback: string): AmpMode {
-  const value = flag(name, fallback);
-  if (value !== 'none' && value !== 'bf16') throw new UserError(`--${name} must be none or bf16, got "${value}"`);
-  return value;
-}
+import { alternate, choiceFlag, describeRatios, modelFlags, runMain, startPeer } from '../paired.js';
 
 async function main(): Promise<void> {
-  const arch = flag('arch', 'stc_resnet3d_18');
-  const frames = intFlag('frames', 16);
-  const size = intFlag('size', 112);
-  const batch = intFlag('batch', 8);
-  const threads = intFlag('threads', Math.min(2, availableParallelism()));
-  const pairs = intFlag('pairs', 12);
-  const python = flag('python', '/usr/bin/python3');
-  const amp = ampFlag('amp', 'none');
-  const torchAmp = ampFlag('torch-amp', amp);
+  const { arch, frames, size, batch, threads, pairs, python } = modelFlags({ batch: 8, pairs: 12 });
+  const amp: AmpMode = choiceFlag('amp', 'none', ['none', 'bf16']);
+  const torchAmp: AmpMode = choiceFlag('torch-amp', amp, ['none', 'bf16']);
   const classes = 101;
   setNumThreads(threads);
 

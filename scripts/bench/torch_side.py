@@ -1,13 +1,13 @@
 """PyTorch's side of `stcnet bench`: one path of the plan in this process, with the weights stcnet
-wrote, on the contract's reference model (scripts/reference/stc_reference.py).
+wrote, on the contract's reference model (scripts/reference/stc_reference.py), loaded once and timed
+one iteration per request (the protocol of src/bench/serve_side.ts).
 
-Usage: python3 torch_side.py PLAN_JSON PATH     prints one JSON line (a PathResult)
+Usage: python3 torch_side.py PLAN_JSON PATH     serves the path: {"ready": ...}, then seconds per "run B"
        python3 torch_side.py PLAN_JSON export   writes plan["onnx"] (torch.onnx.export, dynamic batch)
 """
 import json
 import os
 import resource
-import statistics
 import sys
 import time
 
@@ -39,17 +39,24 @@ def sync():
         torch.cuda.synchronize()
 
 
-def median_seconds(run):
-    for _ in range(plan["warmup"]):
-        run()
+def serve(check, batches, iterate):
+    """The bench protocol: warm-up, a ready line, then one timed iteration per "run B" until "end"."""
+    for batch in batches:
+        for _ in range(plan["warmup"]):
+            iterate(batch)
     sync()
-    times = []
-    for _ in range(plan["repeats"]):
+    print(json.dumps({"ready": True, **check}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["end"]:
+            break
+        if len(words) != 2 or words[0] != "run" or int(words[1]) not in batches:
+            raise SystemExit(f"torch_side: unexpected request {line!r}")
         start = time.perf_counter()
-        run()
+        iterate(int(words[1]))
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        print(time.perf_counter() - start, flush=True)
+    print(json.dumps({"peakRssMiB": peak_rss_mib()}), flush=True)
 
 
 def peak_rss_mib():
@@ -83,12 +90,9 @@ def inference(model):
     else:
         raise SystemExit(f"torch_side: unknown path {path}")
     logits = forward(check_clip()).float().reshape(-1).tolist()
-    rates = {}
-    for batch in plan["inferBatches"]:
-        torch.manual_seed(1)
-        x = torch.randn([batch] + clip, device=device)
-        rates[str(batch)] = batch / median_seconds(lambda: forward(x))
-    return {"path": path, "rates": rates, "logits": logits, "peakRssMiB": peak_rss_mib()}
+    torch.manual_seed(1)
+    inputs = {batch: torch.randn([batch] + clip, device=device) for batch in plan["inferBatches"]}
+    serve({"logits": logits}, plan["inferBatches"], lambda batch: forward(inputs[batch]))
 
 
 def training(model):
@@ -98,19 +102,19 @@ def training(model):
     clips = torch.from_numpy(np.fromfile(plan["trainInput"], dtype=np.float32).reshape([batch] + clip)).to(device)
     labels = torch.tensor(json.load(open(plan["trainLabels"])), dtype=torch.int64, device=device)
     bf16 = path == "torch_train_bf16"
-    losses = []
 
-    def step():
+    def step(_batch=batch):
         optimizer.zero_grad()
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             logits = model(clips)
         loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        return loss.item()
 
-    seconds = median_seconds(step)
-    return {"path": path, "rates": {str(batch): batch / seconds}, "firstLoss": losses[0], "peakRssMiB": peak_rss_mib()}
+    first_loss = step()
+    plan["warmup"] = max(0, plan["warmup"] - 1)
+    serve({"firstLoss": first_loss}, [batch], step)
 
 
 def export_onnx(model):
@@ -125,6 +129,6 @@ if path == "export":
     export_onnx(model)
     print(json.dumps({"onnx": plan["onnx"]}))
 elif path.startswith("torch_train_"):
-    print(json.dumps(training(model)))
+    training(model)
 else:
-    print(json.dumps(inference(model)))
+    inference(model)

@@ -20,7 +20,8 @@ function taskTable(task: TaskReport): string[] {
       result.peakRssMiB.toFixed(0), deviation === undefined ? '—' : deviation.toExponential(1)], widths));
   }
   for (const [batch, best] of Object.entries(task.bestRatio)) {
-    lines.push(`  batch ${batch}: stcnet's best (${PATH_LABELS[best.stcnet]}) is ${best.ratio.toFixed(2)}× the best peer (${PATH_LABELS[best.peer]})`);
+    lines.push(`  batch ${batch}: stcnet's best (${PATH_LABELS[best.stcnet]}) is ${best.ratio.toFixed(2)}× the best peer (${PATH_LABELS[best.peer]}); ` +
+      `per round ${best.low.toFixed(2)}–${best.high.toFixed(2)}×`);
   }
   return lines;
 }
@@ -28,7 +29,7 @@ function taskTable(task: TaskReport): string[] {
 export function formatBenchReport(report: BenchReport): string {
   const load = (values: number[]) => values.map((v) => v.toFixed(2)).join(' ');
   const lines = [
-    `stcnet bench: ${report.arch}, ${report.classes} classes, ${report.frames}×${report.size}×${report.size}, ${report.threads} threads, ${report.device}, median of ${report.repeats}${report.rounds > 1 ? `, best of ${report.rounds} rounds` : ''}, ${report.date} UTC`,
+    `stcnet bench: ${report.arch}, ${report.classes} classes, ${report.frames}×${report.size}×${report.size}, ${report.threads} threads, ${report.device}, median of ${report.repeats} rounds (the paths taking turns), ${report.date} UTC`,
     `CPU: ${report.cpu.model}; flags: ${report.cpu.flags.join(' ') || 'none of avx2/avx512/amx'}${report.torchVersion ? `; PyTorch ${report.torchVersion}` : ''}`,
     `load average (1/5/15 min): before ${load(report.loadBefore)}, after ${load(report.loadAfter)}`,
   ];

@@ -1,13 +1,15 @@
 /**
  * ONNX Runtime's side of `stcnet bench`: the model PyTorch exported (torch.onnx.export of the same
- * weights), run by onnxruntime-node with the plan's threads. Usage: node ort_side.js PLAN_JSON PATH
+ * weights), run by onnxruntime-node with the plan's threads, timed one forward per request
+ * (serve_side.ts has the protocol). Usage: node ort_side.js PLAN_JSON PATH
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { medianSecondsAsync, peakRssMiB, seededNormal } from './timing.js';
-import type { BenchPlan, PathResult } from './plan.js';
+import { seededNormal } from './timing.js';
+import { serveIterations } from './serve_side.js';
+import type { BenchPlan } from './plan.js';
 
-const [planFile, path] = process.argv.slice(2);
+const [planFile] = process.argv.slice(2);
 const plan = JSON.parse(readFileSync(planFile!, 'utf8')) as BenchPlan;
 const session = await ort.InferenceSession.create(plan.onnx, {
   intraOpNumThreads: plan.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
@@ -20,10 +22,5 @@ const run = async (data: Float32Array, batch: number) => {
 };
 const checkBytes = readFileSync(plan.checkInput);
 const logits = Array.from(await run(new Float32Array(checkBytes.buffer, checkBytes.byteOffset, perClip), 1));
-const rates: Record<string, number> = {};
-for (const batch of plan.inferBatches) {
-  const input = seededNormal(batch * perClip, batch);
-  rates[batch] = batch / await medianSecondsAsync(() => run(input, batch), plan.repeats, plan.warmup);
-}
-const result: PathResult = { path: path!, rates, logits, peakRssMiB: peakRssMiB() };
-process.stdout.write(JSON.stringify(result) + '\n');
+const inputs = new Map(plan.inferBatches.map((batch) => [batch, seededNormal(batch * perClip, batch)]));
+await serveIterations({ logits }, plan.inferBatches, plan.warmup, (batch) => run(inputs.get(batch)!, batch));

@@ -41,7 +41,7 @@ export interface BenchPlan {
   classes: number;
   threads: number;
   device: BenchDevice;
-  /** Timed iterations per path and round (after `warmup` untimed ones); the median is reported. */
+  /** Rounds: timed iterations per path and batch size, after `warmup` untimed ones; the median is reported. */
   repeats: number;
   warmup: number;
   inferBatches: number[];
@@ -54,11 +54,13 @@ export interface BenchPlan {
   onnx: string;
 }
 
-/** What a side prints as its last line for one path. */
+/** One path's figures. */
 export interface PathResult {
   path: string;
-  /** Clips per second by batch size (inference) or at the training batch. */
+  /** Clips per second by batch size (inference) or at the training batch: over the median round's seconds. */
   rates: Record<string, number>;
+  /** Seconds of its iteration in each round, by batch size. */
+  roundSeconds: Record<string, number[]>;
   /** Inference: logits on the check clip; training: the loss of the first step. */
   logits?: number[];
   firstLoss?: number;

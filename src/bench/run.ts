@@ -1,9 +1,10 @@
 /**
  * `stcnet bench`: the same work through stcnet and through every path a PyTorch user could pick
  * (eager float32, bf16 autocast, frozen TorchScript, ONNX Runtime on PyTorch's export), same
- * weights, inputs and threads. Each path runs in a process of its own, so its peak RSS is its own;
- * the paths take turns, and with several rounds each keeps its best (on a shared machine other work
- * only ever adds time).
+ * weights, inputs and threads. Each path runs in a process of its own, so its peak RSS is its own.
+ * All paths of a task stay loaded and take turns one iteration at a time, round after round: the
+ * ratio of stcnet's best to the best peer is taken within each round, so a drift of the machine's
+ * speed (whole minutes 1.5× slower on a shared VM) falls on both sides of it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,20 +14,20 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
 import { cpuFlags } from '../engine/runtime.js';
 import { packageRoot } from '../util/addon.js';
-import { seededNormal } from './timing.js';
+import { median, seededNormal } from './timing.js';
+import { startSide, type SideProcess } from './side_process.js';
 import { isBf16Path, PATHS, type BenchDevice, type BenchPlan, type BenchTask, type PathResult } from './plan.js';
 
 export type Peer = 'torch' | 'ort';
 
 export interface BenchOptions extends Pick<BenchPlan, 'arch' | 'frames' | 'size' | 'classes' | 'threads' | 'device' | 'repeats' | 'warmup' | 'inferBatches' | 'trainBatch'> {
-  rounds: number;
   tasks: BenchTask[];
   /** bf16 paths run when the hardware has native bf16 (AVX-512 BF16, AMX, or a GPU), or always with `bf16: true`. */
   bf16: boolean;
   peers: Peer[];
   python: string;
-  /** One line per finished path (progress). */
-  onPath?: (done: number, total: number, result: PathResult) => void;
+  /** Progress: one line per path loaded and per round timed. */
+  onProgress?: (line: string) => void;
 }
 
 export interface TaskReport {
@@ -37,11 +38,14 @@ export interface TaskReport {
   logitDeviation: Record<string, number>;
   /** First-step loss difference from PyTorch float32, relative (training). */
   lossDeviation: Record<string, number>;
-  /** stcnet's best path ÷ the best peer path, per batch size. */
-  bestRatio: Record<string, { stcnet: string; peer: string; ratio: number }>;
+  /**
+   * Per batch size: stcnet's best path ÷ the best peer path (by their median rates), and the ratio of
+   * the best of each side within each round: its median (`ratio`) and range.
+   */
+  bestRatio: Record<string, { stcnet: string; peer: string; ratio: number; low: number; high: number }>;
 }
 
-export interface BenchReport extends Pick<BenchOptions, 'arch' | 'frames' | 'size' | 'classes' | 'threads' | 'device' | 'repeats' | 'rounds'> {
+export interface BenchReport extends Pick<BenchOptions, 'arch' | 'frames' | 'size' | 'classes' | 'threads' | 'device' | 'repeats'> {
   date: string;
   cpu: { model: string; flags: string[] };
   torchVersion: string | null;
@@ -82,12 +86,10 @@ function torchScript(): string {
   return path.join(packageRoot(), 'scripts', 'bench', 'torch_side.py');
 }
 
-function runPath(plan: string, benchPath: string, python: string): Promise<PathResult> {
+function sideCommand(plan: string, benchPath: string, python: string): [string, string[]] {
   const side = benchPath.split('_')[0];
-  const run = side === 'torch'
-    ? runChild(python, [torchScript(), plan, benchPath], benchPath)
-    : runChild(process.execPath, [path.join(here, side === 'ort' ? 'ort_side.js' : 'stcnet_side.js'), plan, benchPath], benchPath);
-  return run.then((line) => JSON.parse(line) as PathResult);
+  if (side === 'torch') return [python, [torchScript(), plan, benchPath]];
+  return [process.execPath, [path.join(here, side === 'ort' ? 'ort_side.js' : 'stcnet_side.js'), plan, benchPath]];
 }
 
 /** Checks, before any work, that the peers asked for can run here. */
@@ -138,14 +140,60 @@ function summarise(task: BenchTask, batches: number[], results: Record<string, P
     }
   }
   const bestRatio: TaskReport['bestRatio'] = {};
+  const isOurs = (name: string) => name.startsWith('stcnet_');
   for (const batch of batches) {
-    const best = (side: (name: string) => boolean) => Object.entries(results).filter(([name]) => side(name))
+    const best = (side: boolean) => Object.entries(results).filter(([name]) => isOurs(name) === side)
       .reduce<[string, number]>((top, [name, r]) => (r.rates[batch]! > top[1] ? [name, r.rates[batch]!] : top), ['', 0]);
-    const [stcnet, ours] = best((name) => name.startsWith('stcnet_'));
-    const [peer, theirs] = best((name) => !name.startsWith('stcnet_'));
-    if (peer) bestRatio[batch] = { stcnet, peer, ratio: ours / theirs };
+    const [stcnet] = best(true);
+    const [peer] = best(false);
+    if (!peer) continue;
+    // Within each round, the fastest path of each side (not necessarily the one fastest overall).
+    const rounds = results[stcnet]!.roundSeconds[batch]!.length;
+    const fastest = (side: boolean, round: number) => Math.min(...Object.entries(results).filter(([name]) => isOurs(name) === side)
+      .map(([, r]) => r.roundSeconds[batch]![round]!));
+    const ratios = Array.from({ length: rounds }, (_, round) => fastest(false, round) / fastest(true, round));
+    bestRatio[batch] = { stcnet, peer, ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios) };
   }
   return { task, batches, results, logitDeviation, lossDeviation, bestRatio };
+}
+
+/**
+ * Every path of `task` loaded at once (one process each), then `repeats` rounds in which each path
+ * times one iteration per batch size, in an order that turns every round.
+ */
+async function measureTask(task: BenchTask, batches: number[], names: string[], planFile: string, options: BenchOptions): Promise<Record<string, PathResult>> {
+  const sides: SideProcess[] = [];
+  const say = (line: string) => options.onProgress?.(`bench ${options.arch} ${task}: ${line}`);
+  try {
+    for (const name of names) {
+      const [command, args] = sideCommand(planFile, name, options.python);
+      sides.push(await startSide(name, command, args));
+      say(`[${sides.length}/${names.length}] ${name} loaded, checked and warmed up`);
+    }
+    const seconds = new Map(sides.map((side) => [side, Object.fromEntries(batches.map((batch) => [batch, [] as number[]]))]));
+    for (let round = 0; round < options.repeats; round++) {
+      const order = [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)];
+      if (round % 2 === 1) order.reverse();
+      for (const batch of batches) {
+        for (const side of order) seconds.get(side)![batch]!.push(await side.time(batch));
+      }
+      const fastest = (ours: boolean, batch: number) => Math.min(...sides.filter((side) => side.path.startsWith('stcnet_') === ours)
+        .map((side) => seconds.get(side)![batch]![round]!));
+      say(`round ${round + 1}/${options.repeats}` + (sides.some((side) => !side.path.startsWith('stcnet_'))
+        ? `: stcnet's best ÷ the best peer ${batches.map((batch) => `${(fastest(false, batch) / fastest(true, batch)).toFixed(2)}× at batch ${batch}`).join(', ')}` : ''));
+    }
+    const results: Record<string, PathResult> = {};
+    for (const side of sides) {
+      const roundSeconds = seconds.get(side)!;
+      results[side.path] = {
+        path: side.path, ...side.check, roundSeconds, peakRssMiB: await side.end(),
+        rates: Object.fromEntries(batches.map((batch) => [batch, batch / median(roundSeconds[batch]!)])),
+      };
+    }
+    return results;
+  } finally {
+    for (const side of sides) side.kill();
+  }
 }
 
 export async function runBench(options: BenchOptions, torchVersion: string | null): Promise<BenchReport> {
@@ -171,29 +219,15 @@ export async function runBench(options: BenchOptions, torchVersion: string | nul
     if (options.peers.includes('ort') && options.tasks.includes('infer')) {
       await runChild(options.python, [torchScript(), planFile, 'export'], 'torch.onnx.export of the model');
     }
-    const paths = Object.fromEntries(options.tasks.map((task) => [task, planPaths(options, task)])) as Record<BenchTask, string[]>;
-    const total = options.rounds * Object.values(paths).reduce((sum, list) => sum + list.length, 0);
-    const best: Record<BenchTask, Record<string, PathResult>> = { infer: {}, train: {} };
-    let done = 0;
-    for (let round = 0; round < options.rounds; round++) {
-      for (const task of options.tasks) {
-        for (const benchPath of paths[task]) {
-          const result = await runPath(planFile, benchPath, options.python);
-          options.onPath?.(++done, total, result);
-          const kept = best[task][benchPath];
-          if (!kept) best[task][benchPath] = result;
-          else {
-            for (const [batch, rate] of Object.entries(result.rates)) kept.rates[batch] = Math.max(kept.rates[batch]!, rate);
-            kept.peakRssMiB = Math.max(kept.peakRssMiB, result.peakRssMiB);
-          }
-        }
-      }
+    const reports: TaskReport[] = [];
+    for (const task of options.tasks) {
+      const batches = task === 'infer' ? options.inferBatches : [options.trainBatch];
+      reports.push(summarise(task, batches, await measureTask(task, batches, planPaths(options, task), planFile, options)));
     }
     return {
       date: new Date().toISOString().replace('T', ' ').slice(0, 16), arch: options.arch, frames: options.frames, size: options.size,
-      classes: options.classes, threads: options.threads, device: options.device, repeats: options.repeats, rounds: options.rounds,
-      cpu: cpuFeatures(), torchVersion, loadBefore, loadAfter: loadavg(),
-      tasks: options.tasks.map((task) => summarise(task, task === 'infer' ? options.inferBatches : [options.trainBatch], best[task])),
+      classes: options.classes, threads: options.threads, device: options.device, repeats: options.repeats,
+      cpu: cpuFeatures(), torchVersion, loadBefore, loadAfter: loadavg(), tasks: reports,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

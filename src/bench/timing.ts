@@ -1,15 +1,3 @@
-/** Median of `repeats` timed calls after `warmup` untimed ones (the first calls pay for allocation and oneDNN's kernel choice). */
-export function medianSeconds(run: () => void, repeats: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) run();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = process.hrtime.bigint();
-    run();
-    times.push(Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return median(times);
-}
-
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -19,18 +7,6 @@ export function median(values: number[]): number {
 /** Peak resident memory of this process so far, in MiB (Linux reports maxRSS in KiB). */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
-}
-
-/** medianSeconds for work that completes asynchronously (ONNX Runtime's session.run). */
-export async function medianSecondsAsync(run: () => Promise<unknown>, repeats: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await run();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = process.hrtime.bigint();
-    await run();
-    times.push(Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return median(times);
 }
 
 /** Seeded normal values (Box–Muller over an LCG), the same in every process: benchmark inputs whose values do not matter for speed. */

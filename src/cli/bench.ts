@@ -16,9 +16,8 @@ const flags = {
   batches: { type: 'string', description: 'inference batch sizes, comma-separated', default: '1,8' },
   'train-batch': { type: 'int', description: 'training batch size', default: 8, min: 1 },
   threads: { type: 'int', description: 'intra-op threads on every side', default: os.availableParallelism(), min: 1 },
-  repeats: { type: 'int', description: 'timed iterations per path (the median is reported)', default: 5, min: 1 },
-  warmup: { type: 'int', description: 'untimed iterations before them', default: 2, min: 0 },
-  rounds: { type: 'int', description: 'times every path runs, taking turns; each keeps its best round', default: 1, min: 1 },
+  repeats: { type: 'int', description: 'rounds: in each, every path times one iteration per batch size, taking turns (medians are reported)', default: 5, min: 1 },
+  warmup: { type: 'int', description: 'untimed iterations per path and batch size before the rounds', default: 2, min: 0 },
   peers: { type: 'string', description: 'peer paths: torch (eager f32, bf16 autocast, frozen TorchScript), ort (ONNX Runtime), none', default: 'torch,ort' },
   bf16: { type: 'string', description: 'bf16 paths: auto (only where the CPU has AVX-512 BF16 or AMX, or on a GPU), on, off', default: 'auto', choices: ['auto', 'on', 'off'] },
   device: { type: 'string', description: 'where the models run (cuda needs a CUDA libtorch and a CUDA PyTorch)', default: 'cpu', choices: ['cpu', 'cuda'] },
@@ -49,7 +48,7 @@ export const command = defineCommand({
   flags,
   examples: [
     'stcnet bench --quick',
-    'stcnet bench --model stc_resnet3d_18,stc_resnet3d_50 --rounds 2 --json bench.json',
+    'stcnet bench --model stc_resnet3d_18,stc_resnet3d_50 --repeats 10 --json bench.json',
     'stcnet bench --model stc_resnext3d_101 --frames 8 --train-batch 4 --peers torch',
   ],
   async run({ flags: f }) {
@@ -80,10 +79,9 @@ export const command = defineCommand({
     for (const arch of models) {
       const report = await runBench({
         arch, frames: f.frames, size: f.size, classes: f.classes, threads: f.threads, device: f.device as 'cpu' | 'cuda',
-        repeats: f.quick ? 3 : f.repeats, warmup: f.quick ? 1 : f.warmup, rounds: f.quick ? 1 : f.rounds, tasks, inferBatches,
+        repeats: f.quick ? 3 : f.repeats, warmup: f.quick ? 1 : f.warmup, tasks, inferBatches,
         trainBatch: f.quick ? 4 : f['train-batch'], bf16, peers, python: f.python,
-        onPath: f.quiet ? undefined : (done, total, result) => process.stderr.write(
-          `bench ${arch} [${done}/${total}] ${result.path}: ${Object.entries(result.rates).map(([b, r]) => `${r.toFixed(2)} clips/s at batch ${b}`).join(', ')}, peak ${result.peakRssMiB.toFixed(0)} MiB\n`),
+        ...(f.quiet ? {} : { onProgress: (line: string) => process.stderr.write(line + '\n') }),
       }, torchVersion);
       process.stdout.write(formatBenchReport(report) + (models.length > 1 ? '\n' : ''));
       reports.push(report);

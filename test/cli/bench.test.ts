@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, tempDir } from '../helpers.js';
 import type { BenchReport } from '../../src/bench/run.js';
@@ -30,12 +30,18 @@ test('stcnet bench: every path of every side runs the same function, and the rep
       for (const batch of task.batches) assert.ok(r.rates[batch]! > 0, `${path} has a rate at batch ${batch}`);
       assert.ok(r.peakRssMiB > 10, `${path} reports its peak RSS`);
     }
-    for (const batch of task.batches) assert.ok(task.bestRatio[batch]!.ratio > 0);
+    for (const batch of task.batches) {
+      const best = task.bestRatio[batch]!;
+      assert.ok(best.low > 0 && best.low <= best.ratio && best.ratio <= best.high, `batch ${batch}: ratio ${best.ratio} in ${best.low}..${best.high}`);
+    }
+    // Every path timed once per round (--repeats 1), at every batch size.
+    for (const r of Object.values(task.results)) assert.deepEqual(task.batches.map((b) => r.roundSeconds[b]!.length), task.batches.map(() => 1));
   }
   assert.match(result.stdout, /^stcnet bench: resnet3d_10, 5 classes, 4×32×32, 1 threads, cpu/);
   assert.match(result.stdout, /PyTorch frozen TorchScript float32 .*\n/);
   assert.match(result.stdout, /batch 2: stcnet's best \(.*\) is \d+\.\d\d× the best peer/);
-  assert.match(result.stderr, /\[7\/7\] /, 'a progress line per path');
+  assert.match(result.stderr, /infer: \[5\/5\] \w+ loaded, checked and warmed up/, 'a progress line per path');
+  assert.match(result.stderr, /train: round 1\/1: stcnet's best ÷ the best peer \d+\.\d\d× at batch 2/, 'a progress line per round');
 });
 
 test('stcnet bench: bad options are refused before any work', () => {
@@ -54,6 +60,27 @@ test('stcnet bench: bad options are refused before any work', () => {
     assert.match(result.stderr, message);
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+test('stcnet bench: a side that fails is named with its error, exit 2, and no side is left running', () => {
+  // A "Python" that has torch (for the check before any work) but whose bench side dies at once.
+  const dir = tempDir();
+  const python = join(dir, 'python3');
+  writeFileSync(python, '#!/bin/sh\nif [ "$1" = "-c" ]; then echo 1.13.0; exit 0; fi\necho "RuntimeError: out of memory at step 1" >&2\nexit 1\n');
+  chmodSync(python, 0o755);
+  const result = run(...tiny, '--tasks', 'train', '--train-batch', '2', '--bf16', 'off', '--peers', 'torch', '--python', python);
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /bench: torch_train_f32 failed: RuntimeError: out of memory at step 1/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  const side = join(repoRoot, 'dist/src/bench/stcnet_side.js');
+  const running = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(side);
+    } catch {
+      return false;  // ended meanwhile
+    }
+  });
+  assert.deepEqual(running, [], 'no stcnet side outlives the bench');
 });
 
 test('stcnet bench --peers none measures stcnet alone', () => {

@@ -131,7 +131,8 @@ for (const output of ['float32', 'uint8'] as const) {
         assertSameBatches(actual.seen, expected.seen, `${output}, workers ${workers}`);
         assert.ok(recycling.stats.reusedBuffers > 0, `reused ${recycling.stats.reusedBuffers}`);
         assert.ok(recycling.stats.pooledBuffers <= 3, `pooled ${recycling.stats.pooledBuffers}`);
-        assert.deepEqual(plain.stats, { reusedBuffers: 0, pooledBuffers: 0 });
+        assert.deepEqual(plain.stats, { reusedBuffers: 0, pooledBuffers: 0, startedBatches: 12 });
+        assert.equal(recycling.stats.startedBatches, 12, 'no batch made twice');
         if (workers > 0) {
           // Handed to the worker by transfer, not by copy: the consumer's old view is detached.
           assert.ok(actual.batches.some((batch) => batch.data.byteLength === 0), 'a recycled buffer was transferred');

@@ -1,0 +1,36 @@
+/**
+ * The line protocol every side of `stcnet bench` speaks (scripts/bench/torch_side.py too), so that
+ * the paths of a task stay loaded and take turns one iteration at a time: a drift of the machine's
+ * speed then falls on every path of a round alike, which separate processes run one after the other
+ * (each path's median of its own minute) could not give.
+ *
+ *   side → first line: {"ready": true, "logits"?: [...], "firstLoss"?: x} once loaded, checked and warmed up
+ *   "run B" → one line: the seconds of one iteration at batch B (a forward, or a training step)
+ *   "end" (or the end of stdin) → one line: {"peakRssMiB": x}, then the side exits
+ */
+import { createInterface } from 'node:readline';
+import { peakRssMiB } from './timing.js';
+
+export interface SideReady {
+  ready: true;
+  logits?: number[];
+  firstLoss?: number;
+}
+
+/** Serves `iterate` under the protocol above; `warmup` untimed iterations per batch first. */
+export async function serveIterations(check: Omit<SideReady, 'ready'>, batches: number[], warmup: number,
+  iterate: (batch: number) => unknown): Promise<void> {
+  for (const batch of batches) for (let i = 0; i < warmup; i++) await iterate(batch);
+  const say = (line: string) => process.stdout.write(line + '\n');
+  say(JSON.stringify({ ready: true, ...check } satisfies SideReady));
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [command, argument] = line.trim().split(/\s+/);
+    if (command === 'end') break;
+    const batch = Number(argument);
+    if (command !== 'run' || !batches.includes(batch)) throw new Error(`bench side: unexpected request "${line}"`);
+    const start = process.hrtime.bigint();
+    await iterate(batch);
+    say(String(Number(process.hrtime.bigint() - start) / 1e9));
+  }
+  say(JSON.stringify({ peakRssMiB: peakRssMiB() }));
+}
