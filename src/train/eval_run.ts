@@ -56,7 +56,11 @@ export async function evaluateSamples(model: Module & { numClasses: number }, sa
         if (!failures.has(failure.path)) failures.set(failure.path, failureReason(failure.reason));
       }
       if (batch.labels.length > 0) {
-        const probabilities = noGrad(() => tidy(() => model.forward(batchTensors(batch).clips).softmax(1).toFloat32Array()));
+        const probabilities = noGrad(() => tidy(() => {
+          const { clips } = batchTensors(batch);
+          loader.recycle(batch);  // copied: the workers make the next batch during this forward
+          return model.forward(clips).softmax(1).toFloat32Array();
+        }));
         accumulator.add(probabilities, batch.labels, batch.videoIndices, batch.clipIndices);
       }
       loader.recycle(batch);

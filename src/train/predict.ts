@@ -67,8 +67,11 @@ export async function scoreSegments(model: Module & { numClasses: number }, segm
         result = { ok: false, error: failureReason(batch.failures[0]?.reason ?? 'no clip could be made') };
       } else {
         const k = model.numClasses;
-        const probabilities = noGrad(() => tidy(() => model.forward(batchTensors(batch).clips).softmax(1).toFloat32Array()));
-        loader.recycle(batch);
+        const probabilities = noGrad(() => tidy(() => {
+          const { clips } = batchTensors(batch);
+          loader.recycle(batch);  // copied: the workers make the next batch during this forward
+          return model.forward(clips).softmax(1).toFloat32Array();
+        }));
         const n = batch.labels.length;
         const scores = new Float32Array(k);
         for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) scores[c]! += probabilities[i * k + c]! / n;
