@@ -2,7 +2,7 @@
 wrote, on the contract's reference model (scripts/reference/stc_reference.py), loaded once and timed
 one iteration per request (the protocol of src/bench/serve_side.ts).
 
-Usage: python3 torch_side.py PLAN_JSON PATH     serves the path: {"ready": ...}, then seconds per "run B"
+Usage: python3 torch_side.py PLAN_JSON PATH     serves the path: {"ready": ...}, then seconds per "run B [W]"
        python3 torch_side.py PLAN_JSON export   writes plan["onnx"] (torch.onnx.export, dynamic batch)
 """
 import json
@@ -50,8 +50,11 @@ def serve(check, batches, iterate):
         words = line.split()
         if words == ["end"]:
             break
-        if len(words) != 2 or words[0] != "run" or int(words[1]) not in batches:
+        if len(words) not in (2, 3) or words[0] != "run" or int(words[1]) not in batches:
             raise SystemExit(f"torch_side: unexpected request {line!r}")
+        for _ in range(int(words[2]) if len(words) == 3 else 0):
+            iterate(int(words[1]))
+        sync()
         start = time.perf_counter()
         iterate(int(words[1]))
         sync()

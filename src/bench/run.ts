@@ -2,9 +2,9 @@
  * `stcnet bench`: the same work through stcnet and through every path a PyTorch user could pick
  * (eager float32, bf16 autocast, frozen TorchScript, ONNX Runtime on PyTorch's export), same
  * weights, inputs and threads. Each path runs in a process of its own, so its peak RSS is its own.
- * All paths of a task stay loaded and take turns one iteration at a time, round after round: the
- * ratio of stcnet's best to the best peer is taken within each round, so a drift of the machine's
- * speed (whole minutes 1.5× slower on a shared VM) falls on both sides of it.
+ * All paths of a task stay loaded and take turns (an untimed and a timed iteration each), round
+ * after round: the ratio of stcnet's best to the best peer is taken within each round, so a drift of
+ * the machine's speed (whole minutes 1.5× slower on a shared VM) falls on both sides of it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -175,7 +175,10 @@ async function measureTask(task: BenchTask, batches: number[], names: string[], 
       const order = [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)];
       if (round % 2 === 1) order.reverse();
       for (const batch of batches) {
-        for (const side of order) seconds.get(side)![batch]!.push(await side.time(batch));
+        // A path that sat idle while the others ran is slower for an iteration or two (measured: a bf16
+        // forward of stc_resnet3d_50 at batch 1, 30 ms against 18 back to back), and the previous path's
+        // OpenMP threads spin on after its last loop: each turn is one untimed iteration, then the timed one.
+        for (const side of order) seconds.get(side)![batch]!.push(await side.time(batch, 1));
       }
       const fastest = (ours: boolean, batch: number) => Math.min(...sides.filter((side) => side.path.startsWith('stcnet_') === ours)
         .map((side) => seconds.get(side)![batch]![round]!));

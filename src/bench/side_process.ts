@@ -11,8 +11,8 @@ export interface SideProcess {
   readonly path: string;
   /** What the side computed on the check input, before any timing. */
   readonly check: Omit<SideReady, 'ready'>;
-  /** Seconds of one iteration at `batch`. */
-  time(batch: number): Promise<number>;
+  /** Seconds of one iteration at `batch`, after `untimed` ones. */
+  time(batch: number, untimed: number): Promise<number>;
   /** Ends the side; its peak RSS in MiB. */
   end(): Promise<number>;
   kill(): void;
@@ -52,8 +52,8 @@ export async function startSide(benchPath: string, command: string, args: string
     return {
       path: benchPath,
       check,
-      time: async (batch) => {
-        child.stdin!.write(`run ${batch}\n`);
+      time: async (batch, untimed) => {
+        child.stdin!.write(`run ${batch} ${untimed}\n`);
         const line = await nextLine();
         const seconds = Number(line);
         if (!(seconds > 0)) throw new UserError(`bench: ${benchPath} sent "${line.slice(0, 200)}" for a timing`);

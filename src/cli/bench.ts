@@ -16,7 +16,7 @@ const flags = {
   batches: { type: 'string', description: 'inference batch sizes, comma-separated', default: '1,8' },
   'train-batch': { type: 'int', description: 'training batch size', default: 8, min: 1 },
   threads: { type: 'int', description: 'intra-op threads on every side', default: os.availableParallelism(), min: 1 },
-  repeats: { type: 'int', description: 'rounds: in each, every path times one iteration per batch size, taking turns (medians are reported)', default: 5, min: 1 },
+  repeats: { type: 'int', description: 'rounds: in each, every path runs one untimed and one timed iteration per batch size, taking turns (medians are reported)', default: 5, min: 1 },
   warmup: { type: 'int', description: 'untimed iterations per path and batch size before the rounds', default: 2, min: 0 },
   peers: { type: 'string', description: 'peer paths: torch (eager f32, bf16 autocast, frozen TorchScript), ort (ONNX Runtime), none', default: 'torch,ort' },
   bf16: { type: 'string', description: 'bf16 paths: auto (only where the CPU has AVX-512 BF16 or AMX, or on a GPU), on, off', default: 'auto', choices: ['auto', 'on', 'off'] },
