@@ -70,16 +70,28 @@ export function startPeer(what: string, python: string, script: string, args: st
   };
 }
 
-/** `pairs` timings of each side, one after the other, the order swapped every pair. */
+/**
+ * `pairs` timings of each side, one after the other, the order swapped every pair. Each turn runs one
+ * untimed iteration first: a process that sat idle while the other ran is slow for its next one
+ * (PyTorch's training steps most), so timing it measured the hand-over, not the work.
+ */
 export async function alternate(pairs: number, ours: () => number, theirs: () => Promise<number>): Promise<{ ours: number[]; theirs: number[] }> {
   const result = { ours: [] as number[], theirs: [] as number[] };
+  const ourTurn = () => {
+    ours();
+    result.ours.push(ours());
+  };
+  const theirTurn = async () => {
+    await theirs();
+    result.theirs.push(await theirs());
+  };
   for (let pair = 0; pair < pairs; pair++) {
     if (pair % 2 === 0) {
-      result.ours.push(ours());
-      result.theirs.push(await theirs());
+      ourTurn();
+      await theirTurn();
     } else {
-      result.theirs.push(await theirs());
-      result.ours.push(ours());
+      await theirTurn();
+      ourTurn();
     }
   }
   return result;

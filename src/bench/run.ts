@@ -128,6 +128,17 @@ function relativeDeviation(values: number[], reference: number[]): number {
   return Math.max(...values.map((v, i) => Math.abs(v - reference[i]!))) / scale;
 }
 
+const isOurs = (name: string) => name.startsWith('stcnet_');
+
+/**
+ * stcnet's fastest path ÷ the fastest peer path within one round (not necessarily the paths fastest
+ * overall), from each path's seconds by batch size and round.
+ */
+function roundRatio(seconds: Record<string, Record<string, number[]>>, batch: number, round: number): number {
+  const fastest = (ours: boolean) => Math.min(...Object.entries(seconds).filter(([name]) => isOurs(name) === ours).map(([, s]) => s[batch]![round]!));
+  return fastest(false) / fastest(true);
+}
+
 function summarise(task: BenchTask, batches: number[], results: Record<string, PathResult>): TaskReport {
   const referencePath = task === 'infer' ? 'torch_eager_f32' : 'torch_train_f32';
   const reference = results[referencePath];
@@ -140,18 +151,14 @@ function summarise(task: BenchTask, batches: number[], results: Record<string, P
     }
   }
   const bestRatio: TaskReport['bestRatio'] = {};
-  const isOurs = (name: string) => name.startsWith('stcnet_');
+  const seconds = Object.fromEntries(Object.entries(results).map(([name, r]) => [name, r.roundSeconds]));
   for (const batch of batches) {
     const best = (side: boolean) => Object.entries(results).filter(([name]) => isOurs(name) === side)
       .reduce<[string, number]>((top, [name, r]) => (r.rates[batch]! > top[1] ? [name, r.rates[batch]!] : top), ['', 0]);
     const [stcnet] = best(true);
     const [peer] = best(false);
     if (!peer) continue;
-    // Within each round, the fastest path of each side (not necessarily the one fastest overall).
-    const rounds = results[stcnet]!.roundSeconds[batch]!.length;
-    const fastest = (side: boolean, round: number) => Math.min(...Object.entries(results).filter(([name]) => isOurs(name) === side)
-      .map(([, r]) => r.roundSeconds[batch]![round]!));
-    const ratios = Array.from({ length: rounds }, (_, round) => fastest(false, round) / fastest(true, round));
+    const ratios = results[stcnet]!.roundSeconds[batch]!.map((_, round) => roundRatio(seconds, batch, round));
     bestRatio[batch] = { stcnet, peer, ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios) };
   }
   return { task, batches, results, logitDeviation, lossDeviation, bestRatio };
@@ -159,7 +166,7 @@ function summarise(task: BenchTask, batches: number[], results: Record<string, P
 
 /**
  * Every path of `task` loaded at once (one process each), then `repeats` rounds in which each path
- * times one iteration per batch size, in an order that turns every round.
+ * runs one untimed and one timed iteration per batch size, in an order that turns every round.
  */
 async function measureTask(task: BenchTask, batches: number[], names: string[], planFile: string, options: BenchOptions): Promise<Record<string, PathResult>> {
   const sides: SideProcess[] = [];
@@ -170,7 +177,7 @@ async function measureTask(task: BenchTask, batches: number[], names: string[], 
       sides.push(await startSide(name, command, args));
       say(`[${sides.length}/${names.length}] ${name} loaded, checked and warmed up`);
     }
-    const seconds = new Map(sides.map((side) => [side, Object.fromEntries(batches.map((batch) => [batch, [] as number[]]))]));
+    const seconds = Object.fromEntries(sides.map((side) => [side.path, Object.fromEntries(batches.map((batch) => [batch, [] as number[]]))]));
     for (let round = 0; round < options.repeats; round++) {
       const order = [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)];
       if (round % 2 === 1) order.reverse();
@@ -178,16 +185,14 @@ async function measureTask(task: BenchTask, batches: number[], names: string[], 
         // A path that sat idle while the others ran is slower for an iteration or two (measured: a bf16
         // forward of stc_resnet3d_50 at batch 1, 30 ms against 18 back to back), and the previous path's
         // OpenMP threads spin on after its last loop: each turn is one untimed iteration, then the timed one.
-        for (const side of order) seconds.get(side)![batch]!.push(await side.time(batch, 1));
+        for (const side of order) seconds[side.path]![batch]!.push(await side.time(batch, 1));
       }
-      const fastest = (ours: boolean, batch: number) => Math.min(...sides.filter((side) => side.path.startsWith('stcnet_') === ours)
-        .map((side) => seconds.get(side)![batch]![round]!));
-      say(`round ${round + 1}/${options.repeats}` + (sides.some((side) => !side.path.startsWith('stcnet_'))
-        ? `: stcnet's best ÷ the best peer ${batches.map((batch) => `${(fastest(false, batch) / fastest(true, batch)).toFixed(2)}× at batch ${batch}`).join(', ')}` : ''));
+      say(`round ${round + 1}/${options.repeats}` + (names.some((name) => !isOurs(name))
+        ? `: stcnet's best ÷ the best peer ${batches.map((batch) => `${roundRatio(seconds, batch, round).toFixed(2)}× at batch ${batch}`).join(', ')}` : ''));
     }
     const results: Record<string, PathResult> = {};
     for (const side of sides) {
-      const roundSeconds = seconds.get(side)!;
+      const roundSeconds = seconds[side.path]!;
       results[side.path] = {
         path: side.path, ...side.check, roundSeconds, peakRssMiB: await side.end(),
         rates: Object.fromEntries(batches.map((batch) => [batch, batch / median(roundSeconds[batch]!)])),
