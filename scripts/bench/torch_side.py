@@ -39,10 +39,10 @@ def sync():
         torch.cuda.synchronize()
 
 
-def serve(check, batches, iterate):
-    """The bench protocol: warm-up, a ready line, then one timed iteration per "run B" until "end"."""
+def serve(check, batches, warmup, iterate):
+    """The bench protocol: warm-up, a ready line, then one timed iteration per "run B [W]" until "end"."""
     for batch in batches:
-        for _ in range(plan["warmup"]):
+        for _ in range(warmup):
             iterate(batch)
     sync()
     print(json.dumps({"ready": True, **check}), flush=True)
@@ -95,7 +95,7 @@ def inference(model):
     logits = forward(check_clip()).float().reshape(-1).tolist()
     torch.manual_seed(1)
     inputs = {batch: torch.randn([batch] + clip, device=device) for batch in plan["inferBatches"]}
-    serve({"logits": logits}, plan["inferBatches"], lambda batch: forward(inputs[batch]))
+    serve({"logits": logits}, plan["inferBatches"], plan["warmup"], lambda batch: forward(inputs[batch]))
 
 
 def training(model):
@@ -115,9 +115,8 @@ def training(model):
         optimizer.step()
         return loss.item()
 
-    first_loss = step()
-    plan["warmup"] = max(0, plan["warmup"] - 1)
-    serve({"firstLoss": first_loss}, [batch], step)
+    first_loss = step()  # the first of the warm-up steps
+    serve({"firstLoss": first_loss}, [batch], max(0, plan["warmup"] - 1), step)
 
 
 def export_onnx(model):

@@ -408,6 +408,7 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
             // the worker decodes during this step's compute, not in the wait for the next batch.
             const step = () => forwardBackward(runner, batch, config, 1 / groupSize, beforeBackward, () => trainLoader.recycle(batch));
             const result = batch.labels.length === 0 ? { loss: 0, correct: 0, clips: 0 } : dp ? await dp.guardBackward(step) : step();
+            // A batch without clips never reached the step; for the others this second recycle is ignored.
             trainLoader.recycle(batch);
             if (dp && batch.labels.length === 0) dp.zeroBackward(runner, isStep);
             group.loss += result.loss * result.clips;
