@@ -422,6 +422,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initGrouped(env, exports);
   initGroupedAutograd(env, exports);
   initStemAutograd(env, exports);
+  initMaxPool(env, exports);
   return exports;
 }
 

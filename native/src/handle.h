@@ -82,5 +82,6 @@ void initWinogradAutograd(Napi::Env env, Napi::Object exports);  // winograd_aut
 void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 3×3×3 convolutions of 4-channel groups on the blocked layout
 void initGroupedAutograd(Napi::Env env, Napi::Object exports);  // grouped_autograd.cc: the grouped convolution for training, with gradients
 void initStemAutograd(Napi::Env env, Napi::Object exports);  // stem_autograd.cc: the RGB stem convolution for training, its weight gradient by AVX2 kernels
+void initMaxPool(Napi::Env env, Napi::Object exports);  // max_pool.cc: 3D max pooling of float32 and bf16, with its gradient
 
 }  // namespace stcnet

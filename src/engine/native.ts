@@ -51,6 +51,7 @@ export interface NativeAddon {
   winogradConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   groupedConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   stemConv3d?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[]): Handle;
+  maxPool3d(input: Handle, kernel: number[], stride: number[], padding: number[]): Handle;
   cpuAutocastEnabled(): boolean;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
