@@ -75,22 +75,24 @@ function oneDnnRuns(dtype: InferenceDType): boolean {
 export class PassThrough implements Stage {
   /** A 3D max pool (no dilation) that oneDNN runs: see forward. */
   private readonly pooledByOneDnn: boolean;
+  /** A 3D max pool that F.maxPool3d's own kernel runs in bf16 too (no dilation or ceil mode). */
+  private readonly pooledInBf16: boolean;
 
   constructor(private readonly module: Module, private readonly layout: InferenceLayout = 'dense', dtype: InferenceDType = 'float32') {
-    const dilation = module instanceof MaxPool3d ? [module.options.dilation ?? 1].flat() : [];
-    this.pooledByOneDnn = oneDnnRuns(dtype) && module instanceof MaxPool3d && dilation.every((d) => d === 1);
+    const undilated = module instanceof MaxPool3d && [module.options.dilation ?? 1].flat().every((d) => d === 1);
+    this.pooledByOneDnn = oneDnnRuns(dtype) && undilated;
+    this.pooledInBf16 = undilated && !(module as MaxPool3d).options.ceilMode;
   }
 
   forward(x: Tensor): Tensor {
-    if (this.pooledByOneDnn) {
-      if (this.layout === 'blocked') return this.module.forward(x);
-      // libtorch 1.13's max_pool3d of a plain tensor runs at a twentieth of oneDNN's speed (1×64×16×56²:
-      // 38 against 1.4 ms with both conversions) and has no bf16 kernel; oneDNN's takes float32 and bf16
-      // alike and picks the same maxima.
+    if (this.pooledByOneDnn && this.layout === 'blocked') return this.module.forward(x);
+    if (this.pooledByOneDnn && x.dtype === 'bfloat16') {
+      // A dense bf16 input: oneDNN's pool with both conversions beats F.maxPool3d's kernel (1×64×16×56²:
+      // 0.9 against 3.1 ms); for float32 it is the other way round (22.7 against 3.3 ms), so that pools here.
       return tidy(() => F.mkldnnToDense(this.module.forward(F.toMkldnn(x.contiguous()))));
     }
-    if (x.dtype !== 'bfloat16') return this.module.forward(x);
-    // Nor has it bf16 CPU kernels for the other poolings: pool in float32.
+    if (x.dtype !== 'bfloat16' || this.pooledInBf16) return this.module.forward(x);
+    // libtorch 1.13 has no bf16 CPU kernels for the other poolings: pool in float32.
     return tidy(() => this.module.forward(x.to('float32')).to('bfloat16'));
   }
   dispose(): void {}
