@@ -423,6 +423,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initGroupedAutograd(env, exports);
   initStemAutograd(env, exports);
   initMaxPool(env, exports);
+  initProfiler(env, exports);
   return exports;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <unordered_map>
 #include <string>
+#include <vector>
 
 namespace stcnet {
 
@@ -73,6 +74,17 @@ auto guard(Napi::Env env, const std::string& context, Body&& body) -> decltype(b
   }
 }
 
+// Three integers from a JS array (stride, padding, ...), else a TypeError "context: what must be 3 integers".
+inline std::vector<int64_t> intTriple(const Napi::Value& value, const char* context, const char* what) {
+  if (!value.IsArray() || value.As<Napi::Array>().Length() != 3) {
+    throw Napi::TypeError::New(value.Env(), std::string(context) + ": " + what + " must be 3 integers");
+  }
+  const Napi::Array array = value.As<Napi::Array>();
+  std::vector<int64_t> result;
+  for (uint32_t i = 0; i < 3; i++) result.push_back(array.Get(i).As<Napi::Number>().Int64Value());
+  return result;
+}
+
 void initOperators(Napi::Env env, Napi::Object exports);
 void initTensorIO(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc: c10d (TCPStore, Gloo, Reducer)
@@ -83,5 +95,6 @@ void initGrouped(Napi::Env env, Napi::Object exports);   // grouped.cc: grouped 
 void initGroupedAutograd(Napi::Env env, Napi::Object exports);  // grouped_autograd.cc: the grouped convolution for training, with gradients
 void initStemAutograd(Napi::Env env, Napi::Object exports);  // stem_autograd.cc: the RGB stem convolution for training, its weight gradient by AVX2 kernels
 void initMaxPool(Napi::Env env, Napi::Object exports);  // max_pool.cc: 3D max pooling of float32 and bf16, with its gradient
+void initProfiler(Napi::Env env, Napi::Object exports);  // profiler.cc: libtorch's operator profiler to a Chrome trace
 
 }  // namespace stcnet

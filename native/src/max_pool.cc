@@ -210,14 +210,6 @@ struct MaxPool3d : public torch::autograd::Function<MaxPool3d> {
   }
 };
 
-std::vector<int64_t> triple(const Napi::Value& value, const char* what) {
-  if (!value.IsArray() || value.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(value.Env(), std::string("maxPool3d: ") + what + " must be 3 integers");
-  const Napi::Array array = value.As<Napi::Array>();
-  std::vector<int64_t> result;
-  for (uint32_t i = 0; i < 3; i++) result.push_back(array.Get(i).As<Napi::Number>().Int64Value());
-  return result;
-}
-
 // maxPool3d(input, kernel, stride, padding): max_pool3d without dilation or ceil mode. A dense CPU
 //   N×C×T×H×W tensor of float32 or bf16 (kernel up to 31) is pooled here, the result in its dtype;
 //   anything else (an MKLDNN tensor, another dtype or device) by libtorch.
@@ -225,7 +217,7 @@ Napi::Value MaxPool3dBinding(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (info.Length() != 4) throw Napi::TypeError::New(env, "maxPool3d: expected (input, kernel, stride, padding)");
   const at::Tensor& input = unwrapTensor(info[0], "maxPool3d: input");
-  const std::vector<int64_t> kernel = triple(info[1], "kernel"), stride = triple(info[2], "stride"), padding = triple(info[3], "padding");
+  const std::vector<int64_t> kernel = intTriple(info[1], "maxPool3d", "kernel"), stride = intTriple(info[2], "maxPool3d", "stride"), padding = intTriple(info[3], "maxPool3d", "padding");
   return guard(env, "maxPool3d", [&]() -> Napi::Value {
     const bool ownKernel = input.device().is_cpu() && input.layout() == at::kStrided && input.dim() == 5 &&
                            (input.scalar_type() == at::kFloat || input.scalar_type() == at::kBFloat16) &&

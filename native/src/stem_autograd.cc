@@ -218,14 +218,6 @@ struct StemConv3d : public torch::autograd::Function<StemConv3d> {
   }
 };
 
-std::vector<int64_t> triple(const Napi::Value& value, const char* what) {
-  if (!value.IsArray() || value.As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(value.Env(), std::string("stemConv3d: ") + what + " must be 3 integers");
-  const Napi::Array array = value.As<Napi::Array>();
-  std::vector<int64_t> result;
-  for (uint32_t i = 0; i < 3; i++) result.push_back(array.Get(i).As<Napi::Number>().Int64Value());
-  return result;
-}
-
 // stemConv3d(input, weight, bias|null, stride, padding): conv3d(input, weight, bias, stride, padding) for
 //   a weight O×C×kt×kh×7 (no dilation, one group) at stride 1 or 2 along x, with padding below 7 along x.
 Napi::Value StemConv3dBinding(const Napi::CallbackInfo& info) {
@@ -234,7 +226,7 @@ Napi::Value StemConv3dBinding(const Napi::CallbackInfo& info) {
   const at::Tensor& input = unwrapTensor(info[0], "stemConv3d: input");
   const at::Tensor& weight = unwrapTensor(info[1], "stemConv3d: weight");
   const at::Tensor bias = info[2].IsNull() ? at::Tensor() : unwrapTensor(info[2], "stemConv3d: bias");
-  const std::vector<int64_t> stride = triple(info[3], "stride"), padding = triple(info[4], "padding");
+  const std::vector<int64_t> stride = intTriple(info[3], "stemConv3d", "stride"), padding = intTriple(info[4], "stemConv3d", "padding");
   return guard(env, "stemConv3d", [&]() -> Napi::Value {
     if (at::autocast::is_cpu_enabled()) return wrapTensor(env, at::conv3d(input, weight, bias, stride, padding));
     denseFloat(input, "input");

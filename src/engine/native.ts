@@ -52,6 +52,8 @@ export interface NativeAddon {
   groupedConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   stemConv3d?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[]): Handle;
   maxPool3d(input: Handle, kernel: number[], stride: number[], padding: number[]): Handle;
+  profileStart(file: string): void;
+  profileStop(): boolean;
   cpuAutocastEnabled(): boolean;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;

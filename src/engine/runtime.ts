@@ -22,6 +22,66 @@ export function cpuFlags(): ReadonlySet<string> | null {
   return flagsRead;
 }
 
+/**
+ * Runs `fn` (synchronous) with libtorch's operator profiler on and writes every operator it ran to `file` as
+ * a Chrome trace (chrome://tracing, Perfetto; the format of PyTorch's torch.autograd.profiler): the
+ * forward's, and the backward's, which libtorch's autograd engine runs on this thread for CPU tensors.
+ * `operatorTimes` sums such a file by operator.
+ */
+export function profile<T>(file: string, fn: () => T): T {
+  native.profileStart(file);
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new ArgumentError('profile: fn must be synchronous (an operator after an await would be missed or misattributed)');
+    return result;
+  } finally {
+    native.profileStop();
+  }
+}
+
+/** One operator's total in a profile: calls, and the time inside it less that of the operators it called. */
+export interface OperatorTime {
+  name: string;
+  calls: number;
+  selfMs: number;
+}
+
+/**
+ * The operators of a Chrome trace written by `profile` (or by PyTorch's
+ * `torch.autograd.profiler.profile().export_chrome_trace`), by self time, the largest first.
+ */
+export function operatorTimes(file: string): OperatorTime[] {
+  let events: { name: string; ph: string; ts: number; dur: number; tid: number | string }[];
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    events = (Array.isArray(parsed) ? parsed : (parsed as { traceEvents: unknown[] }).traceEvents) as typeof events;
+  } catch (error) {
+    throw new UserError(`operatorTimes: ${file} is not a readable Chrome trace: ${(error as Error).message}`);
+  }
+  // Summed in the trace's microseconds, so that the milliseconds are rounded once.
+  const totals = new Map<string, { calls: number; selfUs: number }>();
+  const byThread = new Map<string, typeof events>();
+  for (const event of events) {
+    if (event.ph !== 'X') continue;
+    const key = String(event.tid);
+    (byThread.get(key) ?? byThread.set(key, []).get(key)!).push(event);
+  }
+  for (const threadEvents of byThread.values()) {
+    // Nested calls: an operator's self time is its duration less its children's.
+    threadEvents.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+    const open: { end: number; total: { calls: number; selfUs: number } }[] = [];
+    for (const event of threadEvents) {
+      while (open.length > 0 && open[open.length - 1]!.end <= event.ts) open.pop();
+      const total = totals.get(event.name) ?? totals.set(event.name, { calls: 0, selfUs: 0 }).get(event.name)!;
+      total.calls += 1;
+      total.selfUs += event.dur;
+      if (open.length > 0) open[open.length - 1]!.total.selfUs -= event.dur;
+      open.push({ end: event.ts + event.dur, total });
+    }
+  }
+  return [...totals].map(([name, { calls, selfUs }]) => ({ name, calls, selfMs: selfUs / 1000 })).sort((a, b) => b.selfMs - a.selfMs);
+}
+
 /** Sets libtorch's intra-op threads (Debian's libtorch starts with one). */
 export function setNumThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1) throw new ArgumentError(`setNumThreads: expected a positive integer, got ${threads}`);
