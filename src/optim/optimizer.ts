@@ -68,20 +68,25 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
 
   /** One update of every parameter that has a gradient. */
   step(): void {
-    noGrad(() => tidy(() => {
+    noGrad(() => {
       for (const group of this.paramGroups) {
         for (const param of group.params) {
-          const grad = param.grad;
-          if (grad === null) continue;
-          let state = this.state.get(param);
-          if (!state) {
-            state = {};
-            this.state.set(param, state);
-          }
-          this.update(param, grad, group, state);
+          // A scope per parameter: its temporaries are freed before the next one's are made, so their
+          // memory is reused while it is in cache (one scope for the whole step kept a model's worth of
+          // them alive: stc_resnext3d_101's SGD step took 100–134 ms, PyTorch's 37).
+          tidy(() => {
+            const grad = param.grad;
+            if (grad === null) return;
+            let state = this.state.get(param);
+            if (!state) {
+              state = {};
+              this.state.set(param, state);
+            }
+            this.update(param, grad, group, state);
+          });
         }
       }
-    }));
+    });
   }
 
   /** Keeps a state tensor made during step() alive past its tidy() scope, freeing the one it replaces. */
