@@ -1,6 +1,6 @@
 import { callNative } from './ops.js';
 import { native, type Handle } from './native.js';
-import { ArgumentError } from './errors.js';
+import { ArgumentError, translateNativeError } from './errors.js';
 import { Tensor, t } from './tensor.js';
 import { tidy } from './scope.js';
 import { cpuFlags } from './runtime.js';
@@ -403,7 +403,13 @@ export function maxPool3d(input: Tensor, kernelSize: SizeArg, options: PoolOptio
   const padding = expand(options.padding, 3, 0);
   const dilation = expand(options.dilation, 3, 1);
   // The addon hands what its kernel does not take (MKLDNN tensors, other dtypes, GPUs) to libtorch.
-  if (dilation.every((d) => d === 1) && !options.ceilMode) return t(native.maxPool3d(input.handle, kernel, stride, padding));
+  if (dilation.every((d) => d === 1) && !options.ceilMode) {
+    try {
+      return t(native.maxPool3d(input.handle, kernel, stride, padding));
+    } catch (error) {
+      throw translateNativeError(error);  // a TorchError, as libtorch's own refusals
+    }
+  }
   return t(callNative('aten::max_pool3d', [input.handle, kernel, stride, padding, dilation, options.ceilMode ?? false]));
 }
 

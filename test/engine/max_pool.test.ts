@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, randn, randint, tidy, manualSeed, memory, fromTypedArray, type Tensor } from '../../src/engine/index.js';
+import { F, randn, randint, tidy, manualSeed, memory, fromTypedArray, TorchError, type Tensor } from '../../src/engine/index.js';
 import { callNative } from '../../src/engine/ops.js';
 import { t } from '../../src/engine/tensor.js';
 import { withAutocast } from '../../src/train/autocast.js';
@@ -121,8 +121,10 @@ test('maxPool3d hands what its kernel does not take to libtorch: float64, channe
 
 test('maxPool3d: a padding over half the kernel or a window larger than the padded input is an error naming it', () => {
   tidy(() => {
-    assert.throws(() => F.maxPool3d(randn([1, 1, 4, 4, 4]), 3, { stride: 2, padding: 2 }), /maxPool3d: .*padding at most half the kernel/);
+    assert.throws(() => F.maxPool3d(randn([1, 1, 4, 4, 4]), 3, { stride: 2, padding: 2 }),
+      (error: Error) => error instanceof TorchError && /maxPool3d: .*padding at most half the kernel/.test(error.message));
     assert.throws(() => F.maxPool3d(randn([1, 1, 1, 4, 4]), 5, { stride: 1, padding: 1 }), /maxPool3d: input \[1, 1, 1, 4, 4\] is smaller than the kernel/);
+    assert.throws(() => F.maxPool3d(randn([1, 1, 4, 4, 4]), 3, { stride: 0 }), /maxPool3d: kernel and stride must be positive/);
   });
 });
 
