@@ -5,20 +5,33 @@
 #include "handle.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
+#include <fstream>
 #include <memory>
+#include <string>
 
 namespace stcnet {
 namespace {
 
-std::unique_ptr<torch::autograd::profiler::RecordProfile> active;
+// The trace file, opened here so that an unwritable path is an error at the start, and the profiler
+// writing into it.
+struct Recording {
+  std::string path;
+  std::unique_ptr<std::ofstream> file;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+};
+std::unique_ptr<Recording> active;
 
 Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "profileStart: expected (file)");
   if (active) throw Napi::Error::New(env, "profileStart: a profile is already being recorded");
-  const std::string file = info[0].As<Napi::String>();
+  auto recording = std::make_unique<Recording>();
+  recording->path = info[0].As<Napi::String>();
+  recording->file = std::make_unique<std::ofstream>(recording->path);
+  if (!recording->file->is_open()) throw Napi::Error::New(env, "profileStart: cannot write " + recording->path);
   return guard(env, "profileStart", [&]() -> Napi::Value {
-    active = std::make_unique<torch::autograd::profiler::RecordProfile>(file);
+    recording->profile = std::make_unique<torch::autograd::profiler::RecordProfile>(*recording->file);
+    active = std::move(recording);
     return env.Undefined();
   });
 }
@@ -26,10 +39,13 @@ Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
 // Writes the trace; false when no profile was being recorded.
 Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
   auto env = info.Env();
+  if (!active) return Napi::Boolean::New(env, false);
+  std::unique_ptr<Recording> recording = std::move(active);
   return guard(env, "profileStop", [&]() -> Napi::Value {
-    const bool recording = active != nullptr;
-    active.reset();  // the destructor writes the events and turns the profiler off
-    return Napi::Boolean::New(env, recording);
+    recording->profile.reset();  // the destructor writes the events and turns the profiler off
+    recording->file->close();
+    if (recording->file->fail()) throw Napi::Error::New(env, "profileStop: writing " + recording->path + " failed");
+    return Napi::Boolean::New(env, true);
   });
 }
 

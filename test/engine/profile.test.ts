@@ -64,6 +64,8 @@ test('profile refuses an async fn and a second profile inside the first; operato
     assert.throws(() => profile(path.join(dir, 'a.json'), () => Promise.resolve(1)), /profile: fn must be synchronous/);
     assert.throws(() => profile(path.join(dir, 'b.json'), () => profile(path.join(dir, 'c.json'), () => 1)), /a profile is already being recorded/);
     profile(path.join(dir, 'd.json'), () => 1);  // the failures above left the profiler off
+    const unwritable = path.join(dir, 'no-such-folder', 'e.json');
+    assert.throws(() => profile(unwritable, () => 1), new RegExp(`profileStart: cannot write ${unwritable.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     const missing = path.join(dir, 'missing.json');
     assert.throws(() => operatorTimes(missing), new RegExp(`operatorTimes: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a readable Chrome trace`));
   } finally {
