@@ -424,6 +424,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initStemAutograd(env, exports);
   initMaxPool(env, exports);
   initProfiler(env, exports);
+  initSgd(env, exports);
   return exports;
 }
 

@@ -96,5 +96,6 @@ void initGroupedAutograd(Napi::Env env, Napi::Object exports);  // grouped_autog
 void initStemAutograd(Napi::Env env, Napi::Object exports);  // stem_autograd.cc: the RGB stem convolution for training, its weight gradient by AVX2 kernels
 void initMaxPool(Napi::Env env, Napi::Object exports);  // max_pool.cc: 3D max pooling of float32 and bf16, with its gradient
 void initProfiler(Napi::Env env, Napi::Object exports);  // profiler.cc: libtorch's operator profiler to a Chrome trace
+void initSgd(Napi::Env env, Napi::Object exports);  // sgd.cc: one parameter's SGD update in one call
 
 }  // namespace stcnet

@@ -503,3 +503,26 @@ export function interpolate(input: Tensor, size: readonly number[], alignCorners
   if (size.length === 3) return t(callNative('aten::upsample_trilinear3d', [input.handle, size, alignCorners]));
   throw new ArgumentError(`interpolate: expected 2 or 3 output sizes, got [${size.join(', ')}]`);
 }
+
+export interface SgdHyper {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+/**
+ * One parameter's SGD update in place, torch.optim.SGD's: d = ±g + wd·p; b = μ·b + (1−τ)·d (`momentumBuffer`
+ * updated in place; null when μ = 0); d = d + μ·b (Nesterov) or b; p −= lr·d. The same operators in the same
+ * order as written out in TS, in one call (native/src/sgd.cc): the temporaries never become tensors here.
+ */
+export function sgdUpdate_(param: Tensor, grad: Tensor, momentumBuffer: Tensor | null, hyper: SgdHyper): void {
+  try {
+    native.sgdUpdate(param.handle, grad.handle, momentumBuffer?.handle ?? null, hyper.lr, hyper.momentum, hyper.dampening, hyper.weightDecay,
+      hyper.nesterov, hyper.maximize);
+  } catch (error) {
+    throw translateNativeError(error);
+  }
+}

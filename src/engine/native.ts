@@ -54,6 +54,8 @@ export interface NativeAddon {
   maxPool3d(input: Handle, kernel: number[], stride: number[], padding: number[]): Handle;
   profileStart(file: string): void;
   profileStop(): boolean;
+  sgdUpdate(param: Handle, grad: Handle, momentumBuffer: Handle | null, lr: number, momentum: number, dampening: number, weightDecay: number,
+    nesterov: boolean, maximize: boolean): void;
   cpuAutocastEnabled(): boolean;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;

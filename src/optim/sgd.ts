@@ -1,4 +1,4 @@
-import type { Tensor } from '../engine/index.js';
+import { F, type Tensor } from '../engine/index.js';
 import { badHyper, Optimizer, type ParamGroup, type ParamGroupInput, type ParamState } from './optimizer.js';
 
 export type SGDOptions = {
@@ -34,17 +34,17 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected update(param: Tensor, grad: Tensor, group: ParamGroup<SGDOptions>, state: ParamState): void {
+    const buffer = state.momentum_buffer as Tensor | undefined;
+    if (group.momentum === 0 || buffer !== undefined) {
+      // Every step but a momentum buffer's first: one native call (the same operators, in this order).
+      F.sgdUpdate_(param, grad, group.momentum === 0 ? null : buffer!, group);
+      return;
+    }
     let direction = group.maximize ? grad.neg() : grad;
     if (group.weightDecay !== 0) direction = direction.add(param, group.weightDecay);
-    if (group.momentum !== 0) {
-      let buffer = state.momentum_buffer as Tensor | undefined;
-      if (buffer === undefined) {
-        buffer = this.setState(state, 'momentum_buffer', direction.clone());
-      } else {
-        buffer.mul_(group.momentum).add_(direction, 1 - group.dampening);
-      }
-      direction = group.nesterov ? direction.add(buffer, group.momentum) : buffer;
-    }
+    // The first step with momentum: the buffer starts as the direction itself.
+    const started = this.setState(state, 'momentum_buffer', direction.clone());
+    direction = group.nesterov ? direction.add(started, group.momentum) : started;
     param.add_(direction, -group.lr);
   }
 }
