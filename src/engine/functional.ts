@@ -510,6 +510,7 @@ export interface SgdHyper {
   dampening: number;
   weightDecay: number;
   nesterov: boolean;
+  /** Ascend instead of descend. */
   maximize: boolean;
 }
 

@@ -1,15 +1,8 @@
 import { F, type Tensor } from '../engine/index.js';
 import { badHyper, Optimizer, type ParamGroup, type ParamGroupInput, type ParamState } from './optimizer.js';
 
-export type SGDOptions = {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  /** Ascend instead of descend. */
-  maximize: boolean;
-};
+/** lr, momentum, dampening, weightDecay, nesterov, maximize (ascend instead of descend). */
+export type SGDOptions = F.SgdHyper;
 
 const DEFAULTS: Omit<SGDOptions, 'lr'> = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false };
 
