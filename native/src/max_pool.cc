@@ -3,11 +3,12 @@
 // [8, 64, 16, 56, 56] at 2 threads (a third of STC-ResNet-18's bf16 training step), has no bf16 kernel
 // (autocast pools in float32, with a cast each way) and keeps an int64 index per output.
 //
-// A window's maximum is found one axis at a time: along x for every input row, then along y over those
-// row maxima, then along t; each pass keeps the first position that holds its maximum, so the position
-// found is the first in (t, y, x) order, as libtorch's kernel picks among ties (a NaN wins, as there).
-// The position is kept as its offset in the window (an int16 per output) for the backward pass, which
-// adds each output's gradient to that input, in float for bf16 and cast once per plane.
+// A window's maximum is found one axis at a time: along t over whole frames, then along y over rows (both
+// contiguous), then along x, where the taps are strided, on what is left. Each candidate carries its
+// offset in the window, (t·kh + y)·kw + x, and of equal values the lower offset wins, so the position found
+// is the first in (t, y, x) order, as libtorch's kernel picks among ties (a NaN wins, as there). The offset
+// is kept (an int16 per output) for the backward pass, which adds each output's gradient to that input, in
+// float for bf16 and cast once per plane.
 #include "handle.h"
 
 #pragma GCC optimize("O3")
