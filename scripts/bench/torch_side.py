@@ -11,6 +11,12 @@ import resource
 import sys
 import time
 
+# NumPy advises transparent huge pages for its arrays of 4 MiB or more (the clip read below). On the
+# machine of BENCHMARKS.md, a process that had one in its heap ran every later PyTorch training step
+# 1.3-2x slower (stc_resnet3d_18 bf16 at batch 8: 0.81-1.8 s against 0.73-0.86 s a step), so PyTorch is
+# measured without them, in its fastest state. Read by numpy at its import (also torch's).
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -9,6 +9,9 @@ import os
 import sys
 import time
 
+# As in torch_side.py: no transparent huge pages for NumPy's arrays, which slowed PyTorch's later steps.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
 import numpy as np
 import torch
 import torch.nn.functional as F
