@@ -52,6 +52,7 @@ const trainFlags = {
   patience: { type: 'int', description: 'schedule plateau: epochs without improvement before a drop', default: d.patience },
   'min-lr': { type: 'number', description: 'lower bound of the lr (cosine, plateau)', default: d['min-lr'] },
   'label-smoothing': { type: 'number', description: 'label smoothing of the cross-entropy', default: d['label-smoothing'] },
+  'clip-grad-norm': { type: 'number', description: 'rescale the gradients to this joint L2 norm at most before each optimizer step (as torch.nn.utils.clip_grad_norm_; MMAction2\'s recipes use 40); the norm before clipping goes to metrics.jsonl' },
   amp: { type: 'string', description: 'autocast: bf16 (CPU or CUDA) or fp16 (CUDA)', choices: AMP_MODES, default: d.amp },
   convolutions: { type: 'string', description: 'auto: stcnet\'s training convolutions where faster (CPU: Winograd 3×3×3, grouped, stem, one-frame); direct: libtorch\'s only, as PyTorch computes them', choices: CONVOLUTIONS, default: d.convolutions },
   device: { type: 'string', description: 'where to train', choices: DEVICES, default: d.device },

@@ -6,3 +6,4 @@ export {
   type SchedulerState, type WarmupOptions, type PlateauOptions,
 } from './schedules.js';
 export { saveOptimizerState, loadOptimizerState, packOptimizerState, unpackOptimizerState, type PackedOptimizerState } from './state.js';
+export { clipGradNorm_ } from './clip.js';

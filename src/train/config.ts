@@ -114,6 +114,8 @@ const shape = {
   'min-lr': z.coerce.number().nonnegative(),
   accumulate: positiveInt,
   'label-smoothing': z.coerce.number().min(0).lt(1),
+  // Gradients rescaled to this joint L2 norm at most before each optimizer step (absent: no clipping).
+  'clip-grad-norm': z.coerce.number().positive().optional(),
   amp: z.enum(AMP_MODES),
   // auto: stcnet's training convolutions where they pay (F.conv3d's routing: Winograd, grouped, stem, one-frame); direct: libtorch's only.
   convolutions: z.enum(CONVOLUTIONS),

@@ -13,6 +13,7 @@ import type { Preprocessing } from '../models/checkpoint.js';
 import { saveModelCheckpoint } from '../models/checkpoint.js';
 import type { ZooModel } from '../models/base.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import { clipGradNorm_ } from '../optim/clip.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { ensureDir, writeJsonAtomic } from '../util/fs.js';
@@ -50,6 +51,8 @@ export type StepRecord = {
   clipsPerSecond: number;
   /** Share of the step's wall time spent waiting for the loader. */
   dataWait: number;
+  /** With `clip-grad-norm`: the gradients' joint L2 norm before clipping. */
+  gradNorm?: number;
 };
 
 export type EpochRecord = {
@@ -358,7 +361,8 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
     log(`train: ${config.model} (${model.parameterCount().toLocaleString('en-US')} parameters), ${classes.length} classes, ` +
       `${trainLoader.clipsPerEpoch} training videos (${config.split})${valLoader ? `, ${valLoader.clipsPerEpoch} validation clips (${config['val-split']})` : ''}; ` +
       `${config.frames}×${config.size}² clips, batch ${config['batch-size']}${config.accumulate > 1 ? ` × ${config.accumulate} accumulated` : ''}, ` +
-      `${config.optimizer} lr ${config.lr} ${config.schedule}${config['warmup-epochs'] ? ` (warm-up ${count(config['warmup-epochs'], 'epoch')})` : ''}, ${count(config.epochs, 'epoch')} on ${config.device}` +
+      `${config.optimizer} lr ${config.lr} ${config.schedule}${config['warmup-epochs'] ? ` (warm-up ${count(config['warmup-epochs'], 'epoch')})` : ''}` +
+      `${config['clip-grad-norm'] !== undefined ? `, gradient norm clipped at ${config['clip-grad-norm']}` : ''}, ${count(config.epochs, 'epoch')} on ${config.device}` +
       `${config.amp !== 'none' ? ` (${config.amp} autocast)` : ''}`);
 
     const save = (name: 'last' | 'best') => {
@@ -429,6 +433,8 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
               group = { loss: 0, correct: 0, clips: 0, wait: 0, busy: 0 };
               continue;
             }
+            // Clipped after the ranks' gradients are averaged, so every rank clips the same gradients.
+            const gradNorm = isStep && config['clip-grad-norm'] !== undefined ? clipGradNorm_(optimizer.params, config['clip-grad-norm']) : undefined;
             if (isStep) {
               optimizer.step();
               optimizer.zeroGrad();
@@ -443,6 +449,7 @@ async function trainWith(config: TrainConfig, options: RunTrainingOptions, run: 
               type: 'step', step: state.globalStep, epoch: epoch + 1, batch: index + 1,
               loss: group.loss / group.clips, accuracy: group.correct / group.clips, lr: stepLr,
               clipsPerSecond: group.clips / Math.max(1e-9, group.wait + group.busy), dataWait: group.wait / Math.max(1e-9, group.wait + group.busy),
+              ...(gradNorm !== undefined ? { gradNorm } : {}),
             };
             totals.lossSum += group.loss;
             totals.correct += group.correct;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { runTraining, resumeConfig, type StepRecord, type TrainEvent } from '../../src/train/trainer.js';
 import { loadModelCheckpoint } from '../../src/models/checkpoint.js';
+import { buildModel } from '../../src/train/model_setup.js';
 import { loadStateDict } from '../../src/nn/weights.js';
 import { dispose, getConvAlgorithm, type Tensor } from '../../src/engine/index.js';
 import { runPython } from '../helpers.js';
@@ -124,6 +125,43 @@ test('the run folder holds the config (YAML and JSON), per-step and per-epoch me
   }
   // No temporary files are left behind.
   assert.deepEqual(readdirSync(dir).filter((name) => name.includes('.tmp-')), []);
+});
+
+test('--clip-grad-norm bounds every update: each step records the norm before clipping, and a tiny limit leaves the weights where they started', async () => {
+  const data = await tinyData();
+  // Plain SGD (no momentum, no weight decay): an update is the learning rate times the clipped gradient.
+  const common = { epochs: 1, optimizer: 'sgd', lr: 0.5, momentum: 0, 'weight-decay': 0, 'val-split': 'none' };
+  const limit = 1e-9;
+  const clipped = tinyConfig(data, join(data.work, 'clipped'), { ...common, 'clip-grad-norm': limit });
+  const unclipped = tinyConfig(data, join(data.work, 'unclipped'), common);
+  for (const config of [clipped, unclipped]) assert.equal((await runTraining(config)).status, 'completed');
+  assert.equal(YAML.parse(readFileSync(join(clipped.out, 'config.yaml'), 'utf8'))['clip-grad-norm'], limit);
+
+  const clippedSteps = metricsOf(clipped.out).filter((r) => r.type === 'step') as StepRecord[];
+  assert.equal(clippedSteps.length, 4);
+  assert.ok(clippedSteps.every((s) => Number.isFinite(s.gradNorm) && s.gradNorm! > 1e-3), `norms before clipping: ${clippedSteps.map((s) => s.gradNorm).join(', ')}`);
+  assert.ok((metricsOf(unclipped.out) as StepRecord[]).every((r) => r.gradNorm === undefined), 'no norm without clipping');
+
+  // Each run's weights against the initial ones (the same seed builds them again).
+  const { model: initial } = buildModel(clipped, 4);
+  const largestChange = (run: string): number => {
+    const { model: trained } = loadModelCheckpoint(join(run, 'last.safetensors'));
+    const final = new Map(trained.namedParameters());
+    let largest = 0;
+    for (const [name, start] of initial.namedParameters()) {
+      const before = start.toFloat32Array();
+      const after = final.get(name)!.toFloat32Array();
+      for (let i = 0; i < before.length; i++) largest = Math.max(largest, Math.abs(after[i]! - before[i]!));
+    }
+    trained.dispose();
+    return largest;
+  };
+  const clippedChange = largestChange(clipped.out);
+  const unclippedChange = largestChange(unclipped.out);
+  initial.dispose();
+  // 4 steps of at most 0.5 × 1e-9 each; without the limit the same steps move weights by far more.
+  assert.ok(clippedChange <= 4 * 0.5 * limit, `clipped: weights moved by up to ${clippedChange}`);
+  assert.ok(unclippedChange > 1e-3, `unclipped: weights moved by up to ${unclippedChange}`);
 });
 
 test('fine-tuning from a PyTorch .pth (module. keys, no num_batches_tracked, 7 classes): head replaced, frozen stages and their BN statistics kept', async () => {
