@@ -18,7 +18,7 @@ const TEACHERS = ['resnet2d_18', 'resnet2d_34', 'resnet2d_50'] as const;
 const SHARED = [
   'config', 'resume', 'out', 'format', 'annotations', 'videos', 'class-list', 'cache', 'short-side', 'split', 'val-split',
   'width-multiplier', 'dropout', 'size', 'crop-scales', 'flip', 'accumulate', 'epochs', 'optimizer', 'lr', 'momentum', 'nesterov',
-  'weight-decay', 'schedule', 'warmup-epochs', 'step-size', 'milestones', 'gamma', 'patience', 'min-lr', 'label-smoothing', 'amp',
+  'weight-decay', 'schedule', 'warmup-epochs', 'step-size', 'milestones', 'gamma', 'patience', 'min-lr', 'label-smoothing', 'clip-grad-norm', 'amp',
   'device', 'seed', 'workers', 'checkpoint-every', 'quiet',
 ] as const;
 
