@@ -124,3 +124,25 @@ exit $(( $? + second ))
   assert.equal(run.code, 0, run.stderr);
   assertSameWeights(join(reference, 'last.safetensors'), join(out, 'last.safetensors'));
 });
+
+test('--clip-grad-norm in 2 processes clips the averaged gradients: the same norms and weights as 1 process × batch 8', async () => {
+  const data = await tinyData();
+  // Below the gradients' norm on this data (checked below), so every step clips.
+  const clip = ['--clip-grad-norm', '0.05', '--sync-bn', '--quiet'];
+  const single = join(data.work, 'clip-single');
+  const reference = await runChild(process.execPath, [cli, ...flags(data, single, 8, clip)], env());
+  assert.equal(reference.code, 0, reference.stderr);
+  const out = join(data.work, 'clip-ddp');
+  const port = await freePort();
+  const run = await runChild(process.execPath, [cli, ...flags(data, out, 4, [...clip, '--nproc-per-node', '2', '--master', `127.0.0.1:${port}`])], env());
+  assert.equal(run.code, 0, run.stderr);
+  const norms = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { type: string; gradNorm?: number })
+    .filter((r) => r.type === 'step').map((r) => r.gradNorm!);
+  const [expected, got] = [norms(single), norms(out)];
+  assert.equal(got.length, 2);
+  expected.forEach((norm, step) => {
+    assert.ok(norm > 0.05, `step ${step + 1}: norm ${norm} is above the limit`);
+    assert.ok(Math.abs(got[step]! - norm) < 1e-5 * norm, `step ${step + 1}: norm ${got[step]} in 2 processes, ${norm} in one`);
+  });
+  assertSameWeights(join(single, 'last.safetensors'), join(out, 'last.safetensors'));
+});
