@@ -40,7 +40,7 @@ if (seeds.length < 2) {
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 const lines = [`# ${modeA} against ${modeB}, ${seeds.length} seeds`, ''];
-const header = TEST_SETS.flatMap(([set, name]) => [`${modeA}, ${name}`, `${modeB}, ${name}`]);
+const header = TEST_SETS.flatMap(([, name]) => [`${modeA}, ${name}`, `${modeB}, ${name}`]);
 lines.push(`| seed | ${header.join(' | ')} |`, `|---|${header.map(() => '---').join('|')}|`);
 for (const seed of seeds) {
   const cells = TEST_SETS.flatMap(([set]) => [modeA, modeB].map((mode) => {
