@@ -14,20 +14,12 @@ OUT="$EXP_OUT/d"
 
 if [ "$SMOKE" = 1 ]; then DEMO_VIDEOS=6; BIG_VIDEOS=4; else DEMO_VIDEOS=60; BIG_VIDEOS=200; fi
 
-# synth_once DIR SEED VIDEOS: the demo's generator (6 classes, plain scenes) and its frame cache, once.
-synth_once() {
-  local dir=$1 seed=$2 videos=$3
-  local settings="seed=$seed videos=$videos ${W}x$H size=$SIZE"
-  [ "$(cat "$dir/cache/.complete" 2>/dev/null)" = "$settings" ] && return
-  rm -rf "$dir" "$OUT/runs"
-  say "synth $dir (6 classes × $videos videos, seed $seed)"
-  stcnet synth "$dir/videos" --classes 6 --videos "$videos" --width "$W" --height "$H" --fps 16 --min-duration 1.5 \
-    --max-duration 2.5 --noise 3 --shake 1 --scene plain --seed "$seed" --clips-per-group 1 --quiet
-  stcnet prepare "$dir/videos" --out "$dir/cache" --short-side "$SIZE" --jobs 2 --quiet
-  echo "$settings" > "$dir/cache/.complete"
-}
-synth_once "$OUT/demo" 0 "$DEMO_VIDEOS"
-synth_once "$OUT/big" 1 "$BIG_VIDEOS"
+# The demo's data (synth seed 0) and the further test videos (seed 1), by the demo's generator settings. New
+# training data drops every run; new further videos drop only the evaluations on them.
+VIDEOS=$DEMO_VIDEOS make_data "$OUT/demo" 6 plain --seed 0
+[ "$DATA_REMADE" = 0 ] || rm -rf "$OUT/runs"
+VIDEOS=$BIG_VIDEOS make_data "$OUT/big" 6 plain --seed 1
+[ "$DATA_REMADE" = 0 ] || rm -rf "$OUT"/runs/*/eval-big
 awk '{print $2}' "$OUT/demo/videos/classInd.txt" > "$OUT/classes.txt"
 
 # eval_big RUN: video accuracy on every video of the further set (class folders, the demo's class order).
