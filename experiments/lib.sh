@@ -69,6 +69,14 @@ train_run() {
     fi
     return
   fi
+  # A folder that a still-running `stcnet train` holds (say, one left by a script killed with kill -9) is never
+  # deleted under it.
+  local holder
+  holder=$(node -e 'try { const { pid } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.kill(pid, 0); process.stdout.write(String(pid)); } catch {}' "$out/.lock")
+  if [ -n "$holder" ]; then
+    echo "experiments: $out is being trained by process $holder; wait for it or stop it, then run again" >&2
+    exit 2
+  fi
   rm -rf "$out"
   stcnet train "$@" --out "$out" --frames "$FRAMES" --size "$SIZE" --width-multiplier "$WIDTH" --batch-size "$BATCH" \
     --epochs "$EPOCHS" --no-flip --crop-scales 1 --optimizer adamw --lr 0.002 --schedule cosine --val-split none \
