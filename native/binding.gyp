@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "stcnet_torch",
-      "sources": ["src/addon.cc", "src/convert.cc", "src/tensor_io.cc", "src/distributed.cc", "src/onednn.cc", "src/winograd.cc", "src/winograd_autograd.cc", "src/grouped.cc", "src/grouped_autograd.cc", "src/stem_autograd.cc", "src/max_pool.cc", "src/profiler.cc", "src/sgd.cc"],
+      "sources": ["src/addon.cc", "src/convert.cc", "src/tensor_io.cc", "src/distributed.cc", "src/onednn.cc", "src/winograd.cc", "src/winograd_autograd.cc", "src/grouped.cc", "src/grouped_autograd.cc", "src/stem_autograd.cc", "src/max_pool.cc", "src/profiler.cc", "src/sgd.cc", "src/mean_pools.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node ../scripts/libtorch-config.cjs include)"

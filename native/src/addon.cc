@@ -425,6 +425,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   initMaxPool(env, exports);
   initProfiler(env, exports);
   initSgd(env, exports);
+  initMeanPools(env, exports);
   return exports;
 }
 

@@ -97,5 +97,6 @@ void initStemAutograd(Napi::Env env, Napi::Object exports);  // stem_autograd.cc
 void initMaxPool(Napi::Env env, Napi::Object exports);  // max_pool.cc: 3D max pooling of float32 and bf16, with its gradient
 void initProfiler(Napi::Env env, Napi::Object exports);  // profiler.cc: libtorch's operator profiler to a Chrome trace
 void initSgd(Napi::Env env, Napi::Object exports);  // sgd.cc: one parameter's SGD update in one call
+void initMeanPools(Napi::Env env, Napi::Object exports);  // mean_pools.cc: an STC block's two means, with one cheap backward
 
 }  // namespace stcnet

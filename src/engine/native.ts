@@ -52,6 +52,8 @@ export interface NativeAddon {
   groupedConv3d?(input: Handle, weight: Handle, bias: Handle | null): Handle;
   stemConv3d?(input: Handle, weight: Handle, bias: Handle | null, stride: number[], padding: number[]): Handle;
   maxPool3d(input: Handle, kernel: number[], stride: number[], padding: number[]): Handle;
+  /** native/src/mean_pools.cc: an STC block's two means, with one backward for both. */
+  meanPools3d(x: Handle): [Handle, Handle];
   profileStart(file: string): void;
   profileStop(): boolean;
   sgdUpdate(param: Handle, grad: Handle, momentumBuffer: Handle | null, lr: number, momentum: number, dampening: number, weightDecay: number,

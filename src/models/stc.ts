@@ -1,4 +1,4 @@
-import { tidy, type Tensor } from '../engine/index.js';
+import { F, tidy, type Tensor } from '../engine/index.js';
 import { Module, Linear } from '../nn/index.js';
 import { ModelInputError, shapeText } from './errors.js';
 import type { Tracer } from './flops.js';
@@ -65,8 +65,9 @@ export class StcBlock extends Module {
   gate(x: Tensor): Tensor {
     this.check(x);
     return tidy(() => {
-      const st = this.tcb.forward(x.mean([2, 3, 4]));          // TCB: pool T,H,W → N×C
-      const ss = this.scb.forward(x.mean([3, 4]).flatten(1));  // SCB: pool H,W → N×C×T → N×(C·T), index c·T+t
+      const [overClip, overFrames] = F.meanPools3d(x);     // x.mean([2, 3, 4]) and x.mean([3, 4]), one backward for both
+      const st = this.tcb.forward(overClip);               // TCB: pool T,H,W → N×C
+      const ss = this.scb.forward(overFrames.flatten(1));  // SCB: pool H,W → N×C×T → N×(C·T), index c·T+t
       return st.add(ss).mul(0.5);
     });
   }
