@@ -15,3 +15,4 @@ export { deflateTwin, twin3dArch } from './train2d/deflate.js';
 export { registerWebPage, type WebPageOptions } from './serve/web.js';
 export { runTransfer, resumeTransferConfig, validateTransferConfig, TransferHead, PairSampler, loadTeacher, teacherFeatures, TeacherCache, type TransferConfig, type TransferSummary, type TransferEvent, type Pair } from './transfer/index.js';
 export { ProcessGroup, DistributedError, DataParallel, jobFromEnv, batchPositions, broadcastState, GradientSync, synchroniseBatchNorm, type JobEnv, type Shard, type GradientMode } from './distributed/index.js';
+export { gradCam, explainVideos, clipFrames, heatColor, overlay, upscale, contactSheet, type GradCamResult, type GradCamOptions, type VideoExplanation, type Frames } from './explain/index.js';

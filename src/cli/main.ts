@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<AnyCommand>> = {
   prepare: async () => (await import('./prepare.js')).command,
   eval: async () => (await import('./eval.js')).command,
   predict: async () => (await import('./predict.js')).command,
+  explain: async () => (await import('./explain.js')).command,
   export: async () => (await import('./export.js')).command,
   serve: async () => (await import('./serve.js')).command,
   train: async () => (await import('./train.js')).command,

@@ -1,5 +1,5 @@
 import { tidy, type Tensor } from '../engine/index.js';
-import { Module, Linear, Dropout, init } from '../nn/index.js';
+import { Module, Linear, Dropout, init, type Sequential } from '../nn/index.js';
 import { ModelInputError, shapeText } from './errors.js';
 import { trace, type Tracer, type TraceRow } from './flops.js';
 import type { AnyModelOptions } from './registry.js';
@@ -55,8 +55,55 @@ export abstract class ZooModel extends Module {
     return this.fc.inFeatures;
   }
 
+  /** The backbone's residual stages, layer1..layer4. */
+  protected abstract readonly stages: readonly [Sequential, Sequential, Sequential, Sequential];
+  /** Global average pooling of the last stage. */
+  abstract readonly avgpool: Module;
+  /** Everything before layer1 on the caller's `x` (which it must not free). */
+  protected abstract forwardStem(x: Tensor): Tensor;
+
   /** The pooled features N×numFeatures; runs the backbone without the classifier. */
-  abstract forwardFeatures(x: Tensor): Tensor;
+  forwardFeatures(x: Tensor): Tensor {
+    this.checkInput(x);
+    return tidy(() => this.pooled(this.runStages(this.forwardStem(x), 0, 4, null), null));
+  }
+
+  /**
+   * The output of stage `stage` (1–4: layer1..layer4), N×C×T'×H'×W', the activations that Grad-CAM
+   * explains; `forwardFromStage(that, stage)` finishes the backbone from it.
+   */
+  forwardToStage(x: Tensor, stage: number): Tensor {
+    checkStage(stage);
+    this.checkInput(x);
+    return tidy(() => this.runStages(this.forwardStem(x), 0, stage, null));
+  }
+
+  /** The pooled features from the output `h` of stage `stage` (1–4); `h` stays the caller's. */
+  forwardFromStage(h: Tensor, stage: number): Tensor {
+    checkStage(stage);
+    return tidy(() => this.pooled(this.runStages(h, stage, 4, h), h));
+  }
+
+  /** Stages [from, to) on `h`, freeing each intermediate as soon as the next block has it (never `keep`). */
+  private runStages(h: Tensor, from: number, to: number, keep: Tensor | null): Tensor {
+    let out = h;
+    for (const stage of this.stages.slice(from, to)) {
+      for (const block of stage.layers) {
+        const next = block.forward(out);
+        if (next !== out && out !== keep) out.dispose();
+        out = next;
+      }
+    }
+    return out;
+  }
+
+  private pooled(out: Tensor, keep: Tensor | null): Tensor {
+    const pooled = this.avgpool.forward(out);
+    if (pooled !== out && out !== keep) out.dispose();
+    const flat = pooled.flatten(1);
+    pooled.dispose();
+    return flat;
+  }
 
   /** Same as forwardFeatures (the teachers' `features()` path, without `fc`). */
   features(x: Tensor): Tensor {
@@ -137,4 +184,9 @@ export function initConvolutions(model: Module): void {
   for (const [name, parameter] of model.namedParameters()) {
     if (parameter.rank >= 3 && name.endsWith('weight')) init.kaimingNormal_(parameter, { mode: 'fan_out', nonlinearity: 'relu' });
   }
+}
+
+/** A backbone stage number, 1–4 (layer1..layer4). */
+export function checkStage(stage: number): void {
+  if (!(Number.isInteger(stage) && stage >= 1 && stage <= 4)) throw new ModelInputError(`stage must be 1, 2, 3 or 4 (layer1..layer4), got ${stage}`);
 }

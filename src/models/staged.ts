@@ -1,4 +1,4 @@
-import { tidy, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
 import type { Module, Sequential } from '../nn/index.js';
 import { ZooModel } from './base.js';
 import { step } from './blocks.js';
@@ -16,22 +16,16 @@ export abstract class StagedResNet extends ZooModel {
   abstract readonly layer2: Sequential;
   abstract readonly layer3: Sequential;
   abstract readonly layer4: Sequential;
-  abstract readonly avgpool: Module;
 
-  /** Pooled features; intermediates are freed as soon as the next layer has them, and the scope frees the rest. */
-  forwardFeatures(x: Tensor): Tensor {
-    this.checkInput(x);
-    return tidy(() => {
-      let out = this.conv1.forward(x);
-      out = step(out, (h) => this.bn1.forward(h)).relu_();
-      const maxpool = this.maxpool;
-      if (maxpool) out = step(out, (h) => maxpool.forward(h));
-      for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
-        for (const block of layer.layers) out = step(out, (h) => block.forward(h));
-      }
-      out = step(out, (h) => this.avgpool.forward(h));
-      return step(out, (h) => h.flatten(1));
-    });
+  protected get stages(): readonly [Sequential, Sequential, Sequential, Sequential] {
+    return [this.layer1, this.layer2, this.layer3, this.layer4];
+  }
+
+  protected forwardStem(x: Tensor): Tensor {
+    let out = this.conv1.forward(x);
+    out = step(out, (h) => this.bn1.forward(h)).relu_();
+    const maxpool = this.maxpool;
+    return maxpool ? step(out, (h) => maxpool.forward(h)) : out;
   }
 
   trace(tracer: Tracer, name: string, shape: readonly number[]): number[] {

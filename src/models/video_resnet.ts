@@ -1,4 +1,4 @@
-import { tidy, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
 import { Conv3d, BatchNorm3d, ReLU, AdaptiveAvgPool3d, Sequential, Linear, type Module, init } from '../nn/index.js';
 import {
   VideoBasicBlock, Conv3DSimple, Conv3DNoTemporal, Conv2Plus1D, runSequential, step, type ConvPolicy,
@@ -93,17 +93,12 @@ export class VideoResNet extends ZooModel {
     return fc;
   }
 
-  /** Pooled features; intermediates are freed as soon as the next layer has them, and the scope frees the rest. */
-  forwardFeatures(x: Tensor): Tensor {
-    this.checkInput(x);
-    return tidy(() => {
-      let out = runSequential(this.stem, x);
-      for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
-        for (const block of layer.layers) out = step(out, (h) => block.forward(h));
-      }
-      out = step(out, (h) => this.avgpool.forward(h));
-      return step(out, (h) => h.flatten(1));
-    });
+  protected get stages(): readonly [Sequential, Sequential, Sequential, Sequential] {
+    return [this.layer1, this.layer2, this.layer3, this.layer4];
+  }
+
+  protected forwardStem(x: Tensor): Tensor {
+    return runSequential(this.stem, x);
   }
 
   trace(tracer: Tracer, name: string, shape: readonly number[]): number[] {
