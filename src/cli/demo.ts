@@ -11,7 +11,7 @@ import { formatDuration } from '../util/progress.js';
  * The main job, end to end on generated data, through the same commands a user runs:
  * `synth` (videos whose classes differ only by motion) → `prepare` (the frame cache) → `train`
  * (an STC network from scratch, validated every epoch) → `eval` (the held-out groups, K clips per
- * video) → `predict` (a few test videos). Every output lands in one folder.
+ * video) → `predict` (a few test videos) → `explain` (Grad-CAM of one of them). Every output lands in one folder.
  */
 const flagSpecs = {
   out: { type: 'string', description: 'demo folder (data, cache, run folders with checkpoints, plots and reports)', default: 'runs/demo' },
@@ -80,12 +80,12 @@ function freshRunDir(out: string): string {
   }
 }
 
-async function loadCommand(name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict'): Promise<CommandSpec<FlagSpecs>> {
+async function loadCommand(name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict' | 'explain'): Promise<CommandSpec<FlagSpecs>> {
   return (await import(`./${name}.js`) as { command: CommandSpec<FlagSpecs> }).command;
 }
 
 /** Runs a subcommand exactly as `stcnet NAME ARGS...` would, after echoing the command line. */
-async function runCommand(say: (line: string) => void, name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict', args: string[]): Promise<void> {
+async function runCommand(say: (line: string) => void, name: 'synth' | 'prepare' | 'train' | 'eval' | 'predict' | 'explain', args: string[]): Promise<void> {
   const spec = await loadCommand(name);
   say(`$ stcnet ${name} ${args.map((arg) => (/^[\w./:=,-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ')}`);
   await spec.run(parseArgs(spec, args));
@@ -165,6 +165,11 @@ async function runDemo(flags: Flags): Promise<void> {
   const picks = [0, Math.floor(test.length / 2), test.length - 1].map((index) => test[index]!.path);
   await runCommand(say, 'predict', [checkpoint, ...new Set(picks), '--top', '3', '--clips', String(flags['test-clips']), '--quiet']);
 
+  // Stage 2: an 8-frame model has one frame left at the last stage, two here, so the map shows time too.
+  say('\n== explain: where in the first of them the network sees its class (Grad-CAM)');
+  const explainDir = path.join(runDir, 'explain');
+  await runCommand(say, 'explain', [checkpoint, picks[0]!, '--out', explainDir, '--stage', '2', '--top', '3', '--quiet']);
+
   const seconds = (Date.now() - started) / 1000;
   say(`\n== result: video top-1 ${percent(report.videoTop1)} on ${report.videos} held-out videos of ${report.classes.length} classes ` +
     `(chance ${percent(1 / report.classes.length)}), clip top-1 ${percent(report.clipTop1)}, mean class accuracy ${percent(report.videoMeanClassAccuracy)}; ` +
@@ -172,6 +177,7 @@ async function runDemo(flags: Flags): Promise<void> {
   say(`run folder:  ${runDir} (config, metrics.jsonl, last/best checkpoints, summary.json)`);
   say(`plots:       ${path.join(runDir, 'plots')} (loss, accuracy, learning rate; PNG and SVG)`);
   say(`evaluation:  ${evalDir} (report.json, per_class.csv, confusion.csv and confusion.png)`);
+  say(`explanation: ${explainDir} (NAME.cam.jpg, NAME.cam.mp4, NAME.explain.json)`);
   say(`next:        stcnet predict ${checkpoint} YOUR_VIDEO.mp4`);
   if (interrupted) process.exitCode = 130;
 }

@@ -55,8 +55,11 @@ export abstract class ZooModel extends Module {
     return this.fc.inFeatures;
   }
 
-  /** The backbone's residual stages, layer1..layer4. */
-  protected abstract readonly stages: readonly [Sequential, Sequential, Sequential, Sequential];
+  /** The backbone's residual stages. */
+  abstract readonly layer1: Sequential;
+  abstract readonly layer2: Sequential;
+  abstract readonly layer3: Sequential;
+  abstract readonly layer4: Sequential;
   /** Global average pooling of the last stage. */
   abstract readonly avgpool: Module;
   /** Everything before layer1 on the caller's `x` (which it must not free). */
@@ -87,7 +90,7 @@ export abstract class ZooModel extends Module {
   /** Stages [from, to) on `h`, freeing each intermediate as soon as the next block has it (never `keep`). */
   private runStages(h: Tensor, from: number, to: number, keep: Tensor | null): Tensor {
     let out = h;
-    for (const stage of this.stages.slice(from, to)) {
+    for (const stage of [this.layer1, this.layer2, this.layer3, this.layer4].slice(from, to)) {
       for (const block of stage.layers) {
         const next = block.forward(out);
         if (next !== out && out !== keep) out.dispose();

@@ -1,5 +1,5 @@
 import type { Tensor } from '../engine/index.js';
-import type { Module, Sequential } from '../nn/index.js';
+import type { Module } from '../nn/index.js';
 import { ZooModel } from './base.js';
 import { step } from './blocks.js';
 import { child, type Tracer } from './flops.js';
@@ -12,14 +12,6 @@ export abstract class StagedResNet extends ZooModel {
   abstract readonly conv1: Module;
   abstract readonly bn1: Module;
   abstract readonly maxpool: Module | null;
-  abstract readonly layer1: Sequential;
-  abstract readonly layer2: Sequential;
-  abstract readonly layer3: Sequential;
-  abstract readonly layer4: Sequential;
-
-  protected get stages(): readonly [Sequential, Sequential, Sequential, Sequential] {
-    return [this.layer1, this.layer2, this.layer3, this.layer4];
-  }
 
   protected forwardStem(x: Tensor): Tensor {
     let out = this.conv1.forward(x);

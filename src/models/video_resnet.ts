@@ -93,10 +93,6 @@ export class VideoResNet extends ZooModel {
     return fc;
   }
 
-  protected get stages(): readonly [Sequential, Sequential, Sequential, Sequential] {
-    return [this.layer1, this.layer2, this.layer3, this.layer4];
-  }
-
   protected forwardStem(x: Tensor): Tensor {
     return runSequential(this.stem, x);
   }

@@ -1,24 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, tempDir } from '../helpers.js';
 import { loadModelCheckpoint } from '../../src/index.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 
-test('stcnet demo --quick composes synth, prepare, train, eval and predict into one folder', () => {
+test('stcnet demo --quick composes synth, prepare, train, eval, predict and explain into one folder', () => {
   const out = join(tempDir(), 'demo');
   const stdout = execFileSync(process.execPath, [cli, 'demo', '--quick', '--out', out, '--workers', '1', '--quiet'], { encoding: 'utf8', timeout: 600_000 });
   assert.match(stdout, /self-check passed/);
-  for (const command of ['synth', 'prepare', 'train', 'eval', 'predict']) assert.match(stdout, new RegExp(`\\$ stcnet ${command} `));
+  for (const command of ['synth', 'prepare', 'train', 'eval', 'predict', 'explain']) assert.match(stdout, new RegExp(`\\$ stcnet ${command} `));
   assert.match(stdout, /== result: video top-1 \d+\.\d% on 8 held-out videos of 4 classes \(chance 25\.0%\)/);
   const run = join(out, 'train');
   for (const file of ['config.yaml', 'config.json', 'metrics.jsonl', 'summary.json', 'last.safetensors', 'best.safetensors',
     'plots/loss.png', 'plots/accuracy.svg', 'eval-test1/report.json', 'eval-test1/per_class.csv', 'eval-test1/confusion.png']) {
     assert.ok(existsSync(join(run, file)), `${file} in the run folder`);
   }
+  const explained = readdirSync(join(run, 'explain')).sort();
+  assert.equal(explained.length, 3, `one video explained: ${explained.join(', ')}`);
+  for (const [i, suffix] of ['.cam.jpg', '.cam.mp4', '.explain.json'].entries()) assert.ok(explained[i]!.endsWith(suffix), explained[i]);
   const report = JSON.parse(readFileSync(join(run, 'eval-test1', 'report.json'), 'utf8')) as { videos: number; clips: number; classes: string[]; confusion: number[][] };
   assert.deepEqual(report.classes, ['MoveRight', 'MoveLeft', 'MoveUp', 'MoveDown']);
   assert.equal(report.clips, report.videos * 4);
