@@ -4,7 +4,7 @@ import { UserError } from '../util/errors.js';
 import { checkFolderCreatable, ensureDir, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { Progress } from '../util/progress.js';
 import type { Frames } from '../explain/render.js';
-import { expandVideoArgs } from './predict.js';
+import { expandVideoArgs, uniqueBases } from './predict.js';
 
 /**
  * `stcnet explain CHECKPOINT VIDEO...|DIR`: where in each video's centre clip the network found the
@@ -50,17 +50,6 @@ export function classIndexOf(value: string, classes: readonly string[]): number 
   throw new UserError(`stcnet explain: --class ${value}: not a class name or index of the checkpoint; its classes: ${shown}`);
 }
 
-/** Output names for a video: its name, made unique when two videos share it. */
-function outputBases(files: string[], outDir: string): string[] {
-  const seen = new Map<string, number>();
-  return files.map((file) => {
-    const stem = path.basename(file, path.extname(file));
-    const count = (seen.get(stem) ?? 0) + 1;
-    seen.set(stem, count);
-    return path.join(outDir, count === 1 ? stem : `${stem}-${count}`);
-  });
-}
-
 async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags): Promise<void> {
   const { resolveModelSource } = await import('../train/model_source.js');
   const source = resolveModelSource(checkpointArg);
@@ -78,7 +67,7 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
     const { overlay, contactSheet, upscale } = await import('../explain/render.js');
     const { topScores } = await import('../train/predict.js');
     const { jpeg } = await import('../video/jpeg.js');
-    const bases = outputBases(files, f.out);
+    const bases = uniqueBases(files, f.out, (file) => path.basename(file, path.extname(file)));
     const progress = new Progress({ total: files.length, label: 'explain', unit: 'videos', quiet: f.quiet });
     const summaries: Record<string, unknown>[] = [];
     const lines: string[] = [];

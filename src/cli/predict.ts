@@ -88,15 +88,18 @@ export function expandVideoArgs(args: string[]): string[] {
   return files;
 }
 
-/** Output names for timelines: the video's name, made unique when two videos share it. */
-function timelineBases(files: string[], outDir: string): string[] {
+/**
+ * Output paths in `outDir`, one per video: `name(file)` with characters other than letters, digits and
+ * `.+-_` replaced, made unique (`-2`, `-3`, ...) when two videos give the same name, then `suffix`.
+ */
+export function uniqueBases(files: string[], outDir: string, name: (file: string) => string, suffix = ''): string[] {
   const used = new Set<string>();
   return files.map((file) => {
-    const stem = path.basename(file).replace(/[^\w.+-]+/g, '_');
-    let name = stem;
-    for (let n = 2; used.has(name); n++) name = `${stem}-${n}`;
-    used.add(name);
-    return path.join(outDir, `${name}.timeline`);
+    const stem = name(file).replace(/[^\w.+-]+/g, '_');
+    let unique = stem;
+    for (let n = 2; used.has(unique); n++) unique = `${stem}-${n}`;
+    used.add(unique);
+    return path.join(outDir, unique + suffix);
   });
 }
 
@@ -168,7 +171,7 @@ async function runTimelines(model: Model, files: string[], classes: string[], se
   header: Record<string, unknown>): Promise<number> {
   const { predictTimeline, failureReason } = await import('../train/predict.js');
   const { writeTimeline } = await import('../train/predict_report.js');
-  const bases = timelineBases(files, f.out);
+  const bases = uniqueBases(files, f.out, (file) => path.basename(file), '.timeline');
   const json: Record<string, unknown>[] = [];
   const csvRows: string[] = [];
   const text: string[] = [];
