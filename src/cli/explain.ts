@@ -72,19 +72,16 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
     const summaries: Record<string, unknown>[] = [];
     const lines: string[] = [];
     let succeeded = 0;
-    const results = await explainVideos(model, files, preprocessing, { stage: f.stage, classIndex }, (result) => {
-      progress.tick(1);
-      if (!result.ok) process.stderr.write(`explain: ${result.file}: ${result.error}\n`);
-    });
-    progress.finish();
     ensureDir(f.out);
-    for (const [i, result] of results.entries()) {
+    for await (const result of explainVideos(model, files, preprocessing, { stage: f.stage, classIndex })) {
+      progress.tick(1);
       if (!result.ok) {
+        process.stderr.write(`explain: ${result.file}: ${result.error}\n`);
         summaries.push({ file: result.file, ok: false, error: result.error });
         lines.push(`${result.file}: failed: ${result.error}`);
         continue;
       }
-      const base = bases[i]!;
+      const base = bases[result.index]!;
       const { gradCam: cam, frames } = result;
       // Clips are small (112² or less): the pictures repeat pixels up to at least 112 rows.
       const factor = Math.max(1, Math.ceil(112 / frames.height));
@@ -105,6 +102,7 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
         `strongest in frame ${peak + 1} of ${cam.shape[0]})\n  wrote ${summary.files.join(', ')}`);
       succeeded++;
     }
+    progress.finish();
     process.stdout.write((f.json ? JSON.stringify({ checkpoint: source.checkpoint, arch: classifier.arch, videos: summaries }, null, 2) : lines.join('\n')) + '\n');
     if (succeeded < files.length && !f.json) process.stderr.write(`explain: ${files.length - succeeded} of ${files.length} videos could not be decoded\n`);
     process.exitCode = succeeded > 0 ? 0 : 1;

@@ -8,20 +8,21 @@ import { failureReason } from '../train/predict.js';
 import { gradCam, type GradCamOptions, type GradCamResult } from './grad_cam.js';
 import { clipFrames, type Frames } from './render.js';
 
+/** One video's explanation; `index` is its position in the files given. */
 export type VideoExplanation =
-  | { file: string; ok: true; gradCam: GradCamResult; frames: Frames }
-  | { file: string; ok: false; error: string };
+  | { index: number; file: string; ok: true; gradCam: GradCamResult; frames: Frames }
+  | { index: number; file: string; ok: false; error: string };
 
 /**
  * Grad-CAM of each video's centre clip, made as `stcnet eval` and `predict` make clips (the test-mode
  * loader reading the video: the checkpoint's short side, frames, stride and centre crop), with the
- * clip's frames as the network saw them. A video that cannot be decoded gets its error, and the others go
- * on; `onVideo` is called as each one finishes.
+ * clip's frames as the network saw them, yielded in the files' order as each is done (so a folder of
+ * videos never holds more than one clip's pictures). A video that cannot be decoded yields its error,
+ * and the others go on.
  */
-export async function explainVideos(model: ZooModel, files: string[], preprocessing: Preprocessing, options: GradCamOptions = {},
-  onVideo?: (explanation: VideoExplanation) => void): Promise<VideoExplanation[]> {
-  const results: VideoExplanation[] = new Array(files.length);
-  if (files.length === 0) return results;
+export async function* explainVideos(model: ZooModel, files: string[], preprocessing: Preprocessing,
+  options: GradCamOptions = {}): AsyncGenerator<VideoExplanation> {
+  if (files.length === 0) return;
   const normalize = normalizationOf(preprocessing);
   const loader = await ClipLoader.create({
     samples: files.map((file) => ({ path: file, relPath: file, label: 0 })),
@@ -31,22 +32,18 @@ export async function explainVideos(model: ZooModel, files: string[], preprocess
   });
   try {
     for await (const batch of loader.epoch(0)) {
-      const file = files[batch.index]!;
-      let result: VideoExplanation;
+      const index = batch.index, file = files[index]!;
       if (batch.labels.length === 0) {
-        result = { file, ok: false, error: failureReason(batch.failures[0]?.reason ?? 'no clip could be made') };
-      } else {
-        result = tidy(() => {
-          const { clips } = batchTensors(batch);
-          loader.recycle(batch);
-          return { file, ok: true as const, gradCam: gradCam(model, clips, options), frames: clipFrames(clips, normalize.mean, normalize.std) };
-        });
+        yield { index, file, ok: false, error: failureReason(batch.failures[0]?.reason ?? 'no clip could be made') };
+        continue;
       }
-      results[batch.index] = result;
-      onVideo?.(result);
+      yield tidy(() => {
+        const { clips } = batchTensors(batch);
+        loader.recycle(batch);
+        return { index, file, ok: true as const, gradCam: gradCam(model, clips, options), frames: clipFrames(clips, normalize.mean, normalize.std) };
+      });
     }
   } finally {
     await loader.close();
   }
-  return results;
 }

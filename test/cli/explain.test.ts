@@ -55,6 +55,11 @@ test('stcnet explain: per video a picture, a video and a JSON of Grad-CAM; an un
   const byIndex = JSON.parse(run('explain', fixture.checkpoint, videos[0]!, '--out', out, '--class', '3', '--json', '--quiet').stdout) as { videos: Summary[] };
   assert.deepEqual(byIndex.videos[0]!.frameImportance, parsed.videos[0]!.frameImportance, 'class 3 is MoveDown, the map is the same');
 
+  const twice = run('explain', fixture.checkpoint, videos[0]!, videos[0]!, '--out', join(out, 'twice'), '--quiet');
+  assert.equal(twice.status, 0, twice.stderr);
+  assert.deepEqual(readdirSync(join(out, 'twice')).filter((name) => name.endsWith('.json')).sort(),
+    ['v_MoveLeft_g01_c01-2.explain.json', 'v_MoveLeft_g01_c01.explain.json'], 'a name given twice is made unique');
+
   const none = run('explain', fixture.checkpoint, garbage, '--out', join(out, 'none'), '--quiet');
   assert.equal(none.status, 1, 'no video explained');
   assert.equal(existsSync(join(out, 'none')) ? readdirSync(join(out, 'none')).length : 0, 0);
