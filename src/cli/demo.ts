@@ -34,7 +34,7 @@ const flagSpecs = {
 
 export const command = defineCommand({
   name: 'demo',
-  summary: 'generate motion-only videos, train a small STC network on them, evaluate and predict (end to end)',
+  summary: 'generate motion-only videos, train a small STC network on them, evaluate, predict and explain (end to end)',
   usage: 'stcnet demo [--out runs/demo] [--model stc_resnet3d_18] [--epochs N] [--quick]',
   examples: ['stcnet demo', 'stcnet demo --quick --out /tmp/demo', 'stcnet demo --model resnet3d_18 --out runs/demo-baseline'],
   flags: flagSpecs,
