@@ -31,9 +31,10 @@ export interface GradCamOptions {
  * Grad-CAM (Selvaraju et al. 2017) for a video model: the gradient of the class's logit with respect to
  * a stage's activations A (N=1×C×T'×H'×W'), averaged over T'×H'×W', weighs A's channels; the ReLU of
  * the weighted sum is upsampled trilinearly to the clip's T×H×W and min-max normalised (an all-zero map
- * stays zero). Only the stages after `stage` and the head are differentiated; the model runs in eval
- * mode (BatchNorm's running statistics, no dropout) and is left as it was. At the last stage, before
- * global average pooling and a linear classifier, this is the class activation map of Zhou et al. 2016.
+ * stays zero). Only the stages after `stage` and the head are differentiated, and only for the activations
+ * (the weights' `.grad` are left as they were); the model runs in eval mode (BatchNorm's running statistics,
+ * no dropout) and is left as it was. At the last stage, before global average pooling and a linear
+ * classifier, this is the class activation map of Zhou et al. 2016.
  */
 export function gradCam(model: ZooModel, clip: Tensor, options: GradCamOptions = {}): GradCamResult {
   const stage = options.stage ?? 4;
@@ -46,6 +47,10 @@ export function gradCam(model: ZooModel, clip: Tensor, options: GradCamOptions =
   }
   const [, , frames, height, width] = clip.shape as [number, number, number, number, number];
   const wasTraining = model.training;
+  // Only the activations' gradient is wanted: the weights' are neither computed nor left in their .grad.
+  const parameters = model.parameters();
+  const wanted = parameters.map((parameter) => parameter.requiresGrad);
+  for (const parameter of parameters) parameter.requiresGrad = false;
   model.eval();
   try {
     return tidy(() => {
@@ -74,6 +79,7 @@ export function gradCam(model: ZooModel, clip: Tensor, options: GradCamOptions =
     });
   } finally {
     model.train(wasTraining);
+    parameters.forEach((parameter, i) => { parameter.requiresGrad = wanted[i]!; });
   }
 }
 

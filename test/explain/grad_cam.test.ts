@@ -38,6 +38,7 @@ test('gradCam: PyTorch\'s Grad-CAM of the same weights and clip, at stages 4 and
     assert.equal(got.frameImportance.length, 8, label);
   }
   assert.equal(model.training, true, 'the model is left in the mode it was in');
+  assert.ok(model.parameters().every((parameter) => parameter.requiresGrad && parameter.grad === null), 'no weight gradient made, requiresGrad restored');
   clip.dispose();
   model.dispose();
 });
