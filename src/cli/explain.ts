@@ -98,8 +98,10 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
       writeJsonAtomic(`${base}.explain.json`, { checkpoint: source.checkpoint, arch: classifier.arch, preprocessing, ...summary });
       summaries.push(summary);
       const peak = cam.frameImportance.indexOf(Math.max(...cam.frameImportance));
+      // With one frame left at the stage, the map is the same in every frame: no frame is strongest.
+      const when = cam.stageShape[0] === 1 ? 'one frame at this stage, the same map in every frame' : `strongest in frame ${peak + 1} of ${cam.shape[0]}`;
       lines.push(`${result.file}: ${explained.label} ${(100 * explained.score).toFixed(1)}% (stage ${cam.stage}, map ${cam.stageShape.join('×')}; ` +
-        `strongest in frame ${peak + 1} of ${cam.shape[0]})\n  wrote ${summary.files.join(', ')}`);
+        `${when})\n  wrote ${summary.files.join(', ')}`);
       succeeded++;
     }
     progress.finish();

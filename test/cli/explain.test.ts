@@ -27,7 +27,7 @@ test('stcnet explain: per video a picture, a video and a JSON of Grad-CAM; an un
   assert.match(result.stderr, new RegExp(`explain: ${garbage}: `));
   assert.match(result.stderr, /explain: 1 of 3 videos could not be decoded/);
   const lines = result.stdout.trimEnd().split('\n');
-  assert.match(lines[0]!, new RegExp(`^${videos[0]}: (${FIXTURE_CLASSES.join('|')}) \\d+\\.\\d% \\(stage 2, map 1×4×4; strongest in frame [1-4] of 4\\)$`));
+  assert.match(lines[0]!, new RegExp(`^${videos[0]}: (${FIXTURE_CLASSES.join('|')}) \\d+\\.\\d% \\(stage 2, map 1×4×4; one frame at this stage, the same map in every frame\\)$`));
   assert.match(lines[2]!, new RegExp(`^${garbage}: failed: `));
   assert.deepEqual(readdirSync(out).sort(), ['v_MoveLeft_g01_c01', 'v_MoveUp_g02_c01'].flatMap((name) => [`${name}.cam.jpg`, `${name}.cam.mp4`, `${name}.explain.json`]).sort());
   for (const video of videos) {
@@ -55,8 +55,9 @@ test('stcnet explain: per video a picture, a video and a JSON of Grad-CAM; an un
   const byIndex = JSON.parse(run('explain', fixture.checkpoint, videos[0]!, '--out', out, '--class', '3', '--json', '--quiet').stdout) as { videos: Summary[] };
   assert.deepEqual(byIndex.videos[0]!.frameImportance, parsed.videos[0]!.frameImportance, 'class 3 is MoveDown, the map is the same');
 
-  const twice = run('explain', fixture.checkpoint, videos[0]!, videos[0]!, '--out', join(out, 'twice'), '--quiet');
+  const twice = run('explain', fixture.checkpoint, videos[0]!, videos[0]!, '--out', join(out, 'twice'), '--stage', '1', '--quiet');
   assert.equal(twice.status, 0, twice.stderr);
+  assert.match(twice.stdout, /\(stage 1, map 2×8×8; strongest in frame [1-4] of 4\)/, 'two frames at stage 1: the strongest is named');
   assert.deepEqual(readdirSync(join(out, 'twice')).filter((name) => name.endsWith('.json')).sort(),
     ['v_MoveLeft_g01_c01-2.explain.json', 'v_MoveLeft_g01_c01.explain.json'], 'a name given twice is made unique');
 
