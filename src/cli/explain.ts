@@ -4,7 +4,7 @@ import { UserError } from '../util/errors.js';
 import { checkFolderCreatable, ensureDir, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { Progress } from '../util/progress.js';
 import type { Frames } from '../explain/render.js';
-import { expandVideoArgs, uniqueBases } from './predict.js';
+import { checkpointFlags, expandVideoArgs, uniqueBases } from './predict.js';
 
 /**
  * `stcnet explain CHECKPOINT VIDEO...|DIR`: where in each video's centre clip the network found the
@@ -18,10 +18,7 @@ const flags = {
   class: { type: 'string', description: 'class to explain, by name or index (default: each clip\'s top class)' },
   top: { type: 'int', description: 'top classes listed per video', default: 5, min: 1 },
   alpha: { type: 'number', description: 'weight of the map over the frames in the pictures', default: 0.5, min: 0, max: 1 },
-  labels: { type: 'string', description: 'class names: one per line, classInd.txt ("1 Name") or JSON (default: the checkpoint\'s)' },
-  arch: { type: 'string', description: 'architecture of a PyTorch checkpoint (see `stcnet models`); checked against a stcnet checkpoint' },
-  frames: { type: 'int', description: 'clip length an STC model of a PyTorch checkpoint is built for (default: inferred, else 16)', min: 1 },
-  'short-side': { type: 'int', description: 'short side the videos are decoded at (default: the checkpoint\'s, else its run\'s frame cache\'s)', min: 8 },
+  ...checkpointFlags,
   json: { type: 'boolean', description: 'print the results as JSON', default: false },
   quiet: { type: 'boolean', description: 'no progress (failures are still reported)', default: false },
 } as const;
@@ -56,12 +53,12 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
   const files = expandVideoArgs(videoArgs);
   if (f.labels !== undefined) (await import('../train/labels.js')).readLabels(f.labels);
   checkFolderCreatable(f.out, '--out');
-  const { loadClassifier } = await import('../train/classifier.js');
+  const { loadClassifier, classNamesOf } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   try {
     if (model.input.dims !== 3) throw new UserError(`stcnet explain: ${source.checkpoint} is a 2D image model (${classifier.arch}); explain takes video models`);
-    const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
+    const classes = classNamesOf(classifier);
     const classIndex = f.class === undefined ? undefined : classIndexOf(f.class, classes);
     const { explainVideos } = await import('../explain/explain.js');
     const { overlay, contactSheet, upscale } = await import('../explain/render.js');

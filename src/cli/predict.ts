@@ -13,15 +13,20 @@ import { isVideoFile } from '../data/dataset.js';
  * crop at the checkpoint's size, its mean/std). A video that cannot be decoded is reported and the
  * others go on; the exit status is 0 when any video succeeded, 1 when none did.
  */
+/** How predict and explain find a model, its classes and its decoding in a checkpoint (a PyTorch one too). */
+export const checkpointFlags = {
+  labels: { type: 'string', description: 'class names: one per line, classInd.txt ("1 Name") or JSON (default: the checkpoint\'s)' },
+  arch: { type: 'string', description: 'architecture of a PyTorch checkpoint (see `stcnet models`); checked against a stcnet checkpoint' },
+  frames: { type: 'int', description: 'clip length an STC model of a PyTorch checkpoint is built for (default: inferred, else 16)', min: 1 },
+  'short-side': { type: 'int', description: 'short side the videos are decoded at (default: the checkpoint\'s, else its run\'s frame cache\'s)', min: 8 },
+} as const;
+
 const flags = {
   top: { type: 'int', description: 'classes shown per video (or window)', default: 5, min: 1 },
   clips: { type: 'int', description: 'clips per video (or per window), evenly spaced (K)', default: 10, min: 1 },
   crops: { type: 'string', description: 'crops per clip: 1 (centre) or 3 (along the long side)', default: '1', choices: ['1', '3'] },
-  labels: { type: 'string', description: 'class names: one per line, classInd.txt ("1 Name") or JSON (default: the checkpoint\'s)' },
-  arch: { type: 'string', description: 'architecture of a PyTorch checkpoint (see `stcnet models`); checked against a stcnet checkpoint' },
-  frames: { type: 'int', description: 'clip length an STC model of a PyTorch checkpoint is built for (default: inferred, else 16)', min: 1 },
+  ...checkpointFlags,
   'num-classes': { type: 'int', description: 'expected classifier outputs (checked)', min: 1 },
-  'short-side': { type: 'int', description: 'short side the videos are decoded at (default: the checkpoint\'s, else its run\'s frame cache\'s)', min: 8 },
   json: { type: 'boolean', description: 'print JSON (failures included) instead of a table', default: false },
   csv: { type: 'boolean', description: 'print CSV (file,rank,class_index,class,score,error) instead of a table', default: false },
   timeline: { type: 'boolean', description: 'per-window predictions over each video, written as CSV and a chart (PNG+SVG)', default: false },
@@ -121,12 +126,12 @@ async function runPredict(checkpointArg: string, videoArgs: string[], f: Flags, 
   const files = expandVideoArgs(videoArgs);
   if (f.labels !== undefined) (await import('../train/labels.js')).readLabels(f.labels);
   if (f.timeline) checkTimelineOut(f.out);
-  const { loadClassifier, onDevice } = await import('../train/classifier.js');
+  const { loadClassifier, onDevice, classNamesOf } = await import('../train/classifier.js');
   const classifier = await loadClassifier(source, { arch: f.arch, frames: f.frames, numClasses: f['num-classes'], labels: f.labels, shortSide: f['short-side'] });
   const { model, preprocessing } = classifier;
   let runner: Awaited<ReturnType<typeof onDevice>> | undefined;
   try {
-    const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
+    const classes = classNamesOf(classifier);
     if (!classifier.classes && !f.quiet) process.stderr.write(`predict: ${source.checkpoint} names no classes; showing indices (--labels FILE gives names)\n`);
     if (classifier.shortSideFrom === 'guess' && !f.quiet) {
       process.stderr.write(`predict: ${source.checkpoint} does not record the short side its training frames had; decoding at ${preprocessing.shortSide} ` +

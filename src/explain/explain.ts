@@ -1,10 +1,9 @@
-import { ClipLoader } from '../data/loader.js';
 import { tidy } from '../engine/index.js';
 import type { ZooModel } from '../models/base.js';
 import type { Preprocessing } from '../models/checkpoint.js';
 import { batchTensors } from '../train/epoch.js';
-import { decodeShortSide, normalizationOf } from '../train/classifier.js';
-import { failureReason } from '../train/predict.js';
+import { normalizationOf } from '../train/classifier.js';
+import { failureReason, viewLoader } from '../train/predict.js';
 import { gradCam, type GradCamOptions, type GradCamResult } from './grad_cam.js';
 import { clipFrames, type Frames } from './render.js';
 
@@ -24,12 +23,7 @@ export async function* explainVideos(model: ZooModel, files: string[], preproces
   options: GradCamOptions = {}): AsyncGenerator<VideoExplanation> {
   if (files.length === 0) return;
   const normalize = normalizationOf(preprocessing);
-  const loader = await ClipLoader.create({
-    samples: files.map((file) => ({ path: file, relPath: file, label: 0 })),
-    source: { kind: 'video', shortSide: decodeShortSide(preprocessing), ...(preprocessing.fps !== undefined ? { fps: preprocessing.fps } : {}) },
-    mode: 'test', batchSize: 1, frames: preprocessing.frames, stride: preprocessing.stride, size: preprocessing.size,
-    normalize, testClips: 1, testCrops: 1, workers: 1, shuffle: false, dropLast: false,
-  });
+  const loader = await viewLoader(files.map((file) => ({ path: file, relPath: file, label: 0 })), preprocessing, 1, 1, 1);
   try {
     for await (const batch of loader.epoch(0)) {
       const index = batch.index, file = files[index]!;

@@ -1,6 +1,7 @@
 import { F, noGrad, tidy, type Tensor } from '../engine/index.js';
 import { ModelInputError, shapeText } from '../models/errors.js';
 import { checkStage, type ZooModel } from '../models/base.js';
+import { topClasses } from '../train/metrics.js';
 
 /** What Grad-CAM found for one clip. */
 export interface GradCamResult {
@@ -58,7 +59,7 @@ export function gradCam(model: ZooModel, clip: Tensor, options: GradCamOptions =
       const leaf = activations.detach().requiresGrad_();
       const logits = model.forwardHead(model.forwardFromStage(leaf, stage));
       const scores = noGrad(() => logits.detach().float().softmax(1).toFloat32Array());
-      const explained = classIndex ?? argmax(scores);
+      const explained = classIndex ?? topClasses(scores, 1)[0]!;
       logits.select(1, explained).sum().backward();
       return noGrad(() => {
         const channelWeights = leaf.grad!.float().mean([2, 3, 4], true);                // 1×C×1×1×1
@@ -81,10 +82,4 @@ export function gradCam(model: ZooModel, clip: Tensor, options: GradCamOptions =
     model.train(wasTraining);
     parameters.forEach((parameter, i) => { parameter.requiresGrad = wanted[i]!; });
   }
-}
-
-function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
 }

@@ -93,7 +93,7 @@ export async function exportOnnx(checkpointFile: string, outFile: string, option
   const source = resolveModelSource(checkpointFile);
   if (path.resolve(source.checkpoint) === path.resolve(outFile)) throw new UserError(`--onnx ${outFile}: is the checkpoint itself`);
   await precheckCheckpoint(source.checkpoint, options);
-  const { loadClassifier } = await import('../train/classifier.js');
+  const { loadClassifier, classNamesOf } = await import('../train/classifier.js');
   log(`loading ${source.checkpoint}`);
   const classifier = await loadClassifier(source, {
     ...(options.arch !== undefined ? { arch: options.arch } : {}),
@@ -106,7 +106,7 @@ export async function exportOnnx(checkpointFile: string, outFile: string, option
     const { buildGraph, checkExportable } = await import('./export_model.js');
     checkExportable(model);
     const preprocessing = settlePreprocessing(source.checkpoint, classifier.preprocessing, classifier.preprocessingFrom, model.input.frames, options);
-    const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
+    const classes = classNamesOf(classifier);
     const { STCNET_VERSION } = await import('../models/version.js');
     const { onnxMetadataEntries } = await import('../onnx/metadata.js');
     const built = buildGraph(model, { frames: preprocessing.frames, size: preprocessing.size, batch });

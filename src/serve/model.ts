@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fromTypedArray, memory, noGrad, setNumThreads, tidy, type Tensor } from '../engine/index.js';
 import type { InferenceDType, InferenceModel, ZooModel } from '../models/index.js';
 import type { Preprocessing } from '../models/checkpoint.js';
-import { decodeShortSide, loadClassifier, normalizationOf, preparedInDtype, resolveModelSource } from '../train/classifier.js';
+import { classNamesOf, decodeShortSide, loadClassifier, normalizationOf, preparedInDtype, resolveModelSource } from '../train/classifier.js';
 
 /**
  * The model a service holds: loaded once from a checkpoint as `stcnet predict` loads it
@@ -60,7 +60,7 @@ export class ServedModel {
       throw error;
     }
     model.eval();
-    const classes = classifier.classes ?? Array.from({ length: model.numClasses }, (_, i) => `class ${i}`);
+    const classes = classNamesOf(classifier);
     const shortSide = decodeShortSide(preprocessing);
     const norm = normalizationOf(preprocessing);
     const description: ModelDescription = {

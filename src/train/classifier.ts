@@ -47,6 +47,11 @@ export interface Classifier {
   shortSideFrom: 'flag' | 'checkpoint' | 'run' | 'defaults' | 'guess';
 }
 
+/** The classifier's class names, else `class 0`, `class 1`, ... for a checkpoint that names none. */
+export function classNamesOf(classifier: Classifier): string[] {
+  return classifier.classes ?? Array.from({ length: classifier.model.numClasses }, (_, i) => `class ${i}`);
+}
+
 /**
  * The preprocessing of a model family's published weights, for checkpoints that do not carry
  * their own, as each project's test transform has it: Hara et al. scale the short side to the crop

@@ -33,6 +33,19 @@ export interface Segment {
   end?: number;
 }
 
+/**
+ * The test-mode loader reading the videos themselves, as eval, predict and explain make clips: K clips
+ * evenly spaced, `crops` crops each, at the preprocessing's short side, size, frames, stride and mean/std.
+ * One batch per sample (K × crops clips), so each video is decoded once and batch b is sample b.
+ */
+export function viewLoader(samples: VideoSample[], p: Preprocessing, clips: number, crops: 1 | 3, workers: number): Promise<ClipLoader> {
+  return ClipLoader.create({
+    samples, source: { kind: 'video', shortSide: decodeShortSide(p), ...(p.fps !== undefined ? { fps: p.fps } : {}) },
+    mode: 'test', batchSize: clips * crops, frames: p.frames, stride: p.stride, size: p.size,
+    normalize: normalizationOf(p), testClips: clips, testCrops: crops, workers, shuffle: false, dropLast: false,
+  });
+}
+
 /** A decode failure's reason without ffmpeg's per-run context tag ("[mov,mp4,... @ 0x55d0...] "), which differs on every run. */
 export function failureReason(reason: string): string {
   return reason.replace(/\[[^\]\n]* @ 0x[0-9a-f]+\] ?/g, '');
@@ -51,12 +64,7 @@ export async function scoreSegments(model: Module & { numClasses: number }, segm
   const samples: VideoSample[] = segments.map((s) => ({ path: s.path, relPath: s.path, label: 0, start: s.start, end: s.end }));
   const results: SegmentScores[] = new Array(segments.length);
   if (segments.length === 0) return results;
-  // One batch per segment (K × crops clips), so each video is decoded once and batch b is segment b.
-  const loader = await ClipLoader.create({
-    samples, source: { kind: 'video', shortSide: decodeShortSide(p), ...(p.fps !== undefined ? { fps: p.fps } : {}) },
-    mode: 'test', batchSize: settings.clips * crops, frames: p.frames, stride: p.stride, size: p.size,
-    normalize: normalizationOf(p), testClips: settings.clips, testCrops: crops, workers: settings.workers ?? 1, shuffle: false, dropLast: false,
-  });
+  const loader = await viewLoader(samples, p, settings.clips, crops, settings.workers ?? 1);
   const wasTraining = model.training;
   model.eval();
   try {
