@@ -70,6 +70,8 @@ async function runExplain(checkpointArg: string, videoArgs: string[], f: Flags):
     const lines: string[] = [];
     let succeeded = 0;
     ensureDir(f.out);
+    // A run killed mid-video (kill -9) leaves its encoder's temporary file: the next run removes it.
+    await (await import('../video/encode.js')).removeStaleEncodeTemps(f.out);
     for await (const result of explainVideos(model, files, preprocessing, { stage: f.stage, classIndex })) {
       progress.tick(1);
       if (!result.ok) {

@@ -61,6 +61,12 @@ test('stcnet explain: per video a picture, a video and a JSON of Grad-CAM; an un
   assert.deepEqual(readdirSync(join(out, 'twice')).filter((name) => name.endsWith('.json')).sort(),
     ['v_MoveLeft_g01_c01-2.explain.json', 'v_MoveLeft_g01_c01.explain.json'], 'a name given twice is made unique');
 
+  // What a killed run leaves (an encoder's temporary file of a process that no longer runs) is removed.
+  const stale = join(out, 'twice', '.v_MoveLeft_g01_c01.cam.mp4.tmp-999999-abcdefgh');
+  writeFileSync(stale, 'partial');
+  assert.equal(run('explain', fixture.checkpoint, videos[0]!, '--out', join(out, 'twice'), '--quiet').status, 0);
+  assert.equal(existsSync(stale), false, 'the stale temporary file is gone');
+
   const none = run('explain', fixture.checkpoint, garbage, '--out', join(out, 'none'), '--quiet');
   assert.equal(none.status, 1, 'no video explained');
   assert.equal(existsSync(join(out, 'none')) ? readdirSync(join(out, 'none')).length : 0, 0);
